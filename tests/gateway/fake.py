@@ -1,0 +1,100 @@
+"""An in-process stand-in for the sessions engine, implementing the gateway's SwarmSessions.
+
+It answers from the prompt (so a reply proves which request it belongs to), reports stages the way
+the engine does, and can be told to fail, to hold until released, or to hang; it records every call
+and every cancellation so tests can assert the gateway drove it correctly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from node.gateway import StageCallback, SwarmResult, SwarmUnavailable
+
+WINNER = "12D3KooWFakeWinnerPeer1111111111111111111111111111"
+LOSER = "12D3KooWFakeLoserPeer22222222222222222222222222222"
+VERIFIER = "12D3KooWFakeVerifierPeer333333333333333333333333"
+
+
+def answer_for(prompt: str) -> str:
+    """The fake swarm's deterministic answer: several words, a newline, the prompt echoed."""
+    return f"The swarm says:\n  {prompt} -> answered."
+
+
+@dataclass
+class Call:
+    prompt: str
+    providers: int
+    timeout_s: float
+    aggregator: str
+    task: str
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class FakeSwarm:
+    """Configurable fake: set ``fail``, ``fail_after_assign``, ``hold`` or ``hang`` per test."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.models: dict[str, str] = {LOSER: "qwen2.5:1.5b", WINNER: "llama3.2:1b"}
+        self.fail: SwarmUnavailable | None = None  # raised before participants are assigned
+        self.fail_after_assign: SwarmUnavailable | None = None  # raised after "execute"
+        self.hold: asyncio.Event | None = None  # wait for this after "execute" before answering
+        self.hang = False  # never answer (the gateway's own deadline must end the request)
+        self.text: str | None = None  # fixed answer instead of answer_for(prompt)
+        self._ids = itertools.count(1)
+        self.call_started = asyncio.Event()
+
+    def provider_models(self) -> Mapping[str, str]:
+        return dict(self.models)
+
+    async def run(
+        self,
+        prompt: str,
+        *,
+        providers: int,
+        timeout_s: float,
+        aggregator: str,
+        on_stage: StageCallback | None = None,
+    ) -> SwarmResult:
+        call = Call(prompt, providers, timeout_s, aggregator, task=f"task-{next(self._ids)}")
+        self.calls.append(call)
+        stage = on_stage or (lambda _stage: None)
+        call.started.set()
+        self.call_started.set()
+        try:
+            stage("advertise")
+            await asyncio.sleep(0)  # let other requests interleave, like a real session
+            if self.fail is not None:
+                raise self.fail
+            stage("execute")
+            if self.hang:
+                await asyncio.Event().wait()
+            if self.hold is not None:
+                await self.hold.wait()
+            if self.fail_after_assign is not None:
+                raise self.fail_after_assign
+            stage("verify")
+            stage("finalize")
+            return SwarmResult(
+                task=call.task,
+                winner=WINNER,
+                score=0.87,
+                text=self.text if self.text is not None else answer_for(prompt),
+                averages={WINNER: 0.87, LOSER: 0.41},
+                scores={WINNER: {VERIFIER: 0.87}, LOSER: {VERIFIER: 0.41}},
+                missing={},
+                timings={"join": 12.0, "execute": 30.0, "verify": 20.0},
+                models={WINNER: "llama3.2:1b", LOSER: "qwen2.5:1.5b"},
+                aggregator=aggregator,
+            )
+        except asyncio.CancelledError:
+            call.cancelled.set()
+            raise
+        finally:
+            call.finished.set()
