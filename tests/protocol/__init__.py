@@ -1,0 +1,1 @@
+"""Pure, fast tests of the sans-IO protocol core."""

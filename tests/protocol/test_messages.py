@@ -1,0 +1,139 @@
+"""Bodies: constructors validate, to_wire/from_wire round-trip, from_wire is strict."""
+
+import math
+
+import pytest
+from hypothesis import given
+
+from protocol.errors import MalformedError, OversizeError, ProtocolError, RangeError
+from protocol.messages import (
+    BODY_TYPES,
+    MAX_PROMPT_CHARS,
+    MAX_REASON_CHARS,
+    MAX_RESPONSE_CHARS,
+    Advertise,
+    Assign,
+    Body,
+    Join,
+    Response,
+    Result,
+    Score,
+    Scores,
+    body_from_wire,
+)
+from tests.protocol.strategies import PEERS, bodies
+
+A, B, C = PEERS[:3]
+
+
+@given(bodies)
+def test_every_kind_round_trips(body: Body) -> None:
+    assert body_from_wire(body.KIND, body.to_wire()) == body
+
+
+def test_every_kind_has_a_strategy_example() -> None:
+    assert set(BODY_TYPES) == {
+        "advertise", "join", "assign", "response", "score", "scores",
+        "result", "abort", "presence", "bootmesh",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("value", [1.0, 0.995, -0.01, math.nan, math.inf, -math.inf])
+def test_score_out_of_range_rejected(value: float) -> None:
+    with pytest.raises(RangeError) as info:
+        Score(executor=A, score=value)
+    assert info.value.field == "score"
+    assert info.value.reason == "out_of_range"
+
+
+@pytest.mark.parametrize("value", ["0.5", None, True, b"\x00"])
+def test_score_wrong_type_rejected(value: object) -> None:
+    with pytest.raises(MalformedError) as info:
+        Score(executor=A, score=value)  # type: ignore[arg-type]
+    assert info.value.reason == "bad_type"
+
+
+def test_score_bounds_accepted() -> None:
+    assert Score(executor=A, score=0).score == 0.0
+    assert Score(executor=A, score=0.99).score == 0.99
+
+
+def test_missing_and_unknown_fields_named() -> None:
+    wire = Join(model="m", backend="sim").to_wire()
+    with pytest.raises(MalformedError) as info:
+        Join.from_wire({"model": "m"})
+    assert (info.value.reason, info.value.field) == ("missing_field", "backend")
+    with pytest.raises(MalformedError) as info:
+        Join.from_wire({**wire, "extra": 1})
+    assert (info.value.reason, info.value.field) == ("unknown_field", "extra")
+    with pytest.raises(MalformedError):
+        Join.from_wire([1, 2])
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: Advertise(prompt="x" * (MAX_PROMPT_CHARS + 1)), "prompt"),
+        (lambda: Response(text="x" * (MAX_RESPONSE_CHARS + 1), model="m"), "text"),
+        (lambda: Score(executor=A, score=0.5, reason="x" * (MAX_REASON_CHARS + 1)), "reason"),
+    ],
+)
+def test_size_limits(make: object, field: str) -> None:
+    with pytest.raises(OversizeError) as info:
+        make()  # type: ignore[operator]
+    assert info.value.field == field
+
+
+def test_assign_roles_disjoint_and_non_empty() -> None:
+    with pytest.raises(RangeError):
+        Assign((A, B), (B, C), "p")
+    with pytest.raises(RangeError):
+        Assign((), (B,), "p")
+    with pytest.raises(RangeError):
+        Assign((A,), (), "p")
+    with pytest.raises(RangeError):
+        Assign((A, A), (B,), "p")
+    with pytest.raises(RangeError):
+        Assign((b"\x00" * 38,), (B,), "p")
+    assert Assign([A], [B], "p").executors == (A,)  # lists normalised to tuples
+
+
+def test_advertise_validates_deadlines_and_aggregator() -> None:
+    with pytest.raises(RangeError):
+        Advertise(prompt="p", join_ms=0)
+    with pytest.raises(RangeError):
+        Advertise(prompt="p", aggregator="max")
+    with pytest.raises(RangeError):
+        Advertise(prompt="   ")
+    with pytest.raises(MalformedError):
+        Advertise(prompt="p", wanted=True)  # bool is not an int here
+
+
+def test_result_consistency() -> None:
+    ok = dict(
+        winner=A, score=0.5, text="t", aggregator="mean",
+        averages={A: 0.5}, counts={A: 1}, scores={A: {B: 0.5}},
+    )  # fmt: skip
+    assert Result(**ok).verifiers == (B,)
+    with pytest.raises(RangeError):
+        Result(**{**ok, "winner": C})  # winner must be an executor
+    with pytest.raises(RangeError):
+        Result(**{**ok, "scores": {A: {A: 0.5}}})  # nobody scores itself
+    with pytest.raises(RangeError):
+        Result(**{**ok, "averages": {A: None}})  # a winner without scores
+    with pytest.raises(RangeError):
+        Result(**{**ok, "winner": None})  # score without winner
+    with pytest.raises(RangeError):
+        Result(**{**ok, "scores": {A: {B: 1.5}}})
+
+
+def test_scores_batch_entries_validated_with_field_path() -> None:
+    with pytest.raises(ProtocolError) as info:
+        Scores.from_wire(
+            {"entries": [{"executor": A, "score": 0.2, "reason": ""},
+                         {"executor": B, "score": 2.0, "reason": ""}],
+             "judge_model": "j"}
+        )  # fmt: skip
+    assert info.value.field == "entries[1].score"
+    with pytest.raises(RangeError):
+        Scores.from_wire({"entries": [], "judge_model": "j"})
