@@ -1,0 +1,157 @@
+"""Tally: aggregators, missing is not zero, deterministic tie-break, role splits."""
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.tally import aggregate, split_roles, tally
+from tests.protocol.strategies import PEERS
+
+E1, E2, E3, V1, V2, V3 = PEERS[:6]
+
+
+def test_mean_is_the_flat_average_and_default() -> None:
+    t = tally([E1, E2], [V1, V2], {E1: {V1: 0.5, V2: 0.7}, E2: {V1: 0.2, V2: 0.3}})
+    assert t.aggregator == "mean"
+    assert t.averages[E1] == pytest.approx(0.6)
+    assert t.averages[E2] == pytest.approx(0.25)
+    assert t.winner == E1 and t.winner_score == pytest.approx(0.6)
+    assert t.counts == {E1: 2, E2: 2}
+    assert t.missing == ()
+
+
+def test_median_and_trimmed() -> None:
+    values = [0.1, 0.5, 0.6, 0.9]
+    assert aggregate(values, "median") == pytest.approx(0.55)
+    assert aggregate([0.0, 0.5, 0.6], "trimmed") == pytest.approx(0.5)  # one dropped each end
+    assert aggregate([0.4, 0.6], "trimmed") == pytest.approx(0.5)  # too few to trim
+    assert aggregate([], "median") is None
+    with pytest.raises(ValueError):
+        aggregate([0.1], "max")
+
+
+def test_missing_score_is_not_zero() -> None:
+    # V2 never scored E1: E1's mean is over V1 alone, not (0.9 + 0) / 2
+    t = tally([E1, E2], [V1, V2], {E1: {V1: 0.9}, E2: {V1: 0.5, V2: 0.5}})
+    assert t.averages[E1] == pytest.approx(0.9)
+    assert t.scores[E1][V2] is None
+    assert t.counts[E1] == 1
+    assert t.winner == E1
+    assert t.missing == ()  # V2 scored something, so it is not missing as a whole
+
+
+def test_silent_verifier_and_silent_executor_are_missing() -> None:
+    t = tally([E1, E2], [V1, V2], {E1: {V1: 0.4}}, responded=[E1])
+    assert t.missing == (E2, V2)
+    assert t.averages[E2] is None and t.scores[E2] == {V1: None, V2: None}
+
+
+def test_scores_for_non_responders_and_strangers_are_ignored() -> None:
+    t = tally([E1, E2], [V1], {E1: {V1: 0.1, V3: 0.99}, E2: {V1: 0.9}}, responded=[E1])
+    assert t.winner == E1
+    assert set(t.scores[E1]) == {V1}
+    assert t.averages[E2] is None
+
+
+def test_no_scores_no_winner() -> None:
+    t = tally([E1], [V1], {})
+    assert t.winner is None and t.winner_score is None
+    assert t.missing == (V1,)
+    result = t.to_result("ignored")
+    assert result.winner is None and result.text == ""
+
+
+def test_tie_break_count_then_lowest_peer_id() -> None:
+    t = tally([E1, E2], [V1, V2], {E1: {V1: 0.5}, E2: {V1: 0.5, V2: 0.5}})
+    assert t.winner == E2  # same average, more scores
+    low, high = sorted([E1, E2])
+    t = tally([high, low], [V1], {high: {V1: 0.5}, low: {V1: 0.5}})
+    assert t.winner == low
+    # float noise does not break a real tie: (0.1 + 0.2) / 2 vs 0.15
+    t = tally([high, low], [V1, V2], {high: {V1: 0.1, V2: 0.2}, low: {V1: 0.15, V2: 0.15}})
+    assert t.winner == low
+
+
+def test_result_carries_matrix_averages_counts_missing() -> None:
+    t = tally([E1, E2], [V1, V2], {E1: {V1: 0.3, V2: 0.5}}, responded=[E1])
+    result = t.to_result("the answer")
+    assert result.winner == E1 and result.text == "the answer"
+    assert result.scores == {E1: {V1: 0.3, V2: 0.5}, E2: {V1: None, V2: None}}
+    assert result.counts == {E1: 2, E2: 0}
+    assert result.missing == (E2,)
+
+
+def test_original_split_is_reproducible_uniform_index() -> None:
+    joined = PEERS[:5]
+    a = split_roles(joined, random.Random(7), "original")
+    b = split_roles(joined, random.Random(7), "original")
+    assert a == b
+    k = random.Random(7).randint(1, 4)
+    assert a == (tuple(joined[:k]), tuple(joined[k:]))
+
+
+def test_balanced_split_ignores_arrival_order() -> None:
+    joined = PEERS[:5]
+    a = split_roles(joined, random.Random(3))
+    b = split_roles(list(reversed(joined)), random.Random(3))
+    assert a == b
+    assert (len(a[0]), len(a[1])) == (2, 3)
+
+
+def test_two_joiners_split_one_and_one() -> None:
+    for method in ("balanced", "original"):
+        for seed in range(20):
+            ex, ver = split_roles(PEERS[:2], random.Random(seed), method)
+            assert len(ex) == len(ver) == 1
+
+
+def test_split_needs_two() -> None:
+    with pytest.raises(ValueError):
+        split_roles(PEERS[:1], random.Random(0))
+    with pytest.raises(ValueError):
+        split_roles([E1, E1], random.Random(0))
+    with pytest.raises(ValueError):
+        split_roles(PEERS[:3], random.Random(0), "alphabetical")
+
+
+@given(
+    st.lists(st.sampled_from(PEERS), min_size=2, max_size=12, unique=True),
+    st.integers(0, 2**32),
+    st.sampled_from(["balanced", "original"]),
+)
+def test_split_property(joined: list[bytes], seed: int, method: str) -> None:
+    ex, ver = split_roles(joined, random.Random(seed), method)
+    assert ex and ver
+    assert not set(ex) & set(ver)
+    assert set(ex) | set(ver) == set(joined)
+    if method == "balanced":
+        assert len(ex) <= len(ver) <= len(ex) + 1
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(PEERS[:4]),
+        st.dictionaries(st.sampled_from(PEERS[4:8]), st.floats(0, 0.99), max_size=4),
+        max_size=4,
+    ),
+    st.sampled_from(["mean", "median", "trimmed"]),
+)
+def test_winner_has_the_best_aggregate(scores: dict, method: str) -> None:
+    t = tally(PEERS[:4], PEERS[4:8], scores, aggregator=method)
+    ranked = [a for a in t.averages.values() if a is not None]
+    if not ranked:
+        assert t.winner is None
+    else:
+        assert t.winner_score == pytest.approx(max(ranked))
+        for avg in ranked:
+            assert 0.0 <= avg <= 0.99
+        t.to_result("x")  # always a valid Result body
+
+
+def test_aggregate_stays_in_score_range_despite_float_noise() -> None:
+    assert sum([0.99] * 7) / 7 > 0.99  # the float noise this guards against
+    t = tally([E1], PEERS[1:8], {E1: {v: 0.99 for v in PEERS[1:8]}})
+    assert t.averages[E1] == 0.99
+    t.to_result("x")
