@@ -1,0 +1,644 @@
+"""A test double of Ollama's HTTP API (aiohttp), faithful enough for the official ``ollama`` client.
+
+Endpoints: ``/api/chat`` and ``/api/generate`` (NDJSON streaming, or one JSON object with
+``"stream": false``), ``/api/tags``, ``/api/show``, ``/api/version``, ``/api/pull``, ``/api/ps``.
+It honours the gotchas in ARCHITECTURE §11: streaming is the default when ``stream`` is absent, no
+blank lines between records, every chat chunk (the last too) carries ``message``, ``/api/show``
+includes ``model_info``, ``/api/tags`` entries have ``model`` and ``name``, errors are
+``{"error": ...}`` with the HTTP status (404 for an unknown model).
+
+Three ways to run it:
+
+* In a test's event loop (asyncio)::
+
+      async with OllamaDouble(models=["qwen2.5:1.5b"]) as double:
+          client = ollama.AsyncClient(host=double.url)
+
+* In a background thread (for sync or trio tests)::
+
+      with OllamaDouble(models=["m"]).in_thread() as double: ...
+
+* As a process, so that provider *subprocesses* can point ``--ollama-host`` at it::
+
+      python -m tests.ollama_double --port 0 --model qwen2.5:1.5b --model llama3.2:1b
+      # prints "ollama-double listening on http://127.0.0.1:PORT", serves until SIGTERM
+
+  or from a test: ``with spawn_double("--model", "m") as url: ...``.
+
+Behaviour per model (:class:`ModelSpec`): a default answer (``{model}`` and ``{prompt}`` are
+substituted), a default judge score, delays. Per request, scripted :class:`Reply` objects queue up
+per (model, kind), kind ``"judge"`` for requests that carry ``format`` (structured output) and
+``"answer"`` otherwise; they are consumed in order, then the model's defaults apply. A reply can
+set an HTTP error, a delay before the first byte, a delay between chunks, an error record after N
+chunks (``error_after``), a dropped connection after N chunks (``drop_after``) and logprobs.
+A process double is scripted over HTTP: ``POST /_double/script`` with
+``{"model": ..., "kind": "answer"|"judge", "reply": {<Reply fields>}}``, ``POST /_double/models``
+with ``{<ModelSpec fields>}``, ``GET /_double/requests``, ``POST /_double/reset``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSION = "0.6.5"
+
+
+@dataclass
+class Reply:
+    """One scripted reply. ``text`` is the content; with ``logprobs`` given and ``text`` empty, the
+    content is the logprobs' tokens joined (so chunks and tokens line up)."""
+
+    text: str = ""
+    status: int = 200
+    error: str = "internal error"
+    delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+    error_after: int | None = None
+    drop_after: int | None = None
+    logprobs: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class ModelSpec:
+    """A model the double serves, and how it behaves when no scripted reply is queued."""
+
+    name: str
+    answer: str = "{model} answers: {prompt}"
+    judge_score: float = 0.8
+    judge_reason: str = "Accurate and concise."
+    judge: str | None = None  # raw judge reply text; overrides judge_score/judge_reason
+    delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+    family: str = "qwen2"
+    parameter_size: str = "1.5B"
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    body: Any
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _tokens(text: str) -> list[str]:
+    # Word-ish pieces keep streaming realistic without a tokenizer; digits and punctuation split
+    # one by one as Qwen's tokenizer does, so logprob alignment tests see per-digit tokens.
+    return re.findall(r"[A-Za-z]+\s*|\d|\s+|[^\sA-Za-z\d]", text) or [""]
+
+
+@dataclass
+class _State:
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    pullable: set[str] = field(default_factory=set)
+    scripts: dict[tuple[str, str], deque[Reply]] = field(default_factory=dict)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    loaded: set[str] = field(default_factory=set)
+
+
+class OllamaDouble:
+    """The double. Not thread-safe except through :meth:`script`, :meth:`add_model` and
+    :attr:`requests`, which take a lock (the thread mode calls them from the test's thread)."""
+
+    def __init__(
+        self,
+        models: list[str] | tuple[str, ...] | None = ("qwen2.5:1.5b",),
+        *,
+        pullable: list[str] | tuple[str, ...] = (),
+        version: str = VERSION,
+    ) -> None:
+        self._state = _State()
+        self._lock = threading.Lock()
+        self.version = version
+        for name in models or ():
+            self.add_model(name)
+        self._state.pullable.update(pullable)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self.port = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- configuration (any thread) ---------------------------------------------------------------
+
+    def add_model(self, name: str, **behaviour: Any) -> ModelSpec:
+        spec = ModelSpec(name=name, **behaviour)
+        with self._lock:
+            self._state.models[name] = spec
+        return spec
+
+    def remove_model(self, name: str) -> None:
+        with self._lock:
+            self._state.models.pop(name, None)
+
+    def model(self, name: str) -> ModelSpec:
+        return self._state.models[name]
+
+    def script(self, model: str, *replies: Reply | str, kind: str = "answer") -> None:
+        """Queue replies for ``model``'s next requests of ``kind`` ("answer" or "judge")."""
+        if kind not in ("answer", "judge"):
+            raise ValueError(f"kind must be 'answer' or 'judge', not {kind!r}")
+        with self._lock:
+            queue = self._state.scripts.setdefault((model, kind), deque())
+            queue.extend(r if isinstance(r, Reply) else Reply(text=r) for r in replies)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._state.requests)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == path]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._state.scripts.clear()
+            self._state.requests.clear()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/chat", self._chat)
+        app.router.add_post("/api/generate", self._generate)
+        app.router.add_get("/api/tags", self._tags)
+        app.router.add_post("/api/show", self._show)
+        app.router.add_get("/api/version", self._version)
+        app.router.add_post("/api/pull", self._pull)
+        app.router.add_get("/api/ps", self._ps)
+        app.router.add_get("/", self._root)
+        app.router.add_post("/_double/script", self._ctl_script)
+        app.router.add_post("/_double/models", self._ctl_models)
+        app.router.add_get("/_double/requests", self._ctl_requests)
+        app.router.add_post("/_double/reset", self._ctl_reset)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen (port 0 = a free port); returns the base URL."""
+        # handler_cancellation: a client that gives up (timeout test) cancels its handler's delay;
+        # a short shutdown_timeout keeps close() from waiting out long scripted delays.
+        self._runner = web.AppRunner(
+            self.make_app(), handler_cancellation=True, shutdown_timeout=0.5, access_log=None
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        return self.url
+
+    async def close(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> OllamaDouble:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @contextlib.contextmanager
+    def in_thread(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[OllamaDouble]:
+        """Serve from a background thread with its own asyncio loop (for sync or trio tests)."""
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start(host, port))
+            except BaseException as exc:  # reported to the caller below
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self.close())
+            loop.close()
+
+        thread = threading.Thread(target=serve, name="ollama-double", daemon=True)
+        thread.start()
+        if not started.wait(30):
+            raise RuntimeError("ollama double did not start within 30 s")
+        if failure:
+            raise failure[0]
+        try:
+            yield self
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(30)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _resolve(self, name: object) -> ModelSpec | None:
+        if not isinstance(name, str):
+            return None
+        with self._lock:
+            models = self._state.models
+            if name in models:
+                return models[name]
+            if ":" not in name:
+                return models.get(f"{name}:latest")
+            if name.endswith(":latest"):
+                return models.get(name.removesuffix(":latest"))
+        return None
+
+    def _next_reply(self, spec: ModelSpec, kind: str, prompt: str) -> Reply:
+        with self._lock:
+            queue = self._state.scripts.get((spec.name, kind))
+            reply = queue.popleft() if queue else None
+        if reply is not None:
+            if not reply.text and reply.logprobs:
+                reply = dataclasses.replace(
+                    reply, text="".join(str(t["token"]) for t in reply.logprobs)
+                )
+            return reply
+        if kind == "judge":
+            text = spec.judge
+            if text is None:
+                text = json.dumps({"reason": spec.judge_reason, "score": spec.judge_score})
+        else:
+            text = spec.answer.replace("{model}", spec.name).replace("{prompt}", prompt)
+        return Reply(text=text, delay_s=spec.delay_s, chunk_delay_s=spec.chunk_delay_s)
+
+    async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "invalid JSON body")
+        if not isinstance(body, dict):
+            return _error(400, "invalid JSON body")
+        with self._lock:
+            self._state.requests.append(RecordedRequest(request.method, request.path, body))
+        return body
+
+    async def _complete(self, request: web.Request, *, chat: bool) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        if not body.get("model"):
+            return _error(400, "model is required")
+        spec = self._resolve(body["model"])
+        if spec is None:
+            return _error(404, f'model "{body["model"]}" not found, try pulling it first')
+        if chat:
+            messages = body.get("messages") or []
+            users = [m.get("content", "") for m in messages if isinstance(m, dict)]
+            prompt = str(users[-1]) if users else ""
+        else:
+            prompt = str(body.get("prompt") or "")
+        kind = "judge" if body.get("format") else "answer"
+        reply = self._next_reply(spec, kind, prompt)
+        with self._lock:
+            self._state.loaded.add(spec.name)
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.status != 200:
+            return _error(reply.status, reply.error)
+
+        want_logprobs = bool(body.get("logprobs"))
+        if reply.logprobs is not None:
+            token_entries = list(reply.logprobs)
+        else:
+            token_entries = [
+                {"token": t, "logprob": 0.0, "top_logprobs": [{"token": t, "logprob": 0.0}]}
+                for t in _tokens(reply.text)
+            ]
+        chunks = [str(t["token"]) for t in token_entries]
+        started = time.perf_counter_ns()
+
+        def record(content: str, done: bool, entries: list[dict[str, Any]] | None) -> dict:
+            rec: dict[str, Any] = {"model": spec.name, "created_at": _now()}
+            if chat:
+                rec["message"] = {"role": "assistant", "content": content}
+            else:
+                rec["response"] = content
+            rec["done"] = done
+            if want_logprobs and entries is not None:
+                rec["logprobs"] = entries
+            if done:
+                elapsed = time.perf_counter_ns() - started
+                rec.update(
+                    done_reason="stop",
+                    total_duration=elapsed + 1_000_000,
+                    load_duration=1_000_000,
+                    prompt_eval_count=max(1, len(prompt.split())),
+                    prompt_eval_duration=500_000,
+                    eval_count=len(chunks),
+                    eval_duration=max(elapsed, 1),
+                )
+            return rec
+
+        if body.get("stream", True) is False:
+            return web.json_response(record(reply.text, True, token_entries))
+
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        for i, (chunk, entry) in enumerate(zip(chunks, token_entries, strict=True)):
+            if reply.error_after is not None and i == reply.error_after:
+                await response.write(json.dumps({"error": reply.error}).encode() + b"\n")
+                await response.write_eof()
+                return response
+            if reply.drop_after is not None and i == reply.drop_after:
+                # Cut the connection mid-body, as a crashed server would.
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            if reply.chunk_delay_s and i:
+                await asyncio.sleep(reply.chunk_delay_s)
+            await response.write(json.dumps(record(chunk, False, [entry])).encode() + b"\n")
+        # The last record carries `message` too, with empty content (a client reads it blindly).
+        await response.write(json.dumps(record("", True, [])).encode() + b"\n")
+        await response.write_eof()
+        return response
+
+    # --- Ollama endpoints -------------------------------------------------------------------------
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, chat=True)
+
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, chat=False)
+
+    def _details(self, spec: ModelSpec) -> dict[str, Any]:
+        return {
+            "parent_model": "",
+            "format": "gguf",
+            "family": spec.family,
+            "families": [spec.family],
+            "parameter_size": spec.parameter_size,
+            "quantization_level": "Q4_K_M",
+        }
+
+    async def _tags(self, request: web.Request) -> web.Response:
+        with self._lock:
+            specs = list(self._state.models.values())
+        models = [
+            {
+                "name": s.name,
+                "model": s.name,
+                "modified_at": "2025-01-01T00:00:00Z",
+                "size": 986_000_000,
+                "digest": hashlib.sha256(s.name.encode()).hexdigest(),
+                "details": self._details(s),
+            }
+            for s in specs
+        ]
+        return web.json_response({"models": models})
+
+    async def _show(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        spec = self._resolve(body.get("model") or body.get("name"))
+        if spec is None:
+            return _error(404, f'model "{body.get("model")}" not found')
+        return web.json_response(
+            {
+                "modelfile": f"FROM {spec.name}",
+                "parameters": "temperature 0.7",
+                "template": "{{ .Prompt }}",
+                "details": self._details(spec),
+                "model_info": {
+                    "general.architecture": spec.family,
+                    "general.parameter_count": 1_500_000_000,
+                    f"{spec.family}.context_length": 32768,
+                },
+                "capabilities": ["completion"],
+                "modified_at": "2025-01-01T00:00:00Z",
+            }
+        )
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": self.version})
+
+    async def _root(self, request: web.Request) -> web.Response:
+        return web.Response(text="Ollama is running")
+
+    async def _ps(self, request: web.Request) -> web.Response:
+        with self._lock:
+            loaded = [
+                self._state.models[n] for n in sorted(self._state.loaded) if n in self._state.models
+            ]
+        return web.json_response(
+            {
+                "models": [
+                    {
+                        "name": s.name,
+                        "model": s.name,
+                        "size": 986_000_000,
+                        "digest": "0" * 64,
+                        "details": self._details(s),
+                        "expires_at": "2099-01-01T00:00:00Z",
+                        "size_vram": 0,
+                    }
+                    for s in loaded
+                ]
+            }
+        )
+
+    async def _pull(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        if isinstance(body, web.Response):
+            return body
+        name = body.get("model") or body.get("name")
+        if not isinstance(name, str) or not name:
+            return _error(400, "model is required")
+        known = self._resolve(name) is not None or name in self._state.pullable
+        stream = body.get("stream", True) is not False
+        if not known:
+            if not stream:
+                return _error(500, "pull model manifest: file does not exist")
+            response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+            await response.prepare(request)
+            await response.write(b'{"status":"pulling manifest"}\n')
+            await response.write(b'{"error":"pull model manifest: file does not exist"}\n')
+            await response.write_eof()
+            return response
+        if self._resolve(name) is None:
+            self.add_model(name)
+        if not stream:
+            return web.json_response({"status": "success"})
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        for status in (
+            "pulling manifest",
+            "verifying sha256 digest",
+            "writing manifest",
+            "success",
+        ):
+            await response.write(json.dumps({"status": status}).encode() + b"\n")
+        await response.write_eof()
+        return response
+
+    # --- control endpoints (process mode) ---------------------------------------------------------
+
+    async def _ctl_script(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        try:
+            self.script(
+                data["model"], Reply(**data.get("reply", {})), kind=data.get("kind", "answer")
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            return _error(400, f"bad script: {exc}")
+        return web.json_response({"ok": True})
+
+    async def _ctl_models(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        try:
+            self.add_model(**data)
+        except TypeError as exc:
+            return _error(400, f"bad model: {exc}")
+        return web.json_response({"ok": True})
+
+    async def _ctl_requests(self, request: web.Request) -> web.Response:
+        return web.json_response([dataclasses.asdict(r) for r in self.requests])
+
+    async def _ctl_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+# --- process mode ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def spawn_double(*args: str, timeout: float = 30.0) -> Iterator[str]:
+    """Run ``python -m tests.ollama_double --port 0 *args`` and yield its URL; stop it after."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.ollama_double", "--port", "0", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = _read_url(proc, timeout)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _read_url(proc: subprocess.Popen[str], timeout: float) -> str:
+    # readline() blocks; a watchdog thread bounds the wait by killing a double that never starts.
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+    finally:
+        timer.cancel()
+    match = re.search(r"listening on (http://\S+)", line)
+    if not match:
+        err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+        raise RuntimeError(f"ollama double did not start: {line!r} {err[-500:]}")
+    return match.group(1)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.ollama_double", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 = a free port (printed)")
+    parser.add_argument("--model", action="append", default=[], help="a served model (repeat)")
+    parser.add_argument("--pullable", action="append", default=[], help="a model /api/pull adds")
+    parser.add_argument("--answer", default=None, help="default answer ({model}, {prompt})")
+    parser.add_argument("--judge-score", type=float, default=None, help="default judge score")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay before each reply")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between chunks")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help='JSON: {"models": [{ModelSpec fields}], "pullable": [...]}',
+    )
+    return parser.parse_args(argv)
+
+
+def build_from_args(args: argparse.Namespace) -> OllamaDouble:
+    double = OllamaDouble(models=[], pullable=args.pullable)
+    behaviour: dict[str, Any] = {
+        "delay_s": args.delay_ms / 1000,
+        "chunk_delay_s": args.chunk_delay_ms / 1000,
+    }
+    if args.answer is not None:
+        behaviour["answer"] = args.answer
+    if args.judge_score is not None:
+        behaviour["judge_score"] = args.judge_score
+    for name in args.model:
+        double.add_model(name, **behaviour)
+    if args.config is not None:
+        config = json.loads(args.config.read_text())
+        for spec in config.get("models", []):
+            double.add_model(**spec)
+        double._state.pullable.update(config.get("pullable", []))
+    if not double._state.models:
+        double.add_model("qwen2.5:1.5b", **behaviour)
+    return double
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    double = build_from_args(args)
+    url = await double.start(args.host, args.port)
+    print(f"ollama-double listening on {url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await double.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    asyncio.run(_serve(_parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
