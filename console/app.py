@@ -1,0 +1,486 @@
+"""The rnet console: a Textual App over one node (``make_app`` builds it, ``run_console`` runs it).
+
+The App owns the node link (toolong's model): it subscribes and starts it on mount and closes it
+on unmount. Runtime events land in an inbox; a coalescing ``EventsArrived`` wake-up folds them
+into ``ConsoleState`` and a throttled refresh assigns snapshots to reactives whose watchers fan
+them out to the panes (posting's model). Panes post Messages up; every action that touches the
+node runs an interpreter command line through the link — keys, modals and the command input
+share that one path.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from console.messages import CommandSubmitted, EventsArrived, SessionSelected, ShowText
+from console.modals import AdvertiseModal, HelpModal, PipeModal, SlmModal, TextModal
+from console.panes import CommandInput, LogPane, MeshPane, PeersPane, ScoresPane, SessionsPane
+from console.settings import Settings
+from console.state import ConsoleState, Peer, SessionView, short_id
+from themes import DEFAULT_THEME, TCSS_PATH, THEMES, next_theme
+
+if TYPE_CHECKING:
+    import argparse
+
+    from console.link import NodeLink
+
+logger = logging.getLogger(__name__)
+
+#: Minimum time between two repaints of the panes: bursts are folded, then drawn once.
+REFRESH_INTERVAL_S = 0.05
+
+
+class RnetConsole(App[int]):
+    """Main screen: peers, mesh, sessions, scores, log, command input."""
+
+    CSS_PATH = TCSS_PATH
+    TITLE = "rnet"
+    ENABLE_COMMAND_PALETTE = False
+    # Short terminals (80x24) get fixed, smaller log and sessions panes (see rnet.tcss).
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+
+    BINDINGS = [
+        Binding(
+            "a",
+            "advertise",
+            "Advertise",
+            id="advertise",
+            tooltip="Advertise a session: asks a topic and a prompt, runs `adv`",
+        ),
+        Binding(
+            "k",
+            "ack",
+            "Ack",
+            id="ack",
+            tooltip="Assign roles in the selected (or last) session: runs `ack <task>`",
+        ),
+        Binding(
+            "f",
+            "finalize",
+            "Finalize",
+            id="finalize",
+            tooltip="Tally the selected (or last) session now: runs `finalize <task>`",
+        ),
+        Binding(
+            "p",
+            "pipe",
+            "Pipe",
+            id="pipe",
+            tooltip="Run a whole session: asks N and a prompt, runs `pipe N <prompt>`",
+        ),
+        Binding("s", "slm", "SLM", id="slm", tooltip="Ask this node's own model: runs `slm`"),
+        Binding(
+            "w",
+            "view_text",
+            "Winner",
+            id="view_text",
+            tooltip="Show the selected session's winning answer in full",
+        ),
+        Binding(
+            "m",
+            "toggle_mesh",
+            "Mesh view",
+            id="toggle_mesh",
+            tooltip="Switch the mesh pane between the local and the bootstrap's view",
+        ),
+        Binding(
+            "colon,i",
+            "command",
+            "Command",
+            id="command",
+            tooltip="Type an interpreter command (help lists them)",
+        ),
+        Binding("slash", "filter_log", "Filter", id="filter_log", tooltip="Filter the log"),
+        Binding("t", "theme", "Theme", id="theme", tooltip="Switch between dark and light"),
+        Binding("question_mark", "help", "Help", id="help", tooltip="Keys and commands"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Stop the node and quit"),
+        Binding(
+            "ctrl+c",
+            "quit",
+            "Quit",
+            id="quit_ctrl_c",
+            show=False,
+            priority=True,
+            tooltip="Stop the node and quit",
+        ),
+        Binding(
+            "escape",
+            "leave_input",
+            "Back",
+            id="leave_input",
+            show=False,
+            tooltip="Leave the command input / filter",
+        ),
+    ]
+
+    peers: reactive[tuple[Peer, ...]] = reactive((), init=False, always_update=True)
+    """Snapshot of the peers this node sees."""
+    sessions: reactive[tuple[SessionView, ...]] = reactive((), init=False, always_update=True)
+    """Snapshot of every session seen (own and others'), oldest first."""
+    selected_task: reactive[str | None] = reactive(None, init=False)
+    """The session the scores pane shows and `k`/`f`/`w` act on."""
+    simulated: reactive[bool] = reactive(False, init=False)
+    """True when this node's model is the simulated backend (the header says so)."""
+
+    def __init__(
+        self,
+        link: NodeLink,
+        *,
+        role: str = "provider",
+        backend: str = "",
+        simulated: bool = False,
+        banner: str | None = None,
+        settings: Settings | None = None,
+        default_providers: int = 3,
+        save_settings: bool = True,
+    ) -> None:
+        super().__init__()
+        self.link = link
+        self.role = role
+        self.backend_label = backend
+        self.banner_text = banner
+        self.settings = settings if settings is not None else Settings.load()
+        self.save_settings = save_settings
+        self.default_providers = default_providers
+        self.state = ConsoleState(role=role)
+        self._inbox: list[Any] = []
+        self._dirty: set[str] = set()
+        self._refresh_timer: Any = None
+        self._last_refresh = 0.0
+        self._selection_pinned = False
+        #: Counters for benchmarks and tests: events folded, wake-ups handled, pane repaints.
+        self.stats = {"events": 0, "batches": 0, "repaints": 0}
+        self._loop_thread = threading.get_ident()
+        self.set_reactive(RnetConsole.simulated, simulated)
+        if self.settings.problem:
+            self.state.note(self.settings.problem, "warning")
+
+    # -- typed accessors ---------------------------------------------------------------------
+
+    @property
+    def peers_pane(self) -> PeersPane:
+        return self.query_one(PeersPane)
+
+    @property
+    def mesh_pane(self) -> MeshPane:
+        return self.query_one(MeshPane)
+
+    @property
+    def sessions_pane(self) -> SessionsPane:
+        return self.query_one(SessionsPane)
+
+    @property
+    def scores_pane(self) -> ScoresPane:
+        return self.query_one(ScoresPane)
+
+    @property
+    def log_pane(self) -> LogPane:
+        return self.query_one(LogPane)
+
+    @property
+    def command_input(self) -> CommandInput:
+        return self.query_one(CommandInput)
+
+    @property
+    def selected_session(self) -> SessionView | None:
+        if self.selected_task is None:
+            return None
+        return self.state.sessions.get(self.selected_task)
+
+    # -- layout and lifecycle ----------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        yield Static(Text(self.banner_text or ""), id="banner")
+        with Horizontal(id="top"):
+            with Vertical(id="left"):
+                yield PeersPane(id="peers")
+                yield MeshPane(id="mesh")
+            with Vertical(id="right"):
+                yield SessionsPane(id="sessions")
+                yield ScoresPane(id="scores")
+        yield LogPane(id="log")
+        yield CommandInput(self.link.command_names(), id="command")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for theme in THEMES:
+            self.register_theme(theme)
+        wanted = self.settings.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.state.note(f"unknown theme {wanted!r} in config; using {DEFAULT_THEME}", "warning")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        if self.settings.keymap:
+            self.set_keymap(self.settings.keymap)
+        self.query_one("#banner").display = bool(self.banner_text)
+        self.set_class(self.role == "bootstrap", "-bootstrap")
+        self._update_title()
+        self.sessions_pane.focus()
+        self.link.subscribe(self._on_node_event)
+        self.run_worker(self._start_node(), name="node-start", exit_on_error=False)
+        self._request_refresh({"log"})
+
+    async def _start_node(self) -> None:
+        self.state.note("starting node…")
+        self._request_refresh({"log"})
+        await self.link.start()
+        self.command_input.set_command_names(self.link.command_names())
+
+    async def on_unmount(self) -> None:
+        try:
+            await self.link.aclose()
+        except Exception:  # the UI is gone: the log file is the only place left to say it
+            logger.exception("closing the node failed")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every worker failure surfaces here, once, as a log line the user can see."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            what = "node start" if event.worker.name == "node-start" else event.worker.name
+            self.state.note(f"{what} failed: {error}", "error")
+            if event.worker.name == "node-start":
+                self._show_banner(f"The node could not start: {error}", error=True)
+            self._request_refresh({"log"})
+
+    # -- events from the node ------------------------------------------------------------------
+
+    def _on_node_event(self, event: Any) -> None:
+        """Runtime callback: queue and wake the UI (one pending wake-up at a time)."""
+        if threading.get_ident() != self._loop_thread:
+            self.call_from_thread(self._on_node_event, event)
+            return
+        self._inbox.append(event)
+        self.post_message(EventsArrived())
+
+    def feed(self, *events: Any) -> None:
+        """Push events as if the node emitted them (tests, benchmarks, the log handler)."""
+        for event in events:
+            self._on_node_event(event)
+
+    def on_events_arrived(self, _: EventsArrived) -> None:
+        batch, self._inbox = self._inbox, []
+        self.stats["batches"] += 1
+        self.stats["events"] += len(batch)
+        dirty: set[str] = set()
+        for event in batch:
+            dirty |= self.state.apply(event)
+        self._request_refresh(dirty)
+
+    def _request_refresh(self, dirty: set[str]) -> None:
+        self._dirty |= dirty
+        if self._refresh_timer is not None or not self._dirty:
+            return
+        wait = self._last_refresh + REFRESH_INTERVAL_S - time.monotonic()
+        if wait <= 0:
+            self._refresh_panes()
+        else:
+            self._refresh_timer = self.set_timer(wait, self._refresh_panes)
+
+    def _refresh_panes(self) -> None:
+        self._refresh_timer = None
+        self._last_refresh = time.monotonic()
+        self.stats["repaints"] += 1
+        dirty, self._dirty = self._dirty, set()
+        if "peers" in dirty:
+            self.peers = self.state.peers_snapshot()
+        if "mesh" in dirty:
+            self.mesh_pane.local = dict(self.state.mesh)
+            self.mesh_pane.bootmesh = dict(self.state.bootmesh)
+        if "sessions" in dirty:
+            self.sessions = self.state.sessions_snapshot()
+        if "log" in dirty:
+            self.log_pane.add_entries(self.state.take_new_log())
+        if dirty & {"identity", "peers"}:
+            self._update_title()
+
+    # -- reactive fan-out ------------------------------------------------------------------------
+
+    def watch_peers(self, peers: tuple[Peer, ...]) -> None:
+        self.peers_pane.peers = peers
+
+    def watch_sessions(self, sessions: tuple[SessionView, ...]) -> None:
+        if sessions and (not self._selection_pinned or self.selected_task is None):
+            self.selected_task = sessions[-1].task  # follow the newest unless the user chose
+        self.sessions_pane.sessions = sessions
+        self.scores_pane.session = self.selected_session
+
+    def watch_selected_task(self, task: str | None) -> None:
+        self.sessions_pane.selected = task
+        self.scores_pane.session = self.selected_session
+
+    def watch_simulated(self) -> None:
+        self._update_title()
+
+    def _update_title(self) -> None:
+        state = self.state
+        who = state.name or self.role
+        self.title = f"rnet · {who} {short_id(state.peer_id)}" if state.peer_id else f"rnet · {who}"
+        parts = []
+        if self.simulated:  # first, so a narrow header still says it
+            parts.append(f"SIMULATED {self.backend_label or 'sim'}")
+        elif self.backend_label:
+            parts.append(self.backend_label)
+        parts.append(state.role or self.role)
+        connected = sum(1 for p in state.peers.values() if p.state == "connected")
+        parts.append(f"{connected} peers")
+        if state.rejected:
+            parts.append(f"{state.rejected} rejected")
+        self.sub_title = " · ".join(parts)
+
+    def _show_banner(self, text: str, *, error: bool = False) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.update(Text(text))
+        banner.set_class(error, "-error")
+        banner.display = True
+
+    # -- messages from panes -------------------------------------------------------------------
+
+    @on(SessionSelected)
+    def _session_selected(self, message: SessionSelected) -> None:
+        self._selection_pinned = True
+        self.selected_task = message.task
+
+    @on(ShowText)
+    def _show_text(self, message: ShowText) -> None:
+        self.push_screen(TextModal(message.title, message.text))
+
+    @on(CommandSubmitted)
+    def _command_submitted(self, message: CommandSubmitted) -> None:
+        self.run_command(message.line)
+
+    def run_command(self, line: str | None) -> None:
+        """Echo ``line`` to the log and run it on the node (its output arrives as an event)."""
+        if not line:
+            return
+        self.state.note(f"> {line}", "command", "you")
+        self._request_refresh({"log"})
+        self.run_worker(
+            self.link.run_command(line),
+            name=f"command `{line}`",
+            group="commands",
+            exit_on_error=False,
+        )
+
+    # -- actions (keys) ---------------------------------------------------------------------------
+
+    def _target_task(self) -> str | None:
+        task = self.selected_task or (self.sessions[-1].task if self.sessions else None)
+        if task is None:
+            self.notify("No session yet: press a to advertise or p to pipe.", severity="warning")
+        return task
+
+    def action_advertise(self) -> None:
+        defaults = {"topic": f"task-{secrets.token_hex(3)}"}
+        self.push_screen(AdvertiseModal(defaults), self.run_command)
+
+    def action_ack(self) -> None:
+        task = self._target_task()
+        if task:
+            self.run_command(f"ack {task}")
+
+    def action_finalize(self) -> None:
+        task = self._target_task()
+        if task:
+            self.run_command(f"finalize {task}")
+
+    def action_pipe(self) -> None:
+        self.push_screen(PipeModal({"count": str(self.default_providers)}), self.run_command)
+
+    def action_slm(self) -> None:
+        self.push_screen(SlmModal(), self.run_command)
+
+    def action_view_text(self) -> None:
+        view = self.selected_session
+        if view is None or not view.winning_text:
+            self.notify("No winning answer to show yet.", severity="warning")
+            return
+        self.push_screen(
+            TextModal(f"{view.task} · winner {short_id(view.winner)}", view.winning_text)
+        )
+
+    def action_toggle_mesh(self) -> None:
+        self.mesh_pane.show_bootmesh = not self.mesh_pane.show_bootmesh
+
+    def action_command(self) -> None:
+        self.command_input.focus()
+
+    def action_filter_log(self) -> None:
+        self.log_pane.open_filter()
+
+    def action_leave_input(self) -> None:
+        self.sessions_pane.focus()
+
+    def action_theme(self) -> None:
+        self.theme = next_theme(self.theme)
+        self.settings.theme = self.theme
+        if self.save_settings:
+            try:
+                self.settings.save()
+            except OSError as exc:
+                self.state.note(f"cannot save the theme choice: {exc}", "warning")
+                self._request_refresh({"log"})
+
+    def action_help(self) -> None:
+        keys = []
+        for binding in self._binding_list():
+            keys.append((self.get_key_display(binding), binding.tooltip or binding.description))
+        self.push_screen(HelpModal(keys, self.link.command_names()))
+
+    def _binding_list(self) -> list[Binding]:
+        """The App's bindings with keymap overrides applied (what the keys really are now)."""
+        seen: dict[str, Binding] = {}
+        for _key, bindings in self._bindings.key_to_bindings.items():
+            for binding in bindings:
+                if binding.id and binding.show:
+                    seen.setdefault(binding.id, binding)
+        order = [b.id for b in self.BINDINGS if isinstance(b, Binding)]
+        return sorted(seen.values(), key=lambda b: order.index(b.id) if b.id in order else 99)
+
+    async def action_quit(self) -> None:
+        self.exit(0)
+
+
+def make_app(
+    link: NodeLink,
+    *,
+    role: str = "provider",
+    backend: str = "",
+    simulated: bool = False,
+    banner: str | None = None,
+    settings: Settings | None = None,
+    default_providers: int = 3,
+    save_settings: bool = True,
+) -> RnetConsole:
+    """Build the console for a node link (the CLI and the tests both come through here)."""
+    return RnetConsole(
+        link,
+        role=role,
+        backend=backend,
+        simulated=simulated,
+        banner=banner,
+        settings=settings,
+        default_providers=default_providers,
+        save_settings=save_settings,
+    )
+
+
+def run_console(args: argparse.Namespace) -> int:
+    """Entry for ``rnet node``/``rnet bootstrap`` without ``--no-ui``: the console over a real
+    node built from the parsed node flags. Returns the process exit code."""
+    from console.runtime_link import run_console_for_args
+
+    return run_console_for_args(args)

@@ -1,0 +1,50 @@
+"""Peers pane: who this node sees — short id, address, ping RTT, model/backend, state."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from console.state import Peer, short_id
+
+
+class PeersPane(DataTable):
+    """One row per known peer; lost peers stay listed, dimmed, so a drop is visible."""
+
+    peers: reactive[tuple[Peer, ...]] = reactive((), init=False, always_update=True)
+    """Snapshot of the peers, assigned by the App."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+        self.border_title = "Peers"
+
+    def on_mount(self) -> None:
+        # Narrow terminals cut from the right: the columns that matter most come first.
+        self.add_column("peer", key="peer")
+        self.add_column("state", key="state")
+        self.add_column("rtt", key="rtt")
+        self.add_column("model", key="model")
+        self.add_column("address", key="addr")
+        self.show_cursor = False
+
+    def watch_peers(self, peers: tuple[Peer, ...]) -> None:
+        self.clear()
+        for peer in peers:
+            lost = peer.state != "connected"
+            style = "dim" if lost else ""
+            rtt = f"{peer.rtt_ms:.0f}ms" if peer.rtt_ms is not None else "-"
+            model = peer.model or "-"
+            if peer.backend and peer.backend not in model:
+                model = f"{model} ({peer.backend})"
+            state = Text("lost", style="bold red") if lost else Text("up", style="green")
+            self.add_row(
+                Text(short_id(peer.peer_id), style=style or "bold"),
+                state,
+                Text(rtt, style=style),
+                Text(model, style=style),
+                Text(peer.addr or "-", style="dim"),
+                key=peer.peer_id,
+            )
+        connected = sum(1 for p in peers if p.state == "connected")
+        self.border_title = f"Peers {connected}/{len(peers)}" if peers else "Peers"

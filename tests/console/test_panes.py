@@ -1,0 +1,194 @@
+"""Each pane fed with scripted runtime events (no network)."""
+
+from __future__ import annotations
+
+from console.app import make_app
+from console.link import ScriptedLink
+from console.panes.sessions import SEPARATOR
+from console.state import short_id
+from tests.console.helpers import (
+    EXECUTORS,
+    LEADER,
+    PEERS,
+    ready,
+    result,
+    row_text,
+    session,
+    wait_for,
+)
+
+SIZE = (120, 40)
+
+
+async def test_peers_pane_shows_joins_info_and_loss() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        app.feed(
+            ready(),
+            {"event": "peer_joined", "peer_id": PEERS[0], "addr": "/ip4/127.0.0.1/tcp/5001"},
+            {
+                "event": "peer_info",
+                "peer_id": PEERS[0],
+                "model": "qwen2.5:1.5b",
+                "backend": "ollama",
+                "rtt_ms": 3.4,
+                "state": "connected",
+            },
+            {"event": "peer_joined", "peer_id": PEERS[1], "addr": "/ip4/127.0.0.1/tcp/5002"},
+        )
+        table = app.peers_pane
+        await wait_for(pilot, lambda: table.row_count == 2, what="two peer rows")
+        row = row_text(table, PEERS[0])
+        assert row[0] == short_id(PEERS[0])
+        assert row[1] == "up" and row[2] == "3ms"
+        assert "qwen2.5:1.5b (ollama)" in row[3]
+        assert "2 peers" in app.sub_title
+
+        app.feed({"event": "peer_left", "peer_id": PEERS[1]})
+        await wait_for(pilot, lambda: row_text(table, PEERS[1])[1] == "lost", what="peer lost")
+        assert table.border_title == "Peers 1/2"
+        assert "1 peers" in app.sub_title
+
+
+async def test_mesh_pane_toggles_local_and_bootstrap_views() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        app.feed(
+            {"event": "mesh", "topics": {"swarm/mesh": PEERS[:2], "task-9": [PEERS[0]]}},
+            {"event": "bootmesh", "topics": {"swarm/mesh": PEERS}},
+        )
+        mesh = app.mesh_pane
+        await wait_for(pilot, lambda: "task-9" in str(mesh.render()), what="local mesh")
+        assert mesh.border_title == "Mesh · local"
+        await pilot.press("m")
+        await wait_for(pilot, lambda: mesh.border_title == "Mesh · bootstrap")
+        shown = str(mesh.render())
+        assert "task-9" not in shown
+        assert "swarm/mesh (5)" in shown
+        assert all(short_id(p) in shown for p in PEERS)
+
+
+async def test_sessions_pane_shows_stage_counts_and_countdown() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        app.feed(session(stage="advertise", executors=[], verifiers=[], responses={}, scores={}))
+        table = app.sessions_pane
+        await wait_for(pilot, lambda: table.row_count == 1)
+        row = row_text(table, "task-1")
+        assert row[1] == SEPARATOR.join(("Adv", "Exe", "Ver", "Fin"))
+        assert row[2] == "j4 r0/0 s0/0"
+        assert row[3].endswith("s") and 25 < float(row[3][:-1]) <= 30  # deadline countdown
+
+        app.feed(session(stage="verify"))
+        await wait_for(pilot, lambda: row_text(table, "task-1")[2] == "j4 r1/2 s1/4")
+        # The running stage is drawn highlighted, the finished ones green.
+        line = table.get_row("task-1")[1]
+        styles = {line.plain[s.start : s.end]: str(s.style) for s in line.spans}
+        assert "reverse" in styles["Ver"] and "green" in styles["Adv"]
+
+        app.feed(result())
+        await wait_for(pilot, lambda: "✔" in row_text(table, "task-1")[1])
+        assert row_text(table, "task-1")[3] == "-"  # no deadline once done
+
+
+async def test_scores_pane_fills_live_marks_missing_and_highlights_winner() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        app.feed(session())
+        matrix = app.scores_pane.matrix
+        await wait_for(pilot, lambda: matrix.row_count == 2, what="matrix rows")
+        assert row_text(matrix, EXECUTORS[0])[1:] == ["0.91", "·", "-"]
+
+        app.feed(result())
+        await wait_for(pilot, lambda: row_text(matrix, EXECUTORS[0])[-1] == "0.90")
+        winner_row = row_text(matrix, EXECUTORS[0])
+        assert winner_row[0].startswith("★") and winner_row[1:3] == ["0.91", "0.89"]
+        loser_row = row_text(matrix, EXECUTORS[1])
+        assert loser_row[1:] == ["0.20", "✗", "0.20"]  # the silent verifier is missing, not 0
+        line = str(app.scores_pane.winner_line.render())
+        assert short_id(EXECUTORS[0]) in line and "Paris is the capital" in line
+
+        # The winning text opens in full.
+        await pilot.press("w")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "TextModal")
+        assert "Paris is the capital of France." in str(
+            app.screen.query_one("#viewer-text").render()
+        )
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ != "TextModal")
+
+
+async def test_scores_follow_the_newest_session_until_the_user_picks_one() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        app.feed(session("task-1"), session("task-2", stage="execute"))
+        await wait_for(pilot, lambda: app.sessions_pane.row_count == 2)
+        assert app.selected_task == "task-2"
+        app.sessions_pane.focus()
+        await pilot.press("up")
+        await wait_for(pilot, lambda: app.selected_task == "task-1", what="user selection")
+        app.feed(session("task-3", stage="advertise"))
+        await wait_for(pilot, lambda: app.sessions_pane.row_count == 3)
+        assert app.selected_task == "task-1"  # pinned by the user
+        assert app.scores_pane.border_title == "Scores · task-1"
+
+
+async def test_log_pane_filters_and_errors_stand_out() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        app.feed(
+            ready(),
+            {
+                "event": "message",
+                "topic": "chat",
+                "sender": PEERS[0],
+                "kind": "text",
+                "text": "hello swarm",
+            },
+            {"event": "error", "message": "judge timed out", "source": "slm"},
+            {
+                "event": "rejected",
+                "reason": "bad_signature",
+                "sender": PEERS[1],
+                "topic": "swarm/mesh",
+                "detail": "",
+            },
+        )
+        log = app.log_pane
+        await wait_for(pilot, lambda: any("judge timed out" in t for t in log.visible_text()))
+        from console.panes.log import render_entry
+
+        error = next(e for e in app.state.log if e.level == "error")
+        assert "red" in str(render_entry(error).spans[-1].style)
+
+        await pilot.press("slash")
+        await pilot.press(*"hello")
+        await wait_for(pilot, lambda: log.filter_text == "hello")
+        assert log.visible_text() == ["[chat] " + short_id(PEERS[0]) + " text: hello swarm"]
+        assert len(log.lines.lines) == 1
+        log.filter_input.value = "error"
+        await wait_for(pilot, lambda: log.visible_text() == ["judge timed out"])
+
+
+async def test_bootstrap_role_shows_peers_and_mesh_only() -> None:
+    app = make_app(ScriptedLink(), role="bootstrap")
+    async with app.run_test(size=SIZE) as pilot:
+        app.feed(ready(LEADER, role="bootstrap", name="bootstrap"))
+        await pilot.pause()
+        assert app.peers_pane.display and app.mesh_pane.region.height > 0
+        assert app.sessions_pane.region.height == 0 and app.scores_pane.region.height == 0
+        await wait_for(pilot, lambda: "bootstrap" in app.title)
+
+
+async def test_simulated_backend_is_labelled_in_header_and_banner_shown() -> None:
+    app = make_app(
+        ScriptedLink(),
+        backend="sim/honest",
+        simulated=True,
+        banner="Ollama not reachable: SIMULATED backend",
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.sub_title.startswith("SIMULATED sim/honest")
+        banner = app.query_one("#banner")
+        assert banner.display and "SIMULATED" in str(banner.render())

@@ -1,0 +1,105 @@
+"""ConsoleState folds events into snapshots; malformed events are shown, never raised."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from console.settings import Settings
+from console.state import ConsoleState, SessionView
+from tests.console.helpers import EXECUTORS, PEERS, VERIFIERS, result, session
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_session_then_result_merges_and_reports_progress() -> None:
+    state = ConsoleState()
+    assert state.apply(session()) == {"sessions", "log"}
+    view = state.sessions["task-1"]
+    assert view.stage_index == 2
+    assert view.counts() == {
+        "joined": 4,
+        "responses": 1,
+        "responses_expected": 2,
+        "scores": 1,
+        "scores_expected": 4,
+    }
+    state.apply(result())
+    view = state.sessions["task-1"]
+    assert view.stage_index == 4 and view.winner == EXECUTORS[0]
+    assert view.winning_text == "Paris is the capital of France."
+    assert view.prompt == "What is the capital of France?"  # kept from the snapshot
+    assert view.is_missing(EXECUTORS[1], VERIFIERS[1])
+
+
+def test_missing_shapes_all_read_the_same() -> None:
+    e, v = EXECUTORS[0], VERIFIERS[0]
+    for missing in ([v], {e: [v]}, {"verifiers": [v]}, [[e, v]]):
+        view = SessionView("t", {"missing": missing})
+        assert view.is_missing(e, v), missing
+        assert not view.is_missing(EXECUTORS[1], VERIFIERS[1]), missing
+
+
+def test_aborted_session_and_relative_deadline() -> None:
+    view = SessionView("t", {"stage": "aborted"})
+    assert view.stage_index == -1 and view.deadline_left_s() is None
+    view = SessionView("t", {"stage": "execute", "stage_deadline_ms": 5000}, first_seen=100.0)
+    assert view.deadline_left_s(now_ms=102_000) == 3.0
+
+
+def test_malformed_and_unknown_events_become_log_lines() -> None:
+    state = ConsoleState()
+    assert state.apply({"event": "mesh", "topics": ["not", "a", "map"]}) == {"log"}
+    assert state.apply({"event": "session"}) == {"log"}  # no task
+    assert state.apply({"event": "brand_new", "x": 1}) == {"log"}
+    assert state.apply(42) == {"log"}
+    levels = [e.level for e in state.take_new_log()]
+    assert levels == ["error", "error", "info", "error"]
+
+
+def test_peer_info_logs_only_state_changes() -> None:
+    state = ConsoleState()
+    info = {
+        "event": "peer_info",
+        "peer_id": PEERS[0],
+        "model": "m",
+        "backend": "sim",
+        "rtt_ms": 1.0,
+        "state": "connected",
+    }
+    state.apply({"event": "peer_joined", "peer_id": PEERS[0], "addr": "/ip4/1.2.3.4/tcp/1"})
+    state.take_new_log()
+    state.apply(info)
+    state.apply({**info, "rtt_ms": 2.0})
+    assert state.take_new_log() == []
+    state.apply({**info, "rtt_ms": 2.0, "state": "lost"})
+    assert [e.level for e in state.take_new_log()] == ["warning"]
+    assert state.peers[PEERS[0]].rtt_ms == 2.0
+
+
+def test_real_event_objects_are_accepted() -> None:
+    from node.events import PeerJoined, Session
+
+    state = ConsoleState()
+    state.apply(PeerJoined(peer_id=PEERS[0], addr="/ip4/127.0.0.1/tcp/1"))
+    state.apply(Session(task="t1", leader=PEERS[1], role="leader", stage="execute"))
+    assert PEERS[0] in state.peers and state.sessions["t1"].stage_index == 1
+
+
+def test_settings_round_trip_and_bad_values(tmp_path: Path) -> None:
+    path = tmp_path / "console.toml"
+    Settings(theme="rnet-light", keymap={"pipe": "ctrl+p", "quit": 'q"'}).save(path)
+    loaded = Settings.load(path)
+    assert loaded.theme == "rnet-light" and loaded.keymap == {"pipe": "ctrl+p", "quit": 'q"'}
+    path.write_text("keymap = 3\n")
+    assert "not a table" in (Settings.load(path).problem or "")
+
+
+def test_console_state_imports_no_textual() -> None:
+    code = "import sys, console.state, console.settings; print('textual' in sys.modules)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
