@@ -1,0 +1,110 @@
+"""The bootstrap role: a fixed, well-known peer that tracks who is online and relays the mesh.
+
+It runs no model and takes no session role. It
+
+- is ready as soon as it listens and is subscribed to ``swarm/mesh``;
+- relays every topic some peer subscribes to (py-libp2p only forwards topics the node itself is
+  subscribed to, so the hub of a star must join them) and leaves a topic when nobody is left;
+- publishes its topic -> peers map ("bootmesh") on ``swarm/mesh`` whenever it changes —
+  event-driven from subscription and connection changes, debounced by the runtime;
+- answers ``/rnet/peers/1.0.0`` with the peers it sees (presence + addresses) and the map.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from node.config import MESH_TOPIC
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+logger = logging.getLogger(__name__)
+
+
+class BootstrapRole:
+    def __init__(self, runtime: NodeRuntime) -> None:
+        self.rt = runtime
+        self._published: dict[str, list[str]] | None = None
+        self._relayed: set[str] = set()
+
+    async def start(self) -> None:
+        self.rt.host.serve_peer_list(self.peer_list)
+        self.rt.mark_ready()
+
+    def topics_map(self) -> dict[str, list[str]]:
+        """Topic -> subscribed peers, as this bootstrap sees them (itself left out)."""
+        me = self.rt.peer_id_str
+        view = {}
+        for topic, peers in self.rt.host.mesh().items():
+            others = [p for p in peers if p != me]
+            if others:
+                view[topic] = others
+        return view
+
+    def peer_list(self) -> dict[str, Any]:
+        peers = []
+        for p in self.rt.peers():
+            peers.append(
+                {
+                    "peer_id": p.peer_id,
+                    "name": p.name,
+                    "role": p.role,
+                    "model": p.model,
+                    "backend": p.backend,
+                    "addrs": list(p.addrs),
+                }
+            )
+        return {"peers": peers, "topics": self.topics_map()}
+
+    # -- runtime callbacks -------------------------------------------------------------------
+
+    def on_connection(self, peer: str, what: str) -> None:
+        pass
+
+    def on_presence(self, peer: str, record: Any) -> None:
+        pass
+
+    def on_bootmesh(self, topics: dict[str, list[str]]) -> None:
+        pass
+
+    async def on_topology(self) -> None:
+        view = self.topics_map()
+        await self._sync_relays(view)
+        if view != self._published:
+            await self._publish_bootmesh(view)
+
+    async def _sync_relays(self, view: dict[str, list[str]]) -> None:
+        wanted = set(view) - {MESH_TOPIC}
+        for topic in sorted(wanted - self._relayed):
+            try:
+                await self.rt.join_topic(topic, _drop)
+                self._relayed.add(topic)
+                logger.debug("relaying topic %s", topic)
+            except Exception as exc:
+                logger.warning("cannot relay topic %r: %s", topic, exc)
+        for topic in sorted(self._relayed - wanted):
+            self._relayed.discard(topic)
+            try:
+                await self.rt.leave_topic(topic)
+            except Exception as exc:
+                logger.debug("leaving relayed topic %r: %s", topic, exc)
+
+    async def _publish_bootmesh(self, view: dict[str, list[str]]) -> None:
+        from protocol.identity import peer_id_from_str
+        from protocol.messages import Bootmesh
+
+        self._published = view
+        body = Bootmesh(
+            topics={t: tuple(peer_id_from_str(p) for p in ps) for t, ps in view.items()}
+        )
+        self.rt.set_bootmesh(view)
+        try:
+            await self.rt.publish_envelope(MESH_TOPIC, body)
+        except Exception as exc:
+            logger.warning("bootmesh not published: %s", exc)
+
+
+async def _drop(env: Any) -> None:
+    """Relayed session topics: the bootstrap forwards them but takes no part."""

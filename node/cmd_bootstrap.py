@@ -1,0 +1,29 @@
+"""``rnet bootstrap``: the bootstrap node (fixed address, tracks the mesh), console or headless.
+
+Light at import time (``rnet --help`` imports it): the runtime is imported by ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from node.config import add_node_flags
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_node_flags(parser, role="bootstrap")
+    parser.epilog = (
+        "The key comes from BOOTSTRAP_KEY (environment or .env); without one the public demo key "
+        "of .env.example is used. Make your own pair with `rnet keygen`."
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.no_ui:
+        from node.headless import run_headless
+
+        return run_headless(args, "bootstrap")
+    from console.app import run_console
+
+    args.role = "bootstrap"
+    return run_console(args)

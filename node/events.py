@@ -1,0 +1,213 @@
+"""Events the runtime emits: what the console shows and what ``--no-ui --json`` prints.
+
+Every event is a frozen dataclass with a class attribute ``event`` (its type name on the wire)
+and ``to_dict()`` giving a JSON-able dict that includes ``"event"``. Events are snapshots: they
+never hold references to libp2p's live structures, so a consumer may keep them. Peer ids are
+base58 strings here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class: subclasses set ``event``."""
+
+    event: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.event}
+        for f in dataclasses.fields(self):
+            out[f.name] = _jsonable(getattr(self, f.name))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Ready(Event):
+    """The node is listening, and (providers) connected to the bootstrap and subscribed."""
+
+    event: ClassVar[str] = "ready"
+    peer_id: str
+    addrs: list[str]
+    role: str  # "bootstrap" | "provider"
+    name: str
+    elapsed_ms: float | None = None  # from process start, for the curious
+
+
+@dataclass(frozen=True, slots=True)
+class PeerJoined(Event):
+    event: ClassVar[str] = "peer_joined"
+    peer_id: str
+    addr: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLeft(Event):
+    event: ClassVar[str] = "peer_left"
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo(Event):
+    """What we know about one peer: its model (from its presence) and the last ping RTT."""
+
+    event: ClassVar[str] = "peer_info"
+    peer_id: str
+    model: str = ""
+    backend: str = ""
+    rtt_ms: float | None = None
+    state: str = "connected"  # "connected" | "lost"
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Mesh(Event):
+    """This node's local view: topic -> peers subscribed to it (base58 ids)."""
+
+    event: ClassVar[str] = "mesh"
+    topics: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Bootmesh(Event):
+    """The bootstrap's view of the swarm: topic -> peers, as last published by it."""
+
+    event: ClassVar[str] = "bootmesh"
+    topics: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Message(Event):
+    """A message received on a topic (plain text, or a decoded envelope summary)."""
+
+    event: ClassVar[str] = "message"
+    topic: str
+    sender: str
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutput(Event):
+    event: ClassVar[str] = "command_output"
+    command: str
+    text: str
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    event: ClassVar[str] = "error"
+    message: str
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected(Event):
+    """A received message failed validation (bad signature, garbage, replay...); counted."""
+
+    event: ClassVar[str] = "rejected"
+    reason: str
+    sender: str
+    topic: str
+    detail: str = ""
+    count: int = 0  # total rejected so far on this node
+
+
+@dataclass(frozen=True, slots=True)
+class Log(Event):
+    event: ClassVar[str] = "log"
+    level: str
+    logger: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlmChunk(Event):
+    event: ClassVar[str] = "slm_chunk"
+    text: str
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Session(Event):
+    """A full snapshot of one session, emitted on every change (the sessions engine fills it)."""
+
+    event: ClassVar[str] = "session"
+    task: str
+    leader: str
+    role: str
+    stage: str
+    stage_deadline_ms: int | None = None
+    prompt: str = ""
+    joined: list[str] = field(default_factory=list)
+    executors: list[str] = field(default_factory=list)
+    verifiers: list[str] = field(default_factory=list)
+    responses: dict[str, str | None] = field(default_factory=dict)
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    averages: dict[str, float | None] = field(default_factory=dict)
+    winner: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Result(Event):
+    event: ClassVar[str] = "result"
+    task: str
+    leader: str
+    winner: str | None
+    score: float | None
+    text: str
+    averages: dict[str, float | None] = field(default_factory=dict)
+    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    aggregator: str = "mean"
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event: cls
+    for cls in (
+        Ready,
+        PeerJoined,
+        PeerLeft,
+        PeerInfo,
+        Mesh,
+        Bootmesh,
+        Message,
+        CommandOutput,
+        Error,
+        Rejected,
+        Log,
+        SlmChunk,
+        Session,
+        Result,
+    )
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from ``to_dict()`` output (unknown keys ignored); for tests and tools."""
+    cls = EVENT_TYPES[data["event"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

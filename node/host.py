@@ -1,0 +1,473 @@
+"""The libp2p host and pubsub of one node (trio side). The only module importing libp2p's network.
+
+``SwarmHost`` wraps a py-libp2p 0.8.1 host (TCP + Noise + Yamux), a pubsub router (floodsub by
+default), the ping protocol and a small request/response protocol, and works around the measured
+pitfalls of that release (ARCHITECTURE §10):
+
+1. the Pubsub service is started before ``host.run()``;
+2. ``host.close()`` is awaited (shielded) on the way out — leaving ``host.run()`` leaves dialed
+   sockets open;
+3. outbound per-peer RPC queues and subscription channels hold 32 and drop: both are deepened,
+   every subscription is drained by its own task into an unbounded buffer, and ``publish`` waits
+   while any peer queue is above a high-water mark (backpressure on bursts);
+4. a node receives its own publishes: they are filtered on ``from_id``;
+5. the pubsub seqno counter starts at ``time.time_ns()`` so a restarted peer's messages are not
+   dropped as already seen;
+6. ``connect`` unblocks the peer in the dial-backoff cache before dialing (the reconnect loop
+   lives in the runtime);
+7./12. ``ConnectionConfig(max_connections_per_peer=1)`` so a successful dial returns at once;
+   liveness is checked with ping (``ping_once``) by the runtime's heartbeat;
+9. listening on 0.0.0.0 announces a concrete address;
+10. gossipsub (optional) gets a 1 s heartbeat and no per-topic rate limit;
+11. the seen-messages cache's sweeper thread is stopped on close.
+
+Callbacks into the runtime are plain synchronous functions called in trio; they must not block.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.crypto.keys import KeyPair
+from libp2p.host.ping import ID as PING_PROTOCOL_ID
+from libp2p.host.ping import perform_ping_roundtrip
+from libp2p.network.config import ConnectionConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub import pubsub as _pubsub_module
+from libp2p.pubsub.floodsub import PROTOCOL_ID as FLOODSUB_PROTOCOL_ID
+from libp2p.pubsub.floodsub import FloodSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import RpcQueue
+from libp2p.request_response import JSONCodec, RequestResponse, RequestResponseConfig
+from libp2p.tools.anyio_service import background_trio_service
+
+logger = logging.getLogger(__name__)
+
+PEERS_PROTOCOL = "/rnet/peers/1.0.0"
+# Deep queues (pitfall 3/13): a hub relaying a session burst must not drop at 32.
+PEER_QUEUE_SIZE = 8192
+SUBSCRIPTION_QUEUE_SIZE = 8192
+# publish() waits while a peer's outbound queue holds more than this.
+PUBLISH_HIGH_WATER = PEER_QUEUE_SIZE // 2
+CLOSE_TIMEOUT_S = 2.0
+
+
+class HostError(Exception):
+    """A network operation failed (bad address, dial failure, timeout); message is user-facing."""
+
+
+class _DeepRpcQueue(RpcQueue):
+    def __init__(self, max_size: int = PEER_QUEUE_SIZE, **kwargs: Any) -> None:
+        super().__init__(max_size=max_size, **kwargs)
+
+
+def _deepen_pubsub_queues() -> None:
+    # Pubsub reads both names at call time from its module: one process runs one node, so this
+    # module-level change is the node's configuration, not a hidden global for others.
+    _pubsub_module.RpcQueue = _DeepRpcQueue  # type: ignore[misc]
+    _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE_SIZE
+
+
+class _ObservedPubsub(Pubsub):
+    """Pubsub that reports subscription changes (for the bootstrap's event-driven mesh map)."""
+
+    on_topology_change: Callable[[], None] = staticmethod(lambda: None)
+
+    def handle_subscription(self, origin_id: ID, sub_message: Any) -> None:
+        super().handle_subscription(origin_id, sub_message)
+        self.on_topology_change()
+
+    def _handle_dead_peer(self, peer_id: ID) -> None:
+        super()._handle_dead_peer(peer_id)
+        self.on_topology_change()
+
+
+@dataclass(frozen=True, slots=True)
+class PubsubMessage:
+    """One received pubsub message, copied out of libp2p's protobuf."""
+
+    topic: str
+    data: bytes
+    from_id: bytes  # the pubsub-level origin (verified by libp2p's strict signing)
+    sender: str  # base58 of from_id
+    seqno: bytes
+
+
+TopicHandler = Callable[[PubsubMessage], Awaitable[None]]
+
+
+class _Notifee:
+    """INotifee: connection changes -> a callback with the peer id."""
+
+    def __init__(self, on_change: Callable[[ID, str], None]) -> None:
+        self._on_change = on_change
+
+    async def opened_stream(self, network: Any, stream: Any) -> None:
+        pass
+
+    async def closed_stream(self, network: Any, stream: Any) -> None:
+        pass
+
+    async def connected(self, network: Any, conn: Any) -> None:
+        self._on_change(conn.muxed_conn.peer_id, "connected")
+
+    async def disconnected(self, network: Any, conn: Any) -> None:
+        self._on_change(conn.muxed_conn.peer_id, "disconnected")
+
+    async def listen(self, network: Any, multiaddr: Any) -> None:
+        pass
+
+    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+        pass
+
+
+def parse_p2p_maddr(text: str) -> tuple[ID, list[Any]]:
+    """``/ip4/../tcp/../p2p/<id>`` -> (peer ID, addrs); HostError with a clear message if not."""
+    try:
+        info = info_from_p2p_addr(multiaddr.Multiaddr(text))
+    except Exception as exc:
+        raise HostError(
+            f"not a peer multiaddr: {text!r} (expected /ip4/HOST/tcp/PORT/p2p/PEER_ID)"
+        ) from exc
+    return info.peer_id, list(info.addrs)
+
+
+def parse_peer_id(text: str) -> ID:
+    try:
+        return ID.from_base58(text)
+    except Exception as exc:
+        raise HostError(f"not a peer id: {text!r}") from exc
+
+
+def _concrete_ip(host: str) -> str:
+    """The address to announce for a wildcard listen address (pitfall 9)."""
+    if host not in ("0.0.0.0", ""):
+        return host
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # no packet is sent; picks the outbound interface
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+class SwarmHost:
+    """A libp2p host + pubsub for one node. Create, then ``await nursery.start(host.run)``."""
+
+    def __init__(
+        self,
+        keypair: KeyPair,
+        *,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        router: str = "floodsub",
+        on_peer_change: Callable[[str, str], None] | None = None,
+        on_topology_change: Callable[[], None] | None = None,
+    ) -> None:
+        _deepen_pubsub_queues()
+        self._listen_host = listen_host
+        self._listen_port = listen_port
+        self._on_peer_change = on_peer_change or (lambda peer, what: None)
+        connection_config = ConnectionConfig(
+            # pitfall 12: one connection per peer lets a successful dial return at once
+            max_connections_per_peer=1,
+            # our own dial/reconnect loops decide whom to dial, not the auto-connector
+            min_connections=0,
+            low_watermark=0,
+            dial_timeout=5.0,
+        )
+        self.host = new_host(
+            key_pair=keypair,
+            listen_addrs=[self._listen_maddr()],
+            connection_config=connection_config,
+        )
+        self.peer_id: ID = self.host.get_id()
+        self.peer_id_str: str = self.peer_id.to_base58()
+        if router == "gossipsub":
+            from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
+
+            # pitfall 10: default heartbeat is 120 s and spam protection drops >10 msg/s
+            pubsub_router: Any = GossipSub(
+                protocols=[PROTOCOL_ID_V11, FLOODSUB_PROTOCOL_ID],
+                degree=6,
+                degree_low=4,
+                degree_high=12,
+                heartbeat_interval=1,
+                spam_protection_enabled=False,
+                max_messages_per_topic_per_second=1e9,
+            )
+        else:
+            pubsub_router = FloodSub(protocols=[FLOODSUB_PROTOCOL_ID])
+        self.pubsub = _ObservedPubsub(self.host, pubsub_router, strict_signing=True)
+        # pitfall 5: a restarted peer must not reuse seqnos its old self already used
+        self.pubsub.counter = time.time_ns()
+        if on_topology_change is not None:
+            self.pubsub.on_topology_change = on_topology_change
+        self.host.get_network().register_notifee(_Notifee(self._peer_changed))
+        self.request_response = RequestResponse(self.host)
+        self._topics: dict[str, trio.CancelScope] = {}
+        self._nursery: trio.Nursery | None = None
+        self._stop = trio.Event()
+        self._publish_lock = trio.Lock()
+        self._seen_cache_stopped = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _listen_maddr(self) -> multiaddr.Multiaddr:
+        return multiaddr.Multiaddr(f"/ip4/{self._listen_host}/tcp/{self._listen_port}")
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until ``close()``; reports started once listening (for ``nursery.start``)."""
+        try:
+            # pitfall 1: pubsub must be running before host.run() accepts inbound streams
+            async with background_trio_service(self.pubsub):
+                try:
+                    async with self.host.run([self._listen_maddr()]):
+                        await self.pubsub.wait_until_ready()
+                        async with trio.open_nursery() as nursery:
+                            self._nursery = nursery
+                            task_status.started()
+                            await self._stop.wait()
+                            nursery.cancel_scope.cancel()
+                finally:
+                    # pitfall 2: leaving host.run() does not close dialed sockets
+                    with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+                        await self.host.close()
+        finally:
+            self._stop_seen_cache()
+
+    async def close(self) -> None:
+        """Ask ``run`` to close the host and return; safe to call more than once."""
+        self._stop.set()
+
+    def _stop_seen_cache(self) -> None:
+        # pitfall 11: the seen-messages cache runs a sweeper thread nobody else stops
+        if not self._seen_cache_stopped:
+            self._seen_cache_stopped = True
+            try:
+                self.pubsub.seen_messages.stop()
+            except Exception:  # best effort on the way out
+                logger.debug("stopping the seen-messages cache failed", exc_info=True)
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise HostError("host is not running")
+        return self._nursery
+
+    # -- addresses and peers -----------------------------------------------------------------
+
+    def addrs(self) -> list[str]:
+        """Our dialable multiaddrs including ``/p2p/<id>`` (a wildcard replaced, pitfall 9)."""
+        out: list[str] = []
+        ip = _concrete_ip(self._listen_host)
+        for addr in self.host.get_transport_addrs():
+            text = str(addr)
+            if "/ip4/0.0.0.0/" in text:
+                text = text.replace("/ip4/0.0.0.0/", f"/ip4/{ip}/")
+            out.append(f"{text}/p2p/{self.peer_id_str}")
+        return out
+
+    def connected_peers(self) -> list[str]:
+        return sorted(p.to_base58() for p in self.host.get_connected_peers())
+
+    def is_connected(self, peer: str | ID) -> bool:
+        pid = parse_peer_id(peer) if isinstance(peer, str) else peer
+        conns = self.host.get_network().connections.get(pid)
+        return bool(conns)
+
+    def peer_addr(self, peer: str) -> str:
+        """The remote address of our connection to ``peer`` ('' if unknown)."""
+        try:
+            conns = self.host.get_network().connections.get(parse_peer_id(peer)) or []
+            for conn in conns:
+                remote = conn.muxed_conn.secured_conn.get_remote_address()
+                if remote:
+                    return f"{remote[0]}:{remote[1]}"
+        except Exception:  # best-effort cosmetic field
+            pass
+        return ""
+
+    def _peer_changed(self, peer: ID, what: str) -> None:
+        self._on_peer_change(peer.to_base58(), what)
+
+    async def connect(self, maddr: str, *, timeout: float = 5.0) -> str:
+        """Dial a ``/p2p/`` multiaddr; returns the peer id. HostError on failure."""
+        peer_id, addrs = parse_p2p_maddr(maddr)
+        if peer_id == self.peer_id:
+            raise HostError("that is this node's own address")
+        from libp2p.peer.peerinfo import PeerInfo
+
+        # pitfall 6: a failed dial blocks the peer for 60 s; we decide when to retry
+        self.host.get_network().unblock_peer(peer_id)
+        try:
+            with trio.fail_after(timeout):
+                await self.host.connect(PeerInfo(peer_id, addrs))
+        except trio.TooSlowError as exc:
+            raise HostError(f"dial {maddr} timed out after {timeout:.0f} s") from exc
+        except Exception as exc:
+            raise HostError(f"dial {maddr} failed: {_brief(exc)}") from exc
+        return peer_id.to_base58()
+
+    async def disconnect(self, peer: str) -> None:
+        try:
+            await self.host.disconnect(parse_peer_id(peer))
+        except HostError:
+            raise
+        except Exception as exc:
+            logger.debug("disconnect %s: %s", peer, exc)
+
+    async def ping_once(self, peer: str, *, timeout: float = 2.0) -> float:
+        """One ping round trip to a connected peer, in ms. HostError on failure/timeout."""
+        pid = parse_peer_id(peer)
+        stream = None
+        try:
+            with trio.fail_after(timeout):
+                stream = await self.host.new_stream(pid, [PING_PROTOCOL_ID])
+                start = time.perf_counter()
+                await perform_ping_roundtrip(stream)
+                rtt = (time.perf_counter() - start) * 1000.0
+        except trio.TooSlowError as exc:
+            if stream is not None:
+                with trio.move_on_after(0.5):
+                    await _quiet(stream.reset())
+            raise HostError(f"ping {peer[-6:]} timed out after {timeout:.1f} s") from exc
+        except Exception as exc:
+            raise HostError(f"ping {peer[-6:]} failed: {_brief(exc)}") from exc
+        with trio.move_on_after(0.5):
+            await _quiet(stream.close())
+        return rtt
+
+    # -- pubsub ------------------------------------------------------------------------------
+
+    def subscribed_topics(self) -> list[str]:
+        return sorted(self.pubsub.topic_ids)
+
+    def mesh(self) -> dict[str, list[str]]:
+        """Local view: topic -> peers (base58) we know are subscribed, ourselves included."""
+        out: dict[str, set[str]] = {}
+        for topic, peers in self.pubsub.peer_topics.items():
+            out.setdefault(topic, set()).update(p.to_base58() for p in peers)
+        for topic in self.pubsub.topic_ids:
+            out.setdefault(topic, set()).add(self.peer_id_str)
+        return {t: sorted(ps) for t, ps in sorted(out.items())}
+
+    def topic_peers(self, topic: str) -> set[str]:
+        return {p.to_base58() for p in self.pubsub.peer_topics.get(topic, ())}
+
+    async def wait_for_subscription(self, peer: str, topic: str, timeout: float) -> None:
+        await self.pubsub.wait_for_subscription(parse_peer_id(peer), topic, timeout=timeout)
+
+    async def subscribe(self, topic: str, handler: TopicHandler) -> bool:
+        """Subscribe and deliver each message from *other* peers to ``handler`` (in order).
+
+        Returns False if already subscribed (the existing handler stays).
+        """
+        if topic in self._topics:
+            return False
+        scope = trio.CancelScope()
+        self._topics[topic] = scope
+        subscription = await self.pubsub.subscribe(topic)
+        send, receive = trio.open_memory_channel[PubsubMessage](math.inf)
+        own = self.peer_id.to_bytes()
+
+        async def drain() -> None:
+            # pitfall 3: libp2p's channel is bounded and drops; empty it as fast as it fills
+            with scope:
+                async for msg in subscription:
+                    if msg.from_id == own:
+                        continue  # pitfall 4: our own publish echoed back
+                    try:
+                        sender = ID(msg.from_id).to_base58()
+                    except Exception:
+                        sender = msg.from_id.hex()
+                    send.send_nowait(
+                        PubsubMessage(topic, bytes(msg.data), bytes(msg.from_id), sender, msg.seqno)
+                    )
+            await send.aclose()
+
+        async def deliver() -> None:
+            async with receive:
+                async for item in receive:
+                    try:
+                        await handler(item)
+                    except Exception:
+                        # a handler bug must not stop delivery of the topic's later messages
+                        logger.exception("handler for topic %s failed", topic)
+
+        self.nursery.start_soon(drain, name=f"drain:{topic}")
+        self.nursery.start_soon(deliver, name=f"deliver:{topic}")
+        return True
+
+    def reannounce_to(self, peer: str) -> bool:
+        """Send our current subscriptions to ``peer`` again.
+
+        py-libp2p forgets a peer's subscriptions when a pubsub stream to it fails during setup,
+        and subscriptions are only sent in the stream's hello; this repairs such a peer's view.
+        """
+        queue = self.pubsub.peer_queues.get(parse_peer_id(peer))
+        if queue is None:
+            return False
+        return bool(queue.push(self.pubsub.get_hello_packet()))
+
+    async def unsubscribe(self, topic: str) -> bool:
+        scope = self._topics.pop(topic, None)
+        if scope is None:
+            return False
+        scope.cancel()
+        await self.pubsub.unsubscribe(topic)
+        return True
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Publish with backpressure: waits while a peer's outbound queue is too full."""
+        async with self._publish_lock:
+            while any(len(q) > PUBLISH_HIGH_WATER for q in self.pubsub.peer_queues.values()):
+                # RpcQueue offers no "drained" event; a short wait only under a burst
+                await trio.sleep(0.005)
+            await self.pubsub.publish(topic, data)
+
+    # -- request/response: the bootstrap's peer list ------------------------------------------
+
+    def serve_peer_list(self, produce: Callable[[], Any]) -> None:
+        async def handler(request: Any, context: Any) -> Any:
+            return produce()
+
+        self.request_response.set_handler(
+            PEERS_PROTOCOL, handler, JSONCodec(), RequestResponseConfig(timeout=5.0)
+        )
+
+    async def request_peer_list(self, peer: str, *, timeout: float = 5.0) -> Any:
+        try:
+            return await self.request_response.send_request(
+                parse_peer_id(peer),
+                [PEERS_PROTOCOL],
+                {"want": "peers"},
+                JSONCodec(),
+                RequestResponseConfig(timeout=timeout),
+            )
+        except Exception as exc:
+            raise HostError(f"peer list from {peer[-6:]} failed: {_brief(exc)}") from exc
+
+
+async def _quiet(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        pass
+
+
+def _brief(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_brief(e) for e in exc.exceptions)
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 300 else text[:297] + "..."

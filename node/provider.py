@@ -1,0 +1,210 @@
+"""The provider role: join the swarm through the bootstrap and stay joined.
+
+- Its own reconnect loop dials the bootstrap (py-libp2p drops a bootstrap that was down at start
+  and blocks a failed peer for 60 s): retries every <= 1 s, so a bootstrap that starts later or
+  restarts is found again within about a second of being back.
+- Ready as soon as it is connected and has seen the bootstrap subscribed to ``swarm/mesh`` (the
+  moment its publishes can reach the swarm) — no settle sleep.
+- On every (re)connection it announces its presence and asks the bootstrap for the peer list,
+  then dials a bounded number of the providers it learned of, so the mesh is not only a star.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from node.config import MESH_TOPIC
+
+if TYPE_CHECKING:
+    from node.runtime import NodeRuntime
+
+logger = logging.getLogger(__name__)
+
+RETRY_MIN_S = 0.2
+RETRY_MAX_S = 1.0
+SUBSCRIBE_TIMEOUT_S = 5.0
+HEAL_GRACE_S = 1.0
+
+
+class ProviderRole:
+    def __init__(self, runtime: NodeRuntime) -> None:
+        from node.host import parse_p2p_maddr
+
+        self.rt = runtime
+        self.bootstrap_maddr = runtime.config.bootstrap or ""
+        pid, _ = parse_p2p_maddr(self.bootstrap_maddr)
+        self.bootstrap_id = pid.to_base58()
+        runtime.set_bootstrap_id(self.bootstrap_id)
+        runtime.note_peer(self.bootstrap_id, name="bootstrap", role="bootstrap")
+        self._refetch = trio.Event()
+        self._heal = trio.Event()
+        self._lost = trio.Event()
+        self._dialing: set[str] = set()
+
+    async def start(self) -> None:
+        if self.bootstrap_id == self.rt.peer_id_str:
+            raise ValueError(
+                "this node's key is the bootstrap's key: give the provider its own data dir"
+            )
+        self.rt.nursery.start_soon(self._bootstrap_loop)
+        self.rt.nursery.start_soon(self._refetch_loop)
+        self.rt.nursery.start_soon(self._heal_loop)
+
+    def _missing_from_bootmesh(self) -> list[str]:
+        me = self.rt.peer_id_str
+        bootmesh = self.rt.bootmesh()
+        return [t for t in self.rt.topics() if me not in bootmesh.get(t, ())]
+
+    async def _heal_loop(self) -> None:
+        # The bootstrap's map should list us on every topic we joined. If it still does not after
+        # a grace period, the hub lost our subscriptions (see SwarmHost.reannounce_to): resend.
+        while True:
+            await self._heal.wait()
+            await trio.sleep(HEAL_GRACE_S)
+            self._heal = trio.Event()
+            missing = self._missing_from_bootmesh()
+            if missing and self.rt.host.is_connected(self.bootstrap_id):
+                logger.info("bootstrap does not list us on %s; re-announcing", ", ".join(missing))
+                self.rt.host.reannounce_to(self.bootstrap_id)
+
+    async def _refetch_loop(self) -> None:
+        # A presence can miss us (the hub's stream to us was still opening when it relayed it);
+        # the bootstrap's peer list is the reliable fallback, asked for when the bootmesh names a
+        # peer we know nothing about.
+        while True:
+            await self._refetch.wait()
+            await trio.sleep(0.2)  # batch a burst of joins into one request
+            self._refetch = trio.Event()
+            if self.rt.host.is_connected(self.bootstrap_id):
+                await self._fetch_peer_list()
+
+    async def _bootstrap_loop(self) -> None:
+        from node.host import HostError
+
+        host = self.rt.host
+        delay = RETRY_MIN_S
+        failures = 0
+        while True:
+            if not host.is_connected(self.bootstrap_id):
+                try:
+                    await host.connect(self.bootstrap_maddr, timeout=3.0)
+                except HostError as exc:
+                    failures += 1
+                    if failures == 1:
+                        logger.warning(
+                            "bootstrap %s unreachable (%s); retrying", self.bootstrap_maddr, exc
+                        )
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
+            if failures:
+                logger.info("bootstrap reachable again after %d failed dials", failures)
+            failures, delay = 0, RETRY_MIN_S
+            self._lost = trio.Event()
+            try:
+                await host.wait_for_subscription(self.bootstrap_id, MESH_TOPIC, SUBSCRIBE_TIMEOUT_S)
+            except trio.TooSlowError:
+                if host.is_connected(self.bootstrap_id):
+                    logger.warning("bootstrap did not subscribe to %s; reconnecting", MESH_TOPIC)
+                    await host.disconnect(self.bootstrap_id)
+                continue
+            self.rt.mark_ready()
+            await self.rt.publish_presence()
+            await self._fetch_peer_list()
+            if host.is_connected(self.bootstrap_id):
+                await self._lost.wait()
+            logger.warning("lost the bootstrap; reconnecting")
+
+    async def _fetch_peer_list(self) -> None:
+        from node.host import HostError
+
+        try:
+            reply = await self.rt.host.request_peer_list(self.bootstrap_id)
+        except HostError as exc:
+            logger.info("%s", exc)
+            return
+        if not isinstance(reply, dict):
+            logger.warning("bootstrap sent a peer list that is not a map; ignored")
+            return
+        topics = reply.get("topics")
+        if isinstance(topics, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(p, str) for p in v)
+            for k, v in topics.items()
+        ):
+            self.rt.set_bootmesh({k: sorted(v) for k, v in topics.items()})
+        for entry in reply.get("peers") or []:
+            if not isinstance(entry, dict):
+                continue
+            peer, addrs = entry.get("peer_id"), entry.get("addrs")
+            if not isinstance(peer, str) or not isinstance(addrs, list):
+                continue
+            addrs = [a for a in addrs if isinstance(a, str)][:16]
+            info = {k: entry.get(k) for k in ("name", "role", "model", "backend")}
+            if all(isinstance(v, str) and len(v) <= 128 for v in info.values()):
+                self.rt.note_peer(peer, addrs=tuple(addrs), **info)
+            self._maybe_dial(peer, addrs)
+
+    # -- dialing learned peers (bounded) --------------------------------------------------------
+
+    def _direct_provider_count(self) -> int:
+        host = self.rt.host
+        return sum(1 for p in host.connected_peers() if p != self.bootstrap_id)
+
+    def _maybe_dial(self, peer: str, addrs: list[str]) -> None:
+        rt = self.rt
+        if (
+            rt.config.max_dials <= 0
+            or peer in (rt.peer_id_str, self.bootstrap_id)
+            or peer in self._dialing
+            or rt.host.is_connected(peer)
+            # one side of each pair dials, so two providers never race to dial each other
+            or peer < rt.peer_id_str
+            or self._direct_provider_count() + len(self._dialing) >= rt.config.max_dials
+        ):
+            return
+        addrs = [a for a in addrs if a.endswith(f"/p2p/{peer}")]
+        if not addrs:
+            return
+        self._dialing.add(peer)
+        rt.nursery.start_soon(self._dial, peer, addrs)
+
+    async def _dial(self, peer: str, addrs: list[str]) -> None:
+        from node.host import HostError
+
+        try:
+            for addr in addrs:
+                try:
+                    await self.rt.host.connect(addr, timeout=3.0)
+                    logger.debug("dialed peer %s directly", peer[-6:])
+                    return
+                except HostError as exc:
+                    logger.debug("direct dial %s failed: %s", addr, exc)
+        finally:
+            self._dialing.discard(peer)
+
+    # -- runtime callbacks -------------------------------------------------------------------
+
+    def on_connection(self, peer: str, what: str) -> None:
+        if peer == self.bootstrap_id and what == "disconnected":
+            self._lost.set()
+
+    def on_presence(self, peer: str, record: Any) -> None:
+        if record.role == "provider":
+            self._maybe_dial(peer, list(record.addrs))
+
+    def on_bootmesh(self, topics: dict[str, list[str]]) -> None:
+        unknown = [
+            p
+            for p in topics.get(MESH_TOPIC, ())
+            if p != self.rt.peer_id_str and not self.rt.has_presence(p)
+        ]
+        if unknown:
+            self._refetch.set()
+        if self._missing_from_bootmesh():
+            self._heal.set()
+
+    async def on_topology(self) -> None:
+        pass
