@@ -95,6 +95,7 @@ class ModelSpec:
     chunk_delay_s: float = 0.0
     family: str = "qwen2"
     parameter_size: str = "1.5B"
+    logprobs: bool = True  # False: ignore the request's logprobs, as servers before 0.12 do
 
 
 @dataclass
@@ -327,7 +328,7 @@ class OllamaDouble:
         if reply.status != 200:
             return _error(reply.status, reply.error)
 
-        want_logprobs = bool(body.get("logprobs"))
+        want_logprobs = bool(body.get("logprobs")) and spec.logprobs
         if reply.logprobs is not None:
             token_entries = list(reply.logprobs)
         else:
