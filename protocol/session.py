@@ -609,34 +609,34 @@ class LeaderSession(_Session):
         ]
 
     # -- operator actions -----------------------------------------------------------------------
+    # Operator actions check the state as it is and do not run overdue deadlines first: a
+    # refused action must not swallow effects, and acting a moment after a deadline is exactly
+    # what that deadline would have done (the leader's clock is the authority).
     def ack(self, now_ms: int) -> list[Effect]:
         """Assign roles now (the original's ``ack``)."""
         self._require_started()
-        effects = self._expire(now_ms)
         if self.stage != Stage.ADVERTISE:
             raise StateError(f"roles already assigned (stage {self.stage})")
         if len(self.joined) < 2:
             raise StateError(
                 f"need at least 2 joined peers to assign roles, have {len(self.joined)}"
             )
-        return effects + self._assign(now_ms)
+        return self._assign(now_ms)
 
     def finalize(self, now_ms: int) -> list[Effect]:
         """Tally what arrived and publish the result now (the original's ``finalize``)."""
         self._require_started()
-        effects = self._expire(now_ms)
         if self.finished:
             raise StateError(f"session already {self.stage}")
         if self.stage == Stage.ADVERTISE:
             raise StateError("roles not assigned yet: ack first")
-        return effects + self._finalize()
+        return self._finalize()
 
     def abort(self, now_ms: int, reason: str = "aborted by the leader") -> list[Effect]:
         self._require_started()
-        effects = self._expire(now_ms)
         if self.finished:
             raise StateError(f"session already {self.stage}")
-        return effects + self._abort(reason)
+        return self._abort(reason)
 
     # -- deadlines ------------------------------------------------------------------------------
     def _stage_deadline(self) -> int | None:
@@ -724,7 +724,7 @@ class LeaderSession(_Session):
         ]
 
     def _abort(self, reason: str) -> list[Effect]:
-        reason = _clip(reason, MAX_REASON_CHARS)
+        reason = _clip(reason.strip() or "aborted by the leader", MAX_REASON_CHARS)
         self.abort_reason = reason
         return [
             Publish(self.task, self.task, Abort(reason)),
