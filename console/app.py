@@ -10,8 +10,10 @@ share that one path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import signal
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -146,6 +148,7 @@ class RnetConsole(App[int]):
         settings: Settings | None = None,
         default_providers: int = 3,
         save_settings: bool = True,
+        handle_signals: bool = False,
     ) -> None:
         super().__init__()
         self.link = link
@@ -154,6 +157,8 @@ class RnetConsole(App[int]):
         self.banner_text = banner
         self.settings = settings if settings is not None else Settings.load()
         self.save_settings = save_settings
+        self.handle_signals = handle_signals
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.default_providers = default_providers
         self.state = ConsoleState(role=role)
         self._inbox: list[Any] = []
@@ -161,9 +166,9 @@ class RnetConsole(App[int]):
         self._refresh_timer: Any = None
         self._last_refresh = 0.0
         self._selection_pinned = False
+        self._loop_thread = threading.get_ident()
         #: Counters for benchmarks and tests: events folded, wake-ups handled, pane repaints.
         self.stats = {"events": 0, "batches": 0, "repaints": 0}
-        self._loop_thread = threading.get_ident()
         self.set_reactive(RnetConsole.simulated, simulated)
         if self.settings.problem:
             self.state.note(self.settings.problem, "warning")
@@ -230,6 +235,12 @@ class RnetConsole(App[int]):
         self.set_class(self.role == "bootstrap", "-bootstrap")
         self._update_title()
         self.sessions_pane.focus()
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        if self.handle_signals:
+            # SIGTERM/SIGHUP (a supervisor, a closed terminal) quit like `q`: the node closes.
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                self._loop.add_signal_handler(sig, self.exit, 0)
         self.link.subscribe(self._on_node_event)
         self.run_worker(self._start_node(), name="node-start", exit_on_error=False)
         self._request_refresh({"log"})
@@ -241,6 +252,9 @@ class RnetConsole(App[int]):
         self.command_input.set_command_names(self.link.command_names())
 
     async def on_unmount(self) -> None:
+        if self.handle_signals and self._loop is not None:
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                self._loop.remove_signal_handler(sig)
         try:
             await self.link.aclose()
         except Exception:  # the UI is gone: the log file is the only place left to say it
@@ -261,7 +275,8 @@ class RnetConsole(App[int]):
     def _on_node_event(self, event: Any) -> None:
         """Runtime callback: queue and wake the UI (one pending wake-up at a time)."""
         if threading.get_ident() != self._loop_thread:
-            self.call_from_thread(self._on_node_event, event)
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._on_node_event, event)
             return
         self._inbox.append(event)
         self.post_message(EventsArrived())
@@ -304,6 +319,9 @@ class RnetConsole(App[int]):
             self.sessions = self.state.sessions_snapshot()
         if "log" in dirty:
             self.log_pane.add_entries(self.state.take_new_log())
+        if "slm" in dirty:
+            live = self.state.slm_live.replace("\n", " ")
+            self.log_pane.border_subtitle = f"slm: …{live[-60:]}" if live else ""
         if dirty & {"identity", "peers"}:
             self._update_title()
 
@@ -464,6 +482,7 @@ def make_app(
     settings: Settings | None = None,
     default_providers: int = 3,
     save_settings: bool = True,
+    handle_signals: bool = False,
 ) -> RnetConsole:
     """Build the console for a node link (the CLI and the tests both come through here)."""
     return RnetConsole(
@@ -475,12 +494,15 @@ def make_app(
         settings=settings,
         default_providers=default_providers,
         save_settings=save_settings,
+        handle_signals=handle_signals,
     )
 
 
-def run_console(args: argparse.Namespace) -> int:
-    """Entry for ``rnet node``/``rnet bootstrap`` without ``--no-ui``: the console over a real
-    node built from the parsed node flags. Returns the process exit code."""
+def run_console(args: argparse.Namespace, **options: Any) -> int:
+    """Entry for ``rnet node``/``rnet bootstrap`` without ``--no-ui`` (``args.role`` says which):
+    the console over a real node built from the parsed node flags. Returns the exit code.
+    ``options`` go to ``console.runtime_link.run_console_for_args`` (``rnet up`` passes a banner
+    and extra commands)."""
     from console.runtime_link import run_console_for_args
 
-    return run_console_for_args(args)
+    return run_console_for_args(args, **options)

@@ -383,11 +383,18 @@ class ConsoleState:
         return set()
 
     def _on_slm_chunk(self, d: dict[str, Any], now: float) -> set[str]:
-        self._slm_buffer.append(str(d.get("text") or ""))
+        # The whole answer arrives as the `slm` command's output (one log line); the chunks
+        # only feed a live preview, cleared when the stream ends.
         if d.get("done"):
-            text, self._slm_buffer = "".join(self._slm_buffer).strip(), []
-            self._log(now, "info", "slm", text or "(empty answer)")
+            self._slm_buffer = []
+        else:
+            self._slm_buffer.append(str(d.get("text") or ""))
         return {"slm"}
+
+    @property
+    def slm_live(self) -> str:
+        """The answer streaming in right now ("" when none)."""
+        return "".join(self._slm_buffer)
 
     def _on_session(self, d: dict[str, Any], now: float) -> set[str]:
         task = str(d["task"])

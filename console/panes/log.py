@@ -35,7 +35,12 @@ def render_entry(entry: LogEntry) -> Text:
     elif entry.level == "warning":
         text.append("! ", style="yellow")
     text.append(f"{entry.source}: ", style=style or "dim")
-    text.append(entry.text, style=style)
+    if "\n" in entry.text:
+        # Tables (peers, help) start on their own line so their columns stay aligned.
+        for line in entry.text.splitlines():
+            text.append("\n  " + line, style=style)
+    else:
+        text.append(entry.text, style=style)
     return text
 
 
@@ -52,7 +57,7 @@ class LogPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter the log (text or level: error, warning…)", id="log-filter")
-        yield RichLog(id="log-lines", max_lines=SCREEN_LINES, wrap=False, markup=False)
+        yield RichLog(id="log-lines", max_lines=SCREEN_LINES, wrap=True, markup=False)
 
     @property
     def lines(self) -> RichLog:

@@ -80,8 +80,13 @@ async def test_slm_key_runs_slm_and_streams_the_answer_into_the_log() -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: link.commands == ["slm hi"])
         link.emit({"event": "slm_chunk", "text": "Hello ", "done": False})
-        link.emit({"event": "slm_chunk", "text": "there.", "done": True})
+        link.emit({"event": "slm_chunk", "text": "there.", "done": False})
+        await wait_for(pilot, lambda: app.log_pane.border_subtitle == "slm: …Hello there.")
+        link.emit({"event": "slm_chunk", "text": "", "done": True})
+        link.emit({"event": "command_output", "command": "slm", "text": "Hello there.", "ok": True})
         await wait_for(pilot, lambda: "Hello there." in app.log_pane.visible_text())
+        assert app.log_pane.border_subtitle == ""
+        assert app.log_pane.visible_text().count("Hello there.") == 1
 
 
 async def test_bad_command_shows_its_usage_in_the_log() -> None:
