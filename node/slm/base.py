@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -167,6 +168,20 @@ REASON_MAX = 200
 def is_simulated_model(model: str) -> bool:
     """Simulated backends name their model ``sim/<profile>``."""
     return model.startswith("sim/")
+
+
+# Every simulated answer starts with this label: "[simulated sim/honest@alice] ...". It names the
+# node, which the simulated adversary relies on (see node.slm.sim); real judges never see it.
+SIM_LABEL_RE = re.compile(r"^\[simulated (sim/[a-z]+)@([^\]]*)\]\s*")
+
+
+def sim_label(model: str, node_name: str) -> str:
+    return f"[simulated {model}@{node_name}]"
+
+
+def strip_sim_label(text: str) -> str:
+    """``text`` without a leading simulation label (which would tell a judge who answered)."""
+    return SIM_LABEL_RE.sub("", text, count=1)
 
 
 class Backend(ABC):

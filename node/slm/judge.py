@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from node.slm.base import REASON_MAX, SCORE_MAX, SCORE_MIN
+from node.slm.base import REASON_MAX, SCORE_MAX, SCORE_MIN, strip_sim_label
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,17 @@ def cap(text: str, limit: int) -> str:
     return text[:limit] + f"\n[... truncated, {len(text) - limit} more characters]"
 
 
+def _quoted(text: str, limit: int) -> str:
+    # The answer is data: it must not be able to close our <<< >>> quote and talk to the judge.
+    return cap(text, limit).replace("<<<", "< < <").replace(">>>", "> > >")
+
+
 def judge_messages(prompt: str, response: str) -> list[dict[str, str]]:
-    """The chat for one grading. It carries no executor identity: only question and answer."""
+    """The chat for one grading. It carries no executor identity: only question and answer (a
+    simulated answer's label, which names its node, is removed)."""
     user = (
-        f"QUESTION:\n<<<\n{cap(prompt, PROMPT_CAP)}\n>>>\n\n"
-        f"ANSWER:\n<<<\n{cap(response, RESPONSE_CAP)}\n>>>\n\n"
+        f"QUESTION:\n<<<\n{_quoted(prompt, PROMPT_CAP)}\n>>>\n\n"
+        f"ANSWER:\n<<<\n{_quoted(strip_sim_label(response), RESPONSE_CAP)}\n>>>\n\n"
         'Reply with JSON only: {"reason": "...", "score": 0.00-0.99}'
     )
     return [{"role": "system", "content": RUBRIC}, {"role": "user", "content": user}]

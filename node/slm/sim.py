@@ -48,6 +48,7 @@ import anyio
 from node.slm.base import (
     SCORE_MAX,
     SCORE_MIN,
+    SIM_LABEL_RE,
     Backend,
     Generation,
     GenParams,
@@ -55,6 +56,8 @@ from node.slm.base import (
     SLMError,
     check_prompt,
     coerce_params,
+    sim_label,
+    strip_sim_label,
 )
 
 log = logging.getLogger(__name__)
@@ -149,7 +152,6 @@ PROFILE_P: dict[str, float] = {
     "faulty": 0.85,
 }
 
-_LABEL_RE = re.compile(r"^\[simulated (sim/[a-z]+)@([^\]]*)\]\s*")
 _WORD_RE = re.compile(r"[a-z0-9]+")
 
 
@@ -179,12 +181,12 @@ def _contains(words: tuple[str, ...], phrase: str) -> bool:
 
 def strip_label(text: str) -> str:
     """The answer without the simulation label."""
-    return _LABEL_RE.sub("", text, count=1)
+    return strip_sim_label(text)
 
 
 def signature_of(text: str) -> str | None:
     """The node name a simulated answer is signed with (see the module doc), else ``None``."""
-    match = _LABEL_RE.match(text)
+    match = SIM_LABEL_RE.match(text)
     return match.group(2) if match else None
 
 
@@ -260,7 +262,7 @@ class SimBackend(Backend):
 
     @property
     def label(self) -> str:
-        return f"[simulated {self.model}@{self.name}]"
+        return sim_label(self.model, self.name)
 
     async def check(self) -> None:
         log.info("simulated backend %s for %s (no model runs)", self.model, self.name)
