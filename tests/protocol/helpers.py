@@ -57,6 +57,7 @@ class Swarm:
 
     def __post_init__(self) -> None:
         self.now = 0
+        self.clock_history: list[int] = [0]
         self.signers: dict[bytes, NaclSigner] = {
             s.peer_id: s for s in SIGNERS[: self.providers + 1]
         }
@@ -83,9 +84,10 @@ class Swarm:
     def session(self, node: bytes) -> LeaderSession | ParticipantSession | None:
         return self.leader if node == self.leader_id else self.participants.get(node)
 
-    def seal_as(self, node: bytes, body: Body, task: str = TASK) -> Envelope:
+    def seal_as(self, node: bytes | NaclSigner, body: Body, task: str = TASK) -> Envelope:
+        signer = node if isinstance(node, NaclSigner) else self.signers[node]
+        node = signer.peer_id
         self.seq[node] = self.seq.get(node, 1) + 1
-        signer = self.signers.get(node) or next(s for s in SIGNERS if s.peer_id == node)
         raw = seal(body, task=task, signer=signer, seq=self.seq[node], ts_ms=self.now).raw
         return open_envelope(raw, expected_sender=node)
 
@@ -103,7 +105,7 @@ class Swarm:
         others = [p for p in self.signers if p != env.sender]
         self.queue.append(Delivery(env, others))
 
-    def inject(self, node: bytes, body: Body, task: str = TASK) -> Envelope:
+    def inject(self, node: bytes | NaclSigner, body: Body, task: str = TASK) -> Envelope:
         """An arbitrary (possibly rule-breaking) signed message from ``node``."""
         env = self.seal_as(node, body, task)
         self.broadcast(env)
@@ -151,6 +153,7 @@ class Swarm:
 
     def advance(self, ms: int) -> None:
         self.now += ms
+        self.clock_history.append(self.now)
         for node in self.signers:
             session = self.session(node)
             if session is not None:
