@@ -45,8 +45,9 @@ OLLAMA_API_VERSION = "0.12.0"
 RNET_VERSION = "0.1.0"
 DEFAULT_LISTEN = "127.0.0.1:11500"
 DEFAULT_MAX_BODY = 1024 * 1024
-# Stages before the leader has its participants; any other stage means roles are assigned.
-PRE_ASSIGN_STAGES = frozenset({"", "advertise", "join", "joining", "advertised"})
+# Stages in which the leader has its participants (roles assigned): a streamed reply may commit
+# its headers then. Before (advertise) and after (done, aborted) it waits for the outcome.
+ASSIGNED_STAGES = frozenset({"execute", "verify", "finalize"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -567,7 +568,7 @@ async def _answer(request: web.Request, dialect: _Dialect, stream: bool) -> web.
     assigned = asyncio.Event()
 
     def on_stage(stage: str) -> None:
-        if stage not in PRE_ASSIGN_STAGES and not assigned.is_set():
+        if str(stage) in ASSIGNED_STAGES and not assigned.is_set():
             timing.assigned_ns = time.monotonic_ns()
             assigned.set()
 
@@ -926,3 +927,67 @@ async def serve_swarm(
     handle = GatewayHandle(runner=runner, host=host, port=bound)
     log.info("gateway: serving Ollama and OpenAI APIs at %s", handle.url)
     return handle
+
+
+# --------------------------------------------------------------------------------------------
+# The node side: a running NodeRuntime as SwarmSessions
+
+
+class RuntimeSwarm:
+    """:class:`SwarmSessions` over a running ``NodeRuntime``: one leader session per ``run``."""
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    def provider_models(self) -> Mapping[str, str]:
+        me = getattr(self.runtime, "peer_id_str", "")
+        return {
+            peer.peer_id: peer.model
+            for peer in self.runtime.provider_peers()
+            if peer.model and peer.peer_id != me
+        }
+
+    async def run(
+        self,
+        prompt: str,
+        *,
+        providers: int,
+        timeout_s: float,
+        aggregator: str,
+        on_stage: StageCallback | None = None,
+    ) -> SwarmResult:
+        return await run_leader_session(
+            self.runtime,
+            prompt,
+            providers=providers,
+            timeout_s=timeout_s,
+            aggregator=aggregator,
+            on_stage=on_stage,
+        )
+
+
+async def run_leader_session(
+    runtime: Any,
+    prompt: str,
+    *,
+    providers: int,
+    timeout_s: float,
+    aggregator: str,
+    on_stage: StageCallback | None = None,
+) -> SwarmResult:
+    """Run one session as leader through the sessions engine (``node/sessions.py``)."""
+    raise SwarmUnavailable("the sessions engine is not available in this build", "unavailable")
+
+
+async def start_gateway(
+    runtime: Any, listen: str = DEFAULT_LISTEN, token: str | None = None, **options: Any
+) -> GatewayHandle:
+    """Serve a started ``NodeRuntime`` as an Ollama/OpenAI endpoint (``rnet node --serve``).
+
+    ``options`` are :class:`GatewayConfig` fields (providers, timeout_s, aggregator, ...).
+    Call on the runtime's asyncio loop after ``runtime.start()``; ``await handle.close()``
+    before ``runtime.aclose()``. Raises ValueError (bad address, public bind without token)
+    or OSError (port in use).
+    """
+    config = GatewayConfig(token=token, **options)
+    return await serve_swarm(RuntimeSwarm(runtime), listen, config)
