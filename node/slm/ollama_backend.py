@@ -135,8 +135,10 @@ class OllamaBackend(Backend):
             return exc
         if isinstance(exc, ollama.ResponseError):
             error = str(exc.error)
-            if exc.status_code == 404 or (
-                "not found" in error.lower() and "model" in error.lower()
+            # Ollama: 404 'model "x" not found, try pulling it first'. A 404 without "model" is
+            # some other server (or a proxy) at that address, not a missing model.
+            if "model" in error.lower() and (
+                exc.status_code == 404 or "not found" in error.lower()
             ):
                 return self._model_missing()
             status = f" (HTTP {exc.status_code})" if exc.status_code and exc.status_code > 0 else ""
@@ -153,8 +155,8 @@ class OllamaBackend(Backend):
             return self._unreachable()
         if isinstance(exc, httpx.HTTPError):
             return SLMError(
-                f"connection to Ollama at {self.host} broke while it was to {what}: "
-                f"{type(exc).__name__}"
+                f"the connection to Ollama at {self.host} broke before it could {what} "
+                f"({type(exc).__name__})"
             )
         if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError | KeyError):
             return SLMError(

@@ -187,3 +187,22 @@ async def test_bad_input_is_rejected_before_any_request(
     # Unknown params are ignored (a newer leader may send more), known ones pass through.
     await backend.generate("hi", GenParams.from_mapping({"temperature": 0, "mirostat": 2}))
     assert double.requests_to("/api/chat")[-1].body["options"]["temperature"] == 0
+
+
+async def test_something_else_at_the_address_is_named(unused_tcp_port: int) -> None:
+    from aiohttp import web
+
+    runner = web.AppRunner(web.Application())  # answers 404 to everything, like a stray server
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", unused_tcp_port)
+    await site.start()
+    try:
+        b = OllamaBackend(name="t", host=f"127.0.0.1:{unused_tcp_port}", timeout_gen=5)
+        with pytest.raises(SLMError, match="is it an Ollama server"):
+            await b.check()
+        with pytest.raises(SLMError) as err:
+            await b.generate("hi")
+        assert err.value.kind == "server_error"  # a bare 404 is not "model not pulled"
+        await b.aclose()
+    finally:
+        await runner.cleanup()
