@@ -70,6 +70,7 @@ class Peer:
     model: str = ""
     backend: str = ""
     state: str = "connected"
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +327,7 @@ class ConsoleState:
         old_state = peer.state
         peer.model = str(d.get("model") or peer.model)
         peer.backend = str(d.get("backend") or peer.backend)
+        peer.name = str(d.get("name") or peer.name)
         rtt = d.get("rtt_ms")
         peer.rtt_ms = float(rtt) if isinstance(rtt, int | float) else peer.rtt_ms
         peer.state = str(d.get("state") or peer.state)
@@ -430,7 +432,7 @@ class ConsoleState:
 
     def peers_snapshot(self) -> tuple[Peer, ...]:
         return tuple(
-            Peer(p.peer_id, p.addr, p.rtt_ms, p.model, p.backend, p.state)
+            Peer(p.peer_id, p.addr, p.rtt_ms, p.model, p.backend, p.state, p.name)
             for p in self.peers.values()
         )
 

@@ -24,7 +24,7 @@ class PeersPane(DataTable):
         self.add_column("peer", key="peer")
         self.add_column("state", key="state")
         self.add_column("rtt", key="rtt")
-        self.add_column("model", key="model")
+        self.add_column("name · model", key="model")
         self.add_column("address", key="addr")
         self.show_cursor = False
 
@@ -34,9 +34,10 @@ class PeersPane(DataTable):
             lost = peer.state != "connected"
             style = "dim" if lost else ""
             rtt = f"{peer.rtt_ms:.0f}ms" if peer.rtt_ms is not None else "-"
-            model = peer.model or "-"
-            if peer.backend and peer.backend not in model:
+            model = peer.model or ""
+            if peer.backend and model and peer.backend not in model:
                 model = f"{model} ({peer.backend})"
+            model = " · ".join(part for part in (peer.name, model) if part) or "-"
             state = Text("lost", style="bold red") if lost else Text("up", style="green")
             self.add_row(
                 Text(short_id(peer.peer_id), style=style or "bold"),

@@ -33,6 +33,7 @@ async def test_peers_pane_shows_joins_info_and_loss() -> None:
                 "backend": "ollama",
                 "rtt_ms": 3.4,
                 "state": "connected",
+                "name": "p1",
             },
             {"event": "peer_joined", "peer_id": PEERS[1], "addr": "/ip4/127.0.0.1/tcp/5002"},
         )
@@ -41,7 +42,7 @@ async def test_peers_pane_shows_joins_info_and_loss() -> None:
         row = row_text(table, PEERS[0])
         assert row[0] == short_id(PEERS[0])
         assert row[1] == "up" and row[2] == "3ms"
-        assert "qwen2.5:1.5b (ollama)" in row[3]
+        assert row[3] == "p1 · qwen2.5:1.5b (ollama)"
         assert "2 peers" in app.sub_title
 
         app.feed({"event": "peer_left", "peer_id": PEERS[1]})

@@ -1,0 +1,69 @@
+"""The console over a real leader node (in-process runtime, trio guest on Textual's loop) and
+real provider processes (``sim``) from the runtime engineer's ``tests.node.swarm``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from console.app import make_app
+from console.runtime_link import RuntimeLink
+from tests.console.helpers import wait_for
+from tests.node.swarm import Swarm
+
+pytestmark = pytest.mark.slow
+
+SIZE = (120, 40)
+
+
+def leader_runtime(swarm: Swarm, data_dir: Path):
+    from node.config import add_node_flags, resolve_node_config
+    from node.runtime import build_runtime
+
+    parser = argparse.ArgumentParser()
+    add_node_flags(parser)
+    args = parser.parse_args(
+        [
+            "--bootstrap",
+            swarm.bootstrap_maddr,
+            "--name",
+            "leader",
+            "--data-dir",
+            str(data_dir),
+            "--backend",
+            "sim",
+        ]
+    )
+    return build_runtime(args, resolve_node_config(args, "provider"))
+
+
+def connected(app) -> int:
+    return sum(1 for p in app.state.peers.values() if p.state == "connected")
+
+
+async def test_console_shows_a_real_swarm_and_real_command_usage(tmp_path: Path) -> None:
+    with Swarm(tmp_path / "swarm") as swarm:
+        swarm.start_bootstrap()
+        swarm.start_providers(2)
+        runtime = leader_runtime(swarm, tmp_path / "leader")
+        app = make_app(RuntimeLink(runtime), backend="sim/honest", simulated=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.state.peer_id != "", 60, "leader ready")
+            await wait_for(pilot, lambda: connected(app) >= 3, 60, "bootstrap + 2 peers")
+            await wait_for(pilot, lambda: app.peers_pane.row_count >= 3, 10, "peer rows")
+            await wait_for(
+                pilot, lambda: "swarm/mesh" in str(app.mesh_pane.render()), 30, "mesh topics"
+            )
+            # The real interpreter answers a bad command with its usage.
+            await pilot.press("colon", *"ping", "enter")
+            await wait_for(
+                pilot,
+                lambda: any(e.text.startswith("usage: ping") for e in app.state.log),
+                30,
+                "usage of ping",
+            )
+            assert "ping" in app.command_input.suggester_names.names
+            await pilot.press("escape", "q")
+        assert runtime._closed
