@@ -38,13 +38,16 @@ Participant (a provider that saw an ``advertise``; ``join=False`` only watches):
     p.judgement_failed(executor, error, now_ms)           -> [Notice]   (that score is missing)
     p.next_deadline(), p.snapshot(), p.finished, p.result, p.stage, p.role
 
+``SessionSnapshot.to_dict()`` gives the snapshot with base58 peer IDs (JSON-able). Deadlines in
+snapshots and effects are in the clock you pass as ``now_ms`` (use a monotonic ms clock).
+
 Operator actions in a state that does not allow them raise :class:`~protocol.errors.StateError`
 (with a message fit for the user); everything a *peer* does wrong becomes a ``Rejected`` effect.
 Inputs after the session finished are answered with ``Rejected(reason="late")`` or nothing.
 Every input may change the snapshot: emit a ``session`` event when it differs from the last one.
 
 Effects: ``Publish(topic, task, body)`` (seal with your signer, then publish), ``Subscribe``,
-``Unsubscribe``, ``Generate(task, prompt, deadline_ms)``, ``Judge(task, prompt, executor, text,
+``Unsubscribe``, ``Generate(task, prompt, deadline_ms, params)``, ``Judge(task, prompt, executor, text,
 deadline_ms)``, ``StageChanged(task, stage, deadline_ms)``, ``Finished(task, result)``,
 ``Aborted(task, reason)``, ``Rejected(task, reason, sender, kind, detail)``, ``Notice(task, text)``.
 Generate/Judge deadlines are in the caller's ``now_ms`` clock; run judgements concurrently.
@@ -91,14 +94,14 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeAlias
 
 from protocol.envelope import Envelope, validate_task
 from protocol.errors import StateError
-from protocol.identity import is_peer_id, short_id
+from protocol.identity import is_peer_id, peer_id_to_str, short_id
 from protocol.messages import (
     MAX_NAME_CHARS,
     MAX_PARTICIPANTS,
@@ -198,6 +201,7 @@ class Generate:
     task: str
     prompt: str
     deadline_ms: int
+    params: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +291,38 @@ class SessionSnapshot:
     winner: bytes | None
     winner_score: float | None
     reason: str | None  # why it was aborted
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able form for the ``session`` event: peer IDs as base58 text."""
+        b58 = peer_id_to_str
+
+        def peers(items: tuple[bytes, ...]) -> list[str]:
+            return [b58(p) for p in items]
+
+        return {
+            "task": self.task,
+            "me": b58(self.me),
+            "leader": b58(self.leader),
+            "role": str(self.role),
+            "stage": str(self.stage),
+            "stage_deadline_ms": self.stage_deadline_ms,
+            "prompt": self.prompt,
+            "aggregator": self.aggregator,
+            "joined": peers(self.joined),
+            "models": {b58(p): m for p, m in self.models.items()},
+            "executors": peers(self.executors),
+            "verifiers": peers(self.verifiers),
+            "responses": {b58(e): t for e, t in self.responses.items()},
+            "scores": {
+                b58(e): {b58(v): x for v, x in row.items()} for e, row in self.scores.items()
+            },
+            "averages": {b58(e): a for e, a in self.averages.items()},
+            "counts": {b58(e): c for e, c in self.counts.items()},
+            "missing": peers(self.missing),
+            "winner": b58(self.winner) if self.winner is not None else None,
+            "winner_score": self.winner_score,
+            "reason": self.reason,
+        }
 
 
 # --- transitions as data ------------------------------------------------------------------------
@@ -953,7 +989,8 @@ class ParticipantSession(_Session):
         effects: list[Effect] = [self._go("assign")]
         if self.role == Role.EXECUTOR:
             self.generating = True
-            effects.append(Generate(self.task, self.prompt, self.exec_deadline))
+            generate = Generate(self.task, self.prompt, self.exec_deadline, self.advertise.params)
+            effects.append(generate)
         early, self._early = self._early, []
         for held in early:
             effects += self.receive(held, now_ms)

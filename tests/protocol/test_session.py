@@ -482,3 +482,29 @@ def test_swarm_happy_path_every_node_agrees() -> None:
     assert all(not s.rejected(n) for n in s.signers)
     roles = sorted(p.role for p in s.participants.values())
     assert roles == [Role.EXECUTOR] * 3 + [Role.VERIFIER] * 3
+
+
+def test_snapshot_to_dict_is_json_with_base58_ids() -> None:
+    import json
+
+    from protocol.identity import peer_id_to_str
+
+    s = Swarm(providers=2, auto_assign_at=2, advertise=ADV)
+    s.settle()
+    d = s.leader.snapshot().to_dict()
+    json.dumps(d)
+    assert d["stage"] == "done" and d["role"] == "leader"
+    assert d["leader"] == peer_id_to_str(LEAD.peer_id)
+    (ex,) = d["executors"]
+    (ver,) = d["verifiers"]
+    assert d["winner"] == ex and set(d["scores"][ex]) == {ver}
+    assert d["responses"][ex].startswith("answer of")
+
+
+def test_generate_carries_advertised_params() -> None:
+    adv = Advertise(prompt="p", params={"temperature": 0.2})
+    session = ParticipantSession(TASK, P[0].peer_id, LEAD.peer_id, adv, model="m", backend="sim")
+    session.start(0)
+    effects = session.receive(env(LEAD, Assign((P[0].peer_id,), (P[1].peer_id,), "p")), 1)
+    (gen,) = [e for e in effects if isinstance(e, Generate)]
+    assert gen.params == {"temperature": 0.2}
