@@ -221,3 +221,37 @@ def test_replay_guard_memory_bounded() -> None:
     guard.check_seq(BOB.peer_id, 1)
     guard.check_seq(PEERS[2], 1)
     assert len(guard._peers) == 2
+
+
+def sign_raw(kind: str, task: str, body: object, signer=ALICE) -> bytes:  # type: ignore[no-untyped-def]
+    """A correctly signed envelope around an arbitrary (possibly invalid) body map."""
+    from protocol.envelope import SIGNING_CONTEXT
+
+    unsigned = {
+        "v": 1,
+        "kind": kind,
+        "task": task,
+        "from": signer.peer_id,
+        "seq": 1,
+        "ts": 0,
+        "body": body,
+    }
+    return canonical({**unsigned, "sig": signer.sign(SIGNING_CONTEXT + canonical(unsigned))})
+
+
+@settings(max_examples=150)
+@given(bodies, st.data())
+def test_signed_hostile_bodies_raise_only_protocol_error(body: Body, data: st.DataObject) -> None:
+    """Past the signature check, body validation must still never crash on any value."""
+    wire = body.to_wire()
+    key = data.draw(st.sampled_from(sorted(wire)))
+    wire[key] = data.draw(plain | st.sampled_from(PEERS) | st.lists(st.sampled_from(PEERS)))
+    if data.draw(st.booleans()):
+        wire[data.draw(st.text(max_size=5))] = data.draw(plain)
+    raw = sign_raw(body.KIND, task_for(body), wire)
+    try:
+        env = open_envelope(raw)
+    except ProtocolError as exc:
+        assert exc.field is None or exc.field.startswith("body")
+        return
+    assert env.body.to_wire() is not None  # accepted: then it is a valid, re-encodable body
