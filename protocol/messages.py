@@ -404,7 +404,17 @@ class Result(_Body):
             )
         if len(matrix) + len(verifier_set or ()) > MAX_PARTICIPANTS:
             raise OversizeError(f"more than {MAX_PARTICIPANTS} participants", field="scores")
+        for ex, row in matrix.items():
+            given = sum(1 for v in row.values() if v is not None)
+            if counts[ex] != given:
+                raise RangeError(f"count {counts[ex]} but {given} scores", field="counts")
+            if (averages[ex] is None) != (given == 0):
+                raise RangeError(
+                    "an average needs scores and scores need an average", field="averages"
+                )
         missing = _peers("missing", self.missing, MAX_PARTICIPANTS, empty=True)
+        if not set(missing) <= set(matrix) | (verifier_set or set()):
+            raise RangeError("missing names a peer without a role", field="missing")
         if self.winner is None:
             if self.score is not None:
                 raise RangeError("a score without a winner", field="score")

@@ -46,8 +46,8 @@ def results(draw: st.DrawFn) -> Result:
     cut = draw(st.integers(1, len(peers) - 1))
     executors, verifiers = peers[:cut], peers[cut:]
     matrix = {e: {v: draw(opt_scores) for v in verifiers} for e in executors}
-    averages = {e: draw(opt_scores) for e in executors}
-    counts = {e: draw(st.integers(0, len(verifiers))) for e in executors}
+    counts = {e: sum(1 for v in matrix[e].values() if v is not None) for e in executors}
+    averages = {e: (draw(scores) if counts[e] else None) for e in executors}
     ranked = [e for e in executors if averages[e] is not None]
     winner = draw(st.sampled_from(ranked)) if ranked and draw(st.booleans()) else None
     return Result(

@@ -134,6 +134,10 @@ def test_typed_errors() -> None:
         (reencode(raw, body={"model": "x", "backend": "sim"}), SignatureError, "bad_signature"),
         (reencode(raw, extra=1), MalformedError, "unknown_field"),
         (b"\x00" * (MAX_ENVELOPE_BYTES + 1), OversizeError, "oversize"),
+        (b"\xdd\xff\xff\xff\xff", MalformedError, "not_msgpack"),  # 4G-entry array, 5 bytes
+        (b"\xdf\xff\xff\xff\xff", MalformedError, "not_msgpack"),
+        (b"\x91" * 5_000 + b"\xc0", MalformedError, "not_msgpack"),  # nesting bomb
+        (msgpack.packb({"v": msgpack.ExtType(1, b"x")}), MalformedError, "not_msgpack"),
     ]
     for data, error, reason in cases:
         with pytest.raises(error) as info:
