@@ -1,0 +1,142 @@
+"""``rnet pipe N "prompt"``: a one-shot leader. Start a node, join the swarm through the bootstrap,
+run one session, print its result, exit.
+
+Exit 0 with a winner; otherwise one line saying why (not enough participants, no usable answer,
+timeout) and exit 1 (2 for bad flags). Never runs past ``--timeout``: the session's deadlines are
+fitted into it and the node is torn down within it. The pipe's node leads only; it takes no role
+in its own session nor in anyone else's.
+
+Light at import time (``rnet --help`` imports it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 60.0
+# Time kept back from --timeout to close the node (sockets, trio) before the bound.
+CLOSE_RESERVE_S = 1.5
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from node.config import add_node_flags
+    from node.sessions import add_session_flags
+
+    parser.add_argument(
+        "providers", type=int, metavar="N", help="how many providers to wait for (>= 2)"
+    )
+    parser.add_argument(
+        "prompt",
+        nargs="?",
+        default=None,
+        help="the prompt the swarm answers (default: a sample question)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"give up after S seconds in all, start-up included (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+    add_node_flags(parser)
+    add_session_flags(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from node.config import ConfigError, default_data_dir, resolve_node_config
+
+    started = time.monotonic()
+    if args.providers < 2:
+        return _fail(args, "a session needs at least 2 providers (1 executor, 1 verifier)", 2)
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        return _fail(args, "--timeout must be a positive number of seconds", 2)
+    try:
+        config = resolve_node_config(args, "provider")
+    except ConfigError as exc:
+        return _fail(args, str(exc), 2)
+    if not args.name and not args.data_dir:
+        from dataclasses import replace
+
+        # Its own data dir (pipe, pipe-2, ...), so `rnet audit <task> --name pipe` finds it.
+        config = replace(
+            config, name="pipe", data_dir=default_data_dir("pipe"), name_explicit=False
+        )
+    try:
+        return asyncio.run(_main(args, config, started))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _main(args: argparse.Namespace, config: object, started: float) -> int:
+    import asyncio
+    from dataclasses import replace
+
+    from node import events as ev
+    from node.runtime import RuntimeError_, build_runtime, setup_logging
+    from node.sessions import DEFAULT_PROMPT, SessionFailed, format_result
+
+    deadline = started + args.timeout
+    setup_logging(getattr(args, "log_level", None) or "warning", stream=sys.stderr)
+    try:
+        runtime = build_runtime(args, config)
+    except (RuntimeError_, ValueError) as exc:
+        return _fail(args, str(exc), 2)
+    engine = getattr(runtime, "sessions", None)
+    if engine is None:
+        return _fail(args, "the sessions engine is not available", 2)
+    engine.options = replace(engine.options, auto_join=False)  # lead only
+
+    ready = asyncio.Event()
+    runtime.subscribe(lambda e: ready.set() if isinstance(e, ev.Ready) else None)
+    try:
+        try:
+            await asyncio.wait_for(runtime.start(), timeout=_left(deadline))
+            if not runtime.ready:
+                await asyncio.wait_for(ready.wait(), timeout=_left(deadline))
+        except TimeoutError:
+            return _fail(args, f"could not reach the bootstrap {config.bootstrap} in time", 1)
+        except (RuntimeError_, OSError) as exc:
+            return _fail(args, str(exc), 1)
+        prompt = (args.prompt or "").strip() or DEFAULT_PROMPT
+        try:
+            result = await engine.run_pipe(
+                prompt, args.providers, timeout_s=_left(deadline), aggregator=args.aggregator
+            )
+        except SessionFailed as exc:
+            return _fail(args, exc.reason, 1, task=exc.task)
+        if result.winner is None or not result.text:
+            return _fail(args, f"session {result.task}: empty result", 1, task=result.task)
+        print(result.to_json() if args.json else format_result(result), flush=True)
+        return 0
+    finally:
+        try:
+            await asyncio.wait_for(
+                runtime.aclose(), timeout=max(0.5, deadline + 1.0 - time.monotonic())
+            )
+        except TimeoutError:
+            logger.warning("node did not close in time")
+
+
+def _left(deadline: float) -> float:
+    return max(0.1, deadline - time.monotonic() - CLOSE_RESERVE_S)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int, *, task: str = "") -> int:
+    """One line, on stdout as JSON with --json, else on stderr."""
+    if getattr(args, "json", False):
+        print(
+            json.dumps({"event": "error", "source": "pipe", "task": task, "message": message}),
+            flush=True,
+        )
+    else:
+        print(f"rnet pipe: {message}", file=sys.stderr, flush=True)
+    return code
