@@ -93,6 +93,7 @@ for display and finishes on the leader's ``result`` or ``abort``.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,9 @@ from protocol.messages import (
     MAX_PARTICIPANTS,
     MAX_REASON_CHARS,
     MAX_RESPONSE_CHARS,
+    MAX_SCORE,
     MESH_TOPIC,
+    MIN_SCORE,
     Abort,
     Advertise,
     Assign,
@@ -864,7 +867,10 @@ class ParticipantSession(_Session):
     def judgement_done(
         self, executor: bytes, score: float, reason: str, judge_model: str, now_ms: int
     ) -> list[Effect]:
-        """The local judge scored ``executor``'s response: publish (or batch) the score."""
+        """The local judge scored ``executor``'s response: publish (or batch) the score.
+
+        ``score`` is clamped to [0.00, 0.99]; a non-number or NaN counts as a failed judgement.
+        """
         self._require_started()
         effects = self._expire(now_ms)
         if self.role != Role.VERIFIER or executor not in self.judging or self.finished:
@@ -875,7 +881,13 @@ class ParticipantSession(_Session):
             late = f"judgement of {short_id(executor)} finished after the verify deadline"
             effects.append(Notice(self.task, late))
             return effects
-        entry = ScoreEntry(executor, score, _clip(reason, MAX_REASON_CHARS))
+        if isinstance(score, bool) or not isinstance(score, int | float) or math.isnan(score):
+            self.judged[executor] = None
+            effects.append(Notice(self.task, f"judge gave no usable score ({score!r})"))
+            return effects
+        # the judge clamps already; clamping again keeps a stray 1.0 from costing the score
+        score = min(max(float(score), MIN_SCORE), MAX_SCORE)
+        entry = ScoreEntry(executor, score, _clip(str(reason), MAX_REASON_CHARS))
         self.judged[executor] = entry
         self.judge_model = _clip(judge_model or "unknown", MAX_NAME_CHARS)
         self.scores.setdefault(executor, {})[self.me] = entry.score

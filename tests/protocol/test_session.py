@@ -508,3 +508,23 @@ def test_generate_carries_advertised_params() -> None:
     effects = session.receive(env(LEAD, Assign((P[0].peer_id,), (P[1].peer_id,), "p")), 1)
     (gen,) = [e for e in effects if isinstance(e, Generate)]
     assert gen.params == {"temperature": 0.2}
+
+
+@pytest.mark.parametrize(("given", "sent"), [(1.0, 0.99), (-0.5, 0.0), (0.42, 0.42)])
+def test_judge_score_clamped_to_range(given: float, sent: float) -> None:
+    session, _ = participant(P[0])
+    e1 = P[1].peer_id
+    session.receive(env(LEAD, Assign((e1,), (P[0].peer_id,), "p")), 100)
+    session.receive(env(P[1], Response("r", "m")), 200)
+    (score,) = published(session.judgement_done(e1, given, "r", "j", 300), Score)
+    assert score.score == sent
+
+
+def test_judge_nan_is_a_failed_judgement() -> None:
+    session, _ = participant(P[0])
+    e1 = P[1].peer_id
+    session.receive(env(LEAD, Assign((e1,), (P[0].peer_id,), "p")), 100)
+    session.receive(env(P[1], Response("r", "m")), 200)
+    effects = session.judgement_done(e1, float("nan"), "r", "j", 300)
+    assert not published(effects, Score) and any(isinstance(e, Notice) for e in effects)
+    assert session.snapshot().scores[e1][P[0].peer_id] is None
