@@ -38,6 +38,11 @@ Participant (a provider that saw an ``advertise``; ``join=False`` only watches):
     p.judgement_failed(executor, error, now_ms)           -> [Notice]   (that score is missing)
     p.next_deadline(), p.snapshot(), p.finished, p.result, p.stage, p.role
 
+``batch_scores=True``: a verifier sends one ``scores`` message once it has judged everything it
+will get (every executor answered, or its execute deadline passed, and no judgement is still
+running) instead of one ``score`` per response: fewer messages through the hub (ARCHITECTURE
+§10 item 13) at the price of the slowest judgement. Leaders accept both forms, entry by entry.
+
 ``SessionSnapshot.to_dict()`` gives the snapshot with base58 peer IDs (JSON-able). Deadlines in
 snapshots and effects are in the clock you pass as ``now_ms`` (use a monotonic ms clock).
 
