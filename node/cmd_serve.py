@@ -10,10 +10,8 @@ Light at import time (``rnet --help`` imports it): aiohttp and the runtime load 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
-import signal
 import sys
 from typing import Any
 
@@ -22,6 +20,8 @@ from node.config import add_node_flags, getenv
 logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:11500"
+DEFAULT_PROVIDERS = 3
+DEFAULT_TIMEOUT = 60.0
 AGGREGATORS = ("mean", "median", "trimmed")
 
 
@@ -45,12 +45,11 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def add_gateway_flags(parser: argparse.ArgumentParser, *, listen_flag: str = "--listen") -> None:
-    """The gateway's own flags (``rnet serve``; ``rnet node`` may reuse them with ``--serve``)."""
+def add_gateway_flags(parser: argparse.ArgumentParser, *, aggregator: bool = True) -> None:
+    """The gateway's own flags for ``rnet serve`` (``--aggregator`` unless sessions add it)."""
     g = parser.add_argument_group("gateway")
     g.add_argument(
-        listen_flag,
-        dest="listen",
+        "--listen",
         default=None,
         metavar="HOST:PORT",
         help=f"HTTP address to serve on (default: {DEFAULT_LISTEN}; $RNET_SERVE_LISTEN). "
@@ -59,23 +58,24 @@ def add_gateway_flags(parser: argparse.ArgumentParser, *, listen_flag: str = "--
     g.add_argument(
         "--providers",
         type=_positive_int,
-        default=3,
+        default=None,
         metavar="N",
-        help="providers per session: wait for N to join, then assign roles (default: 3)",
+        help=f"providers per session: wait for N to join, then assign roles (default: {DEFAULT_PROVIDERS})",
     )
     g.add_argument(
         "--timeout",
         type=_positive_float,
-        default=60.0,
+        default=None,
         metavar="S",
-        help="deadline of one session in seconds; past it the request gets a 503 (default: 60)",
+        help=f"deadline of one session in seconds; past it the request gets a 503 (default: {DEFAULT_TIMEOUT:g})",
     )
-    g.add_argument(
-        "--aggregator",
-        choices=AGGREGATORS,
-        default="mean",
-        help="how verifiers' scores are combined per executor (default: mean)",
-    )
+    if aggregator:
+        g.add_argument(
+            "--aggregator",
+            choices=AGGREGATORS,
+            default=None,
+            help="how verifiers' scores are combined per executor (default: mean)",
+        )
     g.add_argument(
         "--token",
         default=None,
@@ -91,95 +91,100 @@ def add_gateway_flags(parser: argparse.ArgumentParser, *, listen_flag: str = "--
     )
 
 
+def add_serve_flag(parser: argparse.ArgumentParser) -> None:
+    """``--serve ADDR`` (+ ``--serve-token``) for ``rnet node``: also serve the gateway there."""
+    g = parser.add_argument_group("gateway")
+    g.add_argument(
+        "--serve",
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve the swarm as an Ollama/OpenAI-compatible endpoint on this address "
+        f"(see `rnet serve`; {DEFAULT_PROVIDERS} providers per session, {DEFAULT_TIMEOUT:g} s deadline)",
+    )
+    g.add_argument(
+        "--serve-token",
+        default=None,
+        help="bearer token for --serve (default: $RNET_SERVE_TOKEN; required beyond loopback)",
+    )
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     add_node_flags(parser, role="provider")
-    add_gateway_flags(parser)
+    try:
+        from node.sessions import add_session_flags
+    except ImportError:
+        add_session_flags = None  # the sessions engine is optional until it lands
+    else:
+        add_session_flags(parser)  # --join-deadline ..., --aggregator, --no-auto-join
+    add_gateway_flags(parser, aggregator=add_session_flags is None)
 
 
 def gateway_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """(listen address, GatewayConfig keyword arguments) from flags > environment > defaults.
 
-    Raises ValueError with a message fit for the user (bad address, public bind without token).
+    Reads ``--serve``/``--serve-token`` (``rnet node``) or ``--listen``/``--token`` (``rnet
+    serve``). Raises ValueError with a message fit for the user (bad address or option, public
+    bind without a token).
     """
-    from node.gateway import check_exposure, parse_listen
+    from node.gateway import GatewayConfig, check_exposure, parse_listen
 
-    listen = getattr(args, "listen", None) or getenv("RNET_SERVE_LISTEN", DEFAULT_LISTEN)
-    token = getattr(args, "token", None) or getenv("RNET_SERVE_TOKEN")
+    listen = (
+        getattr(args, "serve", None)
+        or getattr(args, "listen", None)
+        or getenv("RNET_SERVE_LISTEN", DEFAULT_LISTEN)
+    )
+    token = (
+        getattr(args, "serve_token", None)
+        or getattr(args, "token", None)
+        or getenv("RNET_SERVE_TOKEN")
+    )
     host, _port = parse_listen(listen)
     check_exposure(host, token)
     options: dict[str, Any] = {
-        "providers": getattr(args, "providers", 3),
-        "timeout_s": getattr(args, "timeout", 60.0),
-        "aggregator": getattr(args, "aggregator", "mean"),
+        "providers": getattr(args, "providers", None) or DEFAULT_PROVIDERS,
+        "timeout_s": getattr(args, "timeout", None) or DEFAULT_TIMEOUT,
+        "aggregator": getattr(args, "aggregator", None) or "mean",
         "token": token,
     }
     if getattr(args, "max_body", None) is not None:
         options["max_body_bytes"] = args.max_body
+    GatewayConfig(**options)  # raises ValueError for a bad combination, before anything starts
     return listen, options
 
 
 def run(args: argparse.Namespace) -> int:
-    from node.config import ConfigError, resolve_node_config
-
+    """``rnet serve`` is a headless provider node whose gateway is always on."""
     try:
-        config = resolve_node_config(args, "provider")
-        listen, options = gateway_settings(args)
-        from node.gateway import GatewayConfig
-
-        GatewayConfig(**options)  # validate before the node starts
-    except (ConfigError, ValueError) as exc:
+        listen, _options = gateway_settings(args)
+    except ValueError as exc:
         print(f"rnet serve: {exc}", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_main(args, config, listen, options))
-    except KeyboardInterrupt:
-        return 0
+    args.serve = listen
+    args.no_ui = True
+    from node.headless import run_headless
+
+    return run_headless(args, "provider")
 
 
-async def _main(args: argparse.Namespace, config: Any, listen: str, options: dict[str, Any]) -> int:
+async def serve_from_args(runtime: Any, args: argparse.Namespace) -> Any:
+    """Start the gateway for ``rnet serve`` / ``rnet node --serve ADDR`` (None when not asked).
+
+    Call after ``runtime.start()`` on its asyncio loop; ``await handle.close()`` before
+    ``runtime.aclose()``. Raises ValueError (bad address, public bind without a token) or
+    OSError (port in use).
+    """
+    if not getattr(args, "serve", None):
+        return None
     from node.gateway import start_gateway
-    from node.headless import EventPrinter
-    from node.runtime import RuntimeError_, build_runtime, setup_logging
 
-    printer = EventPrinter(sys.stdout, json_lines=config.json)
-    try:
-        runtime = build_runtime(args, config)
-    except RuntimeError_ as exc:
-        print(f"rnet serve: {exc}", file=sys.stderr)
-        return 2
-    runtime.subscribe(printer)
-    setup_logging(config.log_level, runtime=runtime if config.json else None)
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-    try:
-        await runtime.start()
-    except Exception as exc:
-        await runtime.aclose()
-        print(f"rnet serve: {exc}", file=sys.stderr)
-        return 1
-    try:
-        try:
-            gateway = await start_gateway(runtime, listen, **options)
-        except (OSError, ValueError, RuntimeError) as exc:
-            print(f"rnet serve: cannot serve on {listen}: {exc}", file=sys.stderr)
-            return 1
-        _announce(config.json, gateway.url, options)
-        try:
-            await stop.wait()
-        finally:
-            logger.info("stopping the gateway")
-            await gateway.close()
-    finally:
-        await runtime.aclose()
-    return 0
+    listen, options = gateway_settings(args)
+    handle = await start_gateway(runtime, listen, **options)
+    _announce(bool(getattr(args, "json", False)), handle.url, options)
+    return handle
 
 
 def _announce(json_lines: bool, url: str, options: dict[str, Any]) -> None:
-    """Tell the operator (or the test harness) where the endpoint is."""
+    """Tell the operator (or the test harness) where the endpoint is: one stdout line."""
     if json_lines:
         line = json.dumps(
             {
@@ -193,46 +198,7 @@ def _announce(json_lines: bool, url: str, options: dict[str, Any]) -> None:
         )
     else:
         line = (
-            f"serving the swarm at {url} (Ollama API: OLLAMA_HOST={url.removeprefix('http://')}; "
-            f"OpenAI API: base_url={url}/v1; model 'swarm')"
+            f"serving the swarm at {url} (Ollama: OLLAMA_HOST={url.removeprefix('http://')}; "
+            f"OpenAI: base_url={url}/v1; model 'swarm')"
         )
     print(line, flush=True)
-
-
-def add_serve_flag(parser: argparse.ArgumentParser) -> None:
-    """``--serve ADDR`` (+ ``--serve-token``) for ``rnet node``: also serve the gateway there."""
-    g = parser.add_argument_group("gateway")
-    g.add_argument(
-        "--serve",
-        default=None,
-        metavar="HOST:PORT",
-        help="also serve the swarm as an Ollama/OpenAI-compatible endpoint on this address "
-        "(see `rnet serve`; 3 providers per session, 60 s deadline)",
-    )
-    g.add_argument(
-        "--serve-token",
-        default=None,
-        help="bearer token for --serve (default: $RNET_SERVE_TOKEN; required beyond loopback)",
-    )
-
-
-async def serve_from_args(runtime: Any, args: argparse.Namespace) -> Any:
-    """Start the gateway for ``rnet node --serve ADDR`` (None when not asked).
-
-    Call after ``runtime.start()``; ``await handle.close()`` before ``runtime.aclose()``.
-    Raises ValueError (bad address, public bind without a token) or OSError (port in use).
-    """
-    listen = getattr(args, "serve", None)
-    if not listen:
-        return None
-    from node.gateway import check_exposure, parse_listen, start_gateway
-
-    token = getattr(args, "serve_token", None) or getenv("RNET_SERVE_TOKEN")
-    check_exposure(parse_listen(listen)[0], token)
-    handle = await start_gateway(runtime, listen, token)
-    _announce(
-        bool(getattr(args, "json", False)),
-        handle.url,
-        {"providers": 3, "timeout_s": 60.0, "aggregator": "mean", "token": token},
-    )
-    return handle

@@ -36,6 +36,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from protocol.messages import AGGREGATORS, MAX_PROMPT_CHARS
+
 log = logging.getLogger(__name__)
 
 SWARM_MODEL = "swarm"
@@ -128,7 +130,8 @@ class GatewayConfig:
     aggregator: str = "mean"
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
-    max_prompt_chars: int = 32_000
+    # A session's advertisement carries the prompt: the protocol's limit is ours.
+    max_prompt_chars: int = MAX_PROMPT_CHARS
     # Longest a streamed reply holds its headers back to keep a real status code available.
     head_start_s: float = 3.0
     # Interval of keep-alive records while a streamed session runs.
@@ -139,6 +142,10 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         if self.providers < 2:
             raise ValueError("providers must be at least 2 (one executor and one verifier)")
+        if self.aggregator not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {self.aggregator!r}; one of {AGGREGATORS}")
+        if not 0 < self.max_prompt_chars <= MAX_PROMPT_CHARS:
+            raise ValueError(f"max_prompt_chars must be in 1..{MAX_PROMPT_CHARS}")
         if self.timeout_s <= 0:
             raise ValueError("timeout must be positive")
         if self.max_body_bytes < 1024:
@@ -320,11 +327,13 @@ def _message_text(content: Any, index: int) -> str:
     raise ApiError(400, f"messages[{index}].content must be a string")
 
 
-def render_chat(messages: Any) -> str:
+def render_chat(messages: Any, limit: int | None = None) -> str:
     """Render a chat history into the single prompt a swarm session carries.
 
     A lone user message is passed through as is (small models answer a plain question best);
-    a longer history becomes a role-labelled transcript ending with an ``Assistant:`` cue.
+    a longer history becomes a role-labelled transcript ending with an ``Assistant:`` cue. When
+    the transcript exceeds ``limit`` characters the oldest non-system turns are dropped (the
+    latest turn always stays), as a chat client with a context window would.
     """
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' is required: a non-empty list of {role, content}")
@@ -342,14 +351,29 @@ def render_chat(messages: Any) -> str:
         turns.append((role, _message_text(message.get("content"), i)))
     if not any(role == "user" and text.strip() for role, text in turns):
         raise ApiError(400, "'messages' needs at least one non-empty user message")
+    prompt = _transcript(turns)
+    while limit is not None and len(prompt) > limit:
+        droppable = [i for i, (role, _) in enumerate(turns[:-1]) if role != "system"]
+        if not droppable:
+            break  # only the latest turn (and system rules) left: the caller reports 413
+        del turns[droppable[0]]
+        prompt = _transcript(turns)
+    return prompt
+
+
+def _transcript(turns: list[tuple[str, str]]) -> str:
     if len(turns) == 1:
         return turns[0][1]
     lines = [f"{role.capitalize()}: {text}" for role, text in turns]
     return "\n\n".join([*lines, "Assistant:"])
 
 
+def _prompt_limit(request: web.Request) -> int:
+    return request.app[CONFIG_KEY].max_prompt_chars
+
+
 def _check_prompt(request: web.Request, prompt: str) -> str:
-    limit = request.app[CONFIG_KEY].max_prompt_chars
+    limit = _prompt_limit(request)
     if len(prompt) > limit:
         raise ApiError(413, f"prompt too long ({len(prompt)} characters, limit {limit})")
     return prompt
@@ -698,7 +722,7 @@ async def _ollama_chat(request: web.Request) -> web.StreamResponse:
     body = await _read_json(request)
     model = _model_of(request, body)
     stream = _stream_flag(body, default=True)
-    prompt = _check_prompt(request, render_chat(body.get("messages")))
+    prompt = _check_prompt(request, render_chat(body.get("messages"), _prompt_limit(request)))
     return await _answer(request, _OllamaChat(model, prompt), stream)
 
 
@@ -710,7 +734,7 @@ async def _openai_chat(request: web.Request) -> web.StreamResponse:
     if n not in (None, 1):
         raise ApiError(400, "'n' must be 1: the swarm returns one winning answer", "unsupported")
     options = _optional(body, "stream_options", dict, "an object") or {}
-    prompt = _check_prompt(request, render_chat(body.get("messages")))
+    prompt = _check_prompt(request, render_chat(body.get("messages"), _prompt_limit(request)))
     dialect = _OpenAIChat(model, prompt, include_usage=bool(options.get("include_usage")))
     return await _answer(request, dialect, stream)
 
@@ -934,10 +958,23 @@ async def serve_swarm(
 
 
 class RuntimeSwarm:
-    """:class:`SwarmSessions` over a running ``NodeRuntime``: one leader session per ``run``."""
+    """:class:`SwarmSessions` over a running ``NodeRuntime`` and its sessions engine.
+
+    Each ``run`` is one ``SessionEngine.run_pipe`` (node/sessions.py): this node advertises,
+    waits for ``providers`` joins (or the join deadline), assigns, collects and finalizes.
+    Cancelling ``run`` (client gone) cancels the trio side, which aborts the session visibly.
+    """
 
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
+
+    def _engine(self) -> Any:
+        engine = getattr(self.runtime, "sessions", None)
+        if engine is None:
+            raise SwarmUnavailable(
+                "this node runs no sessions engine (start it as a provider node)", "unavailable"
+            )
+        return engine
 
     def provider_models(self) -> Mapping[str, str]:
         me = getattr(self.runtime, "peer_id_str", "")
@@ -956,27 +993,35 @@ class RuntimeSwarm:
         aggregator: str,
         on_stage: StageCallback | None = None,
     ) -> SwarmResult:
-        return await run_leader_session(
-            self.runtime,
-            prompt,
-            providers=providers,
-            timeout_s=timeout_s,
-            aggregator=aggregator,
-            on_stage=on_stage,
+        from node.sessions import SessionFailed
+
+        engine = self._engine()
+        try:
+            result = await engine.run_pipe(
+                prompt, providers, timeout_s=timeout_s, aggregator=aggregator, on_stage=on_stage
+            )
+        except SessionFailed as exc:
+            raise SwarmUnavailable(exc.reason, exc.code) from None
+        return self._swarm_result(result)
+
+    def _swarm_result(self, result: Any) -> SwarmResult:
+        """The engine's ``result`` event as the gateway's SwarmResult (models from presence)."""
+        known = self.provider_models()
+        participants = set(result.averages)
+        for row in result.scores.values():
+            participants.update(row)
+        return SwarmResult(
+            task=result.task,
+            winner=result.winner or "",
+            score=result.score if result.score is not None else 0.0,
+            text=result.text,
+            averages=dict(result.averages),
+            scores={e: dict(row) for e, row in result.scores.items()},
+            missing=result.missing,
+            timings=dict(result.timings),
+            models={p: known[p] for p in sorted(participants) if p in known},
+            aggregator=result.aggregator,
         )
-
-
-async def run_leader_session(
-    runtime: Any,
-    prompt: str,
-    *,
-    providers: int,
-    timeout_s: float,
-    aggregator: str,
-    on_stage: StageCallback | None = None,
-) -> SwarmResult:
-    """Run one session as leader through the sessions engine (``node/sessions.py``)."""
-    raise SwarmUnavailable("the sessions engine is not available in this build", "unavailable")
 
 
 async def start_gateway(

@@ -126,3 +126,20 @@ def test_split_text_pieces_add_up(text: str) -> None:
     pieces = split_text(text)
     assert "".join(pieces) == text
     assert all(pieces)
+
+
+def test_long_chat_history_drops_oldest_turns_first() -> None:
+    history = [{"role": "system", "content": "rules"}]
+    history += [{"role": "user", "content": f"turn {i} " + "x" * 50} for i in range(20)]
+    history += [{"role": "user", "content": "the latest question"}]
+    prompt = render_chat(history, limit=300)
+    assert len(prompt) <= 300
+    assert prompt.startswith("System: rules") and "the latest question" in prompt
+    assert "turn 0 " not in prompt and "turn 19 " in prompt
+    # A single oversized turn is left as is: the request handler answers 413 for it.
+    assert len(render_chat([{"role": "user", "content": "y" * 400}], limit=300)) == 400
+
+
+def test_config_rejects_unknown_aggregator() -> None:
+    with pytest.raises(ValueError, match="aggregator"):
+        GatewayConfig(aggregator="vibes")

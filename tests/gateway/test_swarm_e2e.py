@@ -2,25 +2,28 @@
 processes on loopback with the ``sim`` backend, driven by the official ollama and openai clients.
 
 One swarm per module (processes are the expensive part on a shared 2-core machine); waits are
-conditions with generous deadlines.
+conditions with generous deadlines, never fixed sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import ollama
+import openai
 import pytest
 
-from tests.node.swarm import NodeProc, Swarm
+from tests.node.swarm import NodeProc, Swarm, free_port
 
 pytestmark = pytest.mark.slow
 
 PROVIDERS = 3
+GEN_MS = 400
 
 
 @dataclass
@@ -30,9 +33,12 @@ class LiveSwarm:
     gateway: NodeProc
     url: str
 
+    def provider_ids(self) -> set[str]:
+        return {p.peer_id for p in self.providers}
 
-def start_gateway_node(swarm: Swarm, *args: str) -> tuple[NodeProc, str]:
-    node = swarm.spawn("serve", "gateway", ["--listen", "127.0.0.1:0", *args])
+
+def start_gateway_node(swarm: Swarm, name: str, *args: str) -> tuple[NodeProc, str]:
+    node = swarm.spawn("serve", name, ["--listen", "127.0.0.1:0", *args])
     announced = node.wait_event("gateway", timeout=60)
     return node, announced["url"]
 
@@ -42,17 +48,28 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSwarm]:
     workdir: Path = tmp_path_factory.mktemp("gateway-swarm")
     with Swarm(workdir) as swarm:
         swarm.start_bootstrap(timeout=60)
-        providers = swarm.start_providers(PROVIDERS, timeout=60)
-        gateway, url = start_gateway_node(
-            swarm, "--providers", str(PROVIDERS), "--timeout", "30"
+        # Five concurrent gateway sessions need every provider in each of them; a model that
+        # takes a little while to answer leaves a client time to hang up mid-session.
+        providers = swarm.start_providers(
+            PROVIDERS, ["--max-sessions", "8", "--sim-gen-ms", str(GEN_MS)], timeout=60
         )
-        yield LiveSwarm(swarm, providers, gateway, url)
+        # Joins end the join stage as soon as all providers are in; the generous deadline only
+        # matters on a loaded machine.
+        gateway, url = start_gateway_node(
+            swarm,
+            "gateway",
+            *("--providers", str(PROVIDERS), "--timeout", "60", "--join-deadline", "15"),
+            *("--exec-deadline", "20", "--verify-deadline", "20"),
+        )
+        live = LiveSwarm(swarm, providers, gateway, url)
+        wait_http(lambda: _providers_listed(live), what="every provider in the gateway's /api/tags")
+        yield live
 
 
-def wait_http(condition, timeout: float = 60.0, what: str = "") -> None:
-    """Re-check an HTTP-observable condition until it holds (bounded)."""
+def wait_http(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    """Re-check an HTTP-observable condition until it holds (bounded by ``timeout``)."""
     deadline = time.monotonic() + timeout
-    last = None
+    last: Exception | None = None
     while time.monotonic() < deadline:
         try:
             if condition():
@@ -63,12 +80,181 @@ def wait_http(condition, timeout: float = 60.0, what: str = "") -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last})")
 
 
-def test_tags_list_swarm_and_provider_models(live: LiveSwarm) -> None:
-    def providers_listed() -> bool:
-        models = httpx.get(f"{live.url}/api/tags", timeout=10).json()["models"]
-        peers = {p for m in models for p in m.get("swarm", {}).get("providers", [])}
-        return models[0]["name"] == "swarm" and peers >= {p.peer_id for p in live.providers}
+def _providers_listed(live: LiveSwarm) -> bool:
+    models = httpx.get(f"{live.url}/api/tags", timeout=10).json()["models"]
+    peers = {p for m in models for p in m.get("swarm", {}).get("providers", [])}
+    return models[0]["name"] == "swarm" and peers >= live.provider_ids()
 
-    wait_http(providers_listed, what="all providers' models in /api/tags")
-    version = httpx.get(f"{live.url}/api/version", timeout=10).json()
-    assert version["rnet_version"]
+
+def result_of(live: LiveSwarm, task: str) -> dict:
+    """The ``result`` event the gateway node (the leader) emitted for ``task``."""
+    return live.gateway.wait_event("result", timeout=30, task=task)
+
+
+def check_metadata(live: LiveSwarm, swarm: dict, text: str) -> None:
+    """The extra fields match the leader's signed result and name real executors."""
+    event = result_of(live, swarm["task"])
+    assert event["text"] == text
+    assert swarm["winner"] == event["winner"] and swarm["winner"] in live.provider_ids()
+    assert swarm["score"] == event["score"] and 0.0 <= swarm["score"] <= 0.99
+    assert swarm["averages"] == event["averages"] and swarm["winner"] in swarm["averages"]
+    assert set(swarm["averages"]) <= live.provider_ids()
+
+
+def test_tags_and_show_list_swarm_and_provider_models(live: LiveSwarm) -> None:
+    client = ollama.Client(host=live.url)
+    names = [m.model for m in client.list().models]
+    assert names[0] == "swarm" and len(names) >= 2  # the sim providers' models follow
+    assert client.show("swarm").modelinfo["swarm.providers"] == PROVIDERS
+
+
+async def test_ollama_generate_whole_and_streamed(live: LiveSwarm) -> None:
+    client = ollama.AsyncClient(host=live.url, timeout=60)
+    reply = await client.generate(model="swarm", prompt="What is 2+2?", stream=False)
+    assert reply.done and reply.response
+    raw = httpx.post(
+        f"{live.url}/api/generate",
+        json={"model": "swarm", "prompt": "What is the capital of France?", "stream": False},
+        timeout=60,
+    ).json()
+    check_metadata(live, raw["swarm"], raw["response"])
+
+    parts = [
+        p async for p in await client.generate(model="swarm", prompt="Name a colour.", stream=True)
+    ]
+    assert parts[-1].done and parts[-1].done_reason == "stop"
+    text = "".join(p.response or "" for p in parts)
+    assert text and len(parts) >= 2
+
+
+async def test_ollama_chat_whole_and_streamed(live: LiveSwarm) -> None:
+    client = ollama.AsyncClient(host=live.url, timeout=60)
+    history = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "What is 2+2?"},
+    ]
+    reply = await client.chat(model="swarm", messages=history, stream=False)
+    assert reply.message.role == "assistant" and reply.message.content
+    parts = [p async for p in await client.chat(model="swarm", messages=history, stream=True)]
+    assert "".join(p.message.content or "" for p in parts)
+    assert parts[-1].done
+
+
+async def test_openai_client_whole_streamed_and_models(live: LiveSwarm) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{live.url}/v1", api_key="none", max_retries=0)
+    completion = await client.chat.completions.create(
+        model="swarm", messages=[{"role": "user", "content": "What is the capital of Italy?"}]
+    )
+    text = completion.choices[0].message.content
+    assert text
+    check_metadata(live, (completion.model_extra or {})["swarm"], text)
+
+    stream = await client.chat.completions.create(
+        model="swarm", messages=[{"role": "user", "content": "What is 3+3?"}], stream=True
+    )
+    chunks = [c async for c in stream]
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed
+    final = chunks[-1].model_extra or {}
+    check_metadata(live, final["swarm"], streamed)
+
+    ids = [m.id async for m in client.models.list()]
+    assert ids[0] == "swarm"
+
+
+async def test_five_concurrent_requests_get_distinct_sessions(live: LiveSwarm) -> None:
+    async with httpx.AsyncClient(base_url=live.url, timeout=90) as http:
+
+        async def ask(i: int) -> dict:
+            reply = await http.post(
+                "/api/generate",
+                json={"model": "swarm", "prompt": f"What is {i}+{i}?", "stream": False},
+            )
+            assert reply.status_code == 200, reply.text
+            return reply.json()
+
+        replies = await asyncio.gather(*(ask(i) for i in range(5)))
+    tasks = [r["swarm"]["task"] for r in replies]
+    assert len(set(tasks)) == 5
+    for reply in replies:
+        event = result_of(live, reply["swarm"]["task"])
+        assert event["text"] == reply["response"]  # no answer went to the wrong request
+
+
+def test_error_statuses_against_the_real_node(live: LiveSwarm) -> None:
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        assert http.post("/api/generate", content=b"{").status_code == 400
+        reply = http.post("/api/chat", json={"model": "nope", "messages": []})
+        assert reply.status_code == 404 and "nope" in reply.json()["error"]
+        reply = http.post(
+            "/v1/chat/completions",
+            json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert reply.status_code == 404 and reply.json()["error"]["code"] == "model_not_found"
+        reply = http.post("/api/generate", content=b"x" * (2 * 1024 * 1024))
+        assert reply.status_code == 413
+        reply = http.post(
+            "/api/generate", json={"model": "swarm", "prompt": "Still up?", "stream": False}
+        )
+        assert reply.status_code == 200 and reply.json()["response"]
+
+
+def test_no_providers_is_503_with_reason(live: LiveSwarm) -> None:
+    # A gateway whose bootstrap does not exist sees no providers: its session is aborted.
+    lonely, url = start_gateway_node(
+        live.swarm,
+        "lonely",
+        "--bootstrap",
+        f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{live.swarm.bootstrap_maddr.rsplit('/', 1)[1]}",
+        "--join-deadline",
+        "0.5",
+        "--timeout",
+        "20",
+    )
+    try:
+        reply = httpx.post(
+            f"{url}/api/generate",
+            json={"model": "swarm", "prompt": "anyone?", "stream": False},
+            timeout=30,
+        )
+        assert reply.status_code == 503
+        assert "provider" in reply.json()["error"] or "joined" in reply.json()["error"]
+        reply = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "swarm", "messages": [{"role": "user", "content": "anyone?"}]},
+            timeout=30,
+        )
+        assert reply.status_code == 503 and reply.json()["error"]["type"] == "service_unavailable"
+    finally:
+        assert lonely.terminate() == 0
+
+
+def test_client_disconnect_aborts_the_session(live: LiveSwarm) -> None:
+    since = live.gateway.mark()
+    with (
+        httpx.Client(base_url=live.url, timeout=60) as http,
+        http.stream(
+            "POST", "/api/generate", json={"model": "swarm", "prompt": "Never mind."}
+        ) as reply,
+    ):
+        assert reply.status_code == 200
+        # wait until the session is under way, then hang up
+        live.gateway.wait_for(
+            lambda e: e["event"] == "session" and e["stage"] in ("execute", "verify"),
+            since=since,
+            what="the gateway's session under way",
+        )
+    # The executors need GEN_MS to answer: the hang-up comes first and aborts the session.
+    event = live.gateway.wait_for(
+        lambda e: e["event"] == "session" and e["stage"] in ("aborted", "done"),
+        since=since,
+        what="the session ended",
+    )
+    assert event["stage"] == "aborted"
+    # and the gateway goes on serving
+    reply = httpx.post(
+        f"{live.url}/api/generate",
+        json={"model": "swarm", "prompt": "Back again?", "stream": False},
+        timeout=60,
+    )
+    assert reply.status_code == 200
