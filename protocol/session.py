@@ -51,7 +51,7 @@ Operator actions in a state that does not allow them raise :class:`~protocol.err
 Inputs after the session finished are answered with ``Rejected(reason="late")`` or nothing.
 Every input may change the snapshot: emit a ``session`` event when it differs from the last one.
 
-Effects: ``Publish(topic, task, body)`` (seal with your signer, then publish), ``Subscribe``,
+Effects (defined in :mod:`protocol.effects`, re-exported here): ``Publish(topic, task, body)`` (seal with your signer, then publish), ``Subscribe``,
 ``Unsubscribe``, ``Generate(task, prompt, deadline_ms, params)``, ``Judge(task, prompt, executor, text,
 deadline_ms)``, ``StageChanged(task, stage, deadline_ms)``, ``Finished(task, result)``,
 ``Aborted(task, reason)``, ``Rejected(task, reason, sender, kind, detail)``, ``Notice(task, text)``.
@@ -100,14 +100,28 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TypeAlias
+from collections.abc import Callable
 
+from protocol.effects import (
+    TERMINAL,
+    Aborted,
+    Effect,
+    Finished,
+    Generate,
+    Judge,
+    Notice,
+    Publish,
+    Rejected,
+    Role,
+    SessionSnapshot,
+    Stage,
+    StageChanged,
+    Subscribe,
+    Unsubscribe,
+)
 from protocol.envelope import Envelope, validate_task
 from protocol.errors import StateError
-from protocol.identity import is_peer_id, peer_id_to_str, short_id
+from protocol.identity import is_peer_id, short_id
 from protocol.messages import (
     MAX_NAME_CHARS,
     MAX_PARTICIPANTS,
@@ -119,7 +133,6 @@ from protocol.messages import (
     Abort,
     Advertise,
     Assign,
-    Body,
     Join,
     Response,
     Result,
@@ -158,179 +171,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_GRACE_MS = 5_000
 # Messages that overtake the assignment are held this long (count), then refused.
 _MAX_EARLY = 4 * MAX_PARTICIPANTS
-
-
-class Stage(StrEnum):
-    ADVERTISE = "advertise"
-    EXECUTE = "execute"
-    VERIFY = "verify"
-    FINALIZE = "finalize"
-    DONE = "done"
-    ABORTED = "aborted"
-
-
-TERMINAL = frozenset({Stage.DONE, Stage.ABORTED})
-
-
-class Role(StrEnum):
-    LEADER = "leader"
-    PENDING = "pending"  # joined, roles not assigned yet
-    EXECUTOR = "executor"
-    VERIFIER = "verifier"
-    OBSERVER = "observer"  # saw the assignment but has no role in it
-
-
-# --- effects ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """Seal ``body`` for ``task`` with this node's signer and publish it on ``topic``."""
-
-    topic: str
-    task: str
-    body: Body
-
-
-@dataclass(frozen=True, slots=True)
-class Subscribe:
-    topic: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    """The session no longer needs ``topic`` (the runtime may linger to let a publish drain)."""
-
-    topic: str
-
-
-@dataclass(frozen=True, slots=True)
-class Generate:
-    """Executor: run ``prompt`` on the local model; report via generation_done/failed."""
-
-    task: str
-    prompt: str
-    deadline_ms: int
-    params: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Judge:
-    """Verifier: score ``text`` (``executor``'s answer to ``prompt``); report via judgement_*."""
-
-    task: str
-    prompt: str
-    executor: bytes
-    text: str
-    deadline_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class StageChanged:
-    task: str
-    stage: Stage
-    deadline_ms: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    task: str
-    result: Result
-
-
-@dataclass(frozen=True, slots=True)
-class Aborted:
-    task: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A peer's message broke a rule; nothing was recorded. ``reason`` is a short code."""
-
-    task: str
-    reason: str
-    sender: bytes
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something the user should see that is not a peer's fault (local work failed or late)."""
-
-    task: str
-    text: str
-
-
-Effect: TypeAlias = (
-    Publish
-    | Subscribe
-    | Unsubscribe
-    | Generate
-    | Judge
-    | StageChanged
-    | Finished
-    | Aborted
-    | Rejected
-    | Notice
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSnapshot:
-    """Everything a ``session`` event shows. Peer IDs are bytes; ``None`` means "not (yet)"."""
-
-    task: str
-    me: bytes
-    leader: bytes
-    role: Role
-    stage: Stage
-    stage_deadline_ms: int | None
-    prompt: str
-    aggregator: str
-    joined: tuple[bytes, ...]
-    models: dict[bytes, str]  # joined peer -> model it announced
-    executors: tuple[bytes, ...]
-    verifiers: tuple[bytes, ...]
-    responses: dict[bytes, str | None]  # executor -> text
-    scores: dict[bytes, dict[bytes, float | None]]  # executor -> verifier -> score
-    averages: dict[bytes, float | None]
-    counts: dict[bytes, int]
-    missing: tuple[bytes, ...]
-    winner: bytes | None
-    winner_score: float | None
-    reason: str | None  # why it was aborted
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-able form for the ``session`` event: peer IDs as base58 text."""
-        b58 = peer_id_to_str
-
-        def peers(items: tuple[bytes, ...]) -> list[str]:
-            return [b58(p) for p in items]
-
-        return {
-            "task": self.task,
-            "me": b58(self.me),
-            "leader": b58(self.leader),
-            "role": str(self.role),
-            "stage": str(self.stage),
-            "stage_deadline_ms": self.stage_deadline_ms,
-            "prompt": self.prompt,
-            "aggregator": self.aggregator,
-            "joined": peers(self.joined),
-            "models": {b58(p): m for p, m in self.models.items()},
-            "executors": peers(self.executors),
-            "verifiers": peers(self.verifiers),
-            "responses": {b58(e): t for e, t in self.responses.items()},
-            "scores": {
-                b58(e): {b58(v): x for v, x in row.items()} for e, row in self.scores.items()
-            },
-            "averages": {b58(e): a for e, a in self.averages.items()},
-            "counts": {b58(e): c for e, c in self.counts.items()},
-            "missing": peers(self.missing),
-            "winner": b58(self.winner) if self.winner is not None else None,
-            "winner_score": self.winner_score,
-            "reason": self.reason,
-        }
 
 
 # --- transitions as data ------------------------------------------------------------------------
