@@ -1,6 +1,8 @@
 """``rnet node``: a provider node (its own model), console or headless.
 
-Light at import time (``rnet --help`` imports it): the runtime is imported by ``run``.
+Light at import time (``rnet --help`` imports it): the runtime is imported by ``run``. The
+session flags (``node.sessions``) and ``--serve`` (``node.cmd_serve``) are added when those
+modules are present.
 """
 
 from __future__ import annotations
@@ -12,6 +14,18 @@ from node.config import add_node_flags
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_node_flags(parser, role="provider")
+    try:
+        from node.sessions import add_session_flags
+    except ImportError:
+        pass
+    else:
+        add_session_flags(parser)
+    try:
+        from node.cmd_serve import add_serve_flag
+    except ImportError:
+        pass
+    else:
+        add_serve_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -113,6 +113,15 @@ async def _main(args: argparse.Namespace, config: object) -> int:
         _fail(printer, str(exc), config.role)
         return 1
 
+    checks = asyncio.create_task(_check_backend(runtime))
+    try:
+        gateway = await _maybe_serve(runtime, args)
+    except (ValueError, OSError) as exc:
+        checks.cancel()
+        await runtime.aclose()
+        _fail(printer, f"--serve: {exc}", config.role)
+        return 2
+
     lines: asyncio.Queue[str | None] = asyncio.Queue()
     threading.Thread(target=_read_stdin, args=(loop, lines), name="stdin", daemon=True).start()
 
@@ -130,9 +139,37 @@ async def _main(args: argparse.Namespace, config: object) -> int:
         await stop.wait()
     finally:
         command_task.cancel()
+        checks.cancel()
         logger.info("stopping")
+        if gateway is not None:
+            try:
+                await asyncio.wait_for(gateway.close(), 2.0)
+            except Exception:
+                logger.exception("closing the gateway failed")
         await runtime.aclose()
     return 0
+
+
+async def _check_backend(runtime: object) -> None:
+    """A model that cannot answer is reported at once (the node still runs: it relays, leads)."""
+    backend = getattr(runtime, "slm_backend", None)
+    if backend is None or getattr(backend, "simulated", False):
+        return
+    from node.slm.base import SLMError
+
+    try:
+        await backend.check()
+    except SLMError as exc:
+        runtime.emit(ev.Error(message=str(exc), source="slm"))
+
+
+async def _maybe_serve(runtime: object, args: argparse.Namespace) -> object | None:
+    """``rnet node --serve ADDR``: the gateway, when that module is present and asked for."""
+    if not getattr(args, "serve", None):
+        return None
+    from node.cmd_serve import serve_from_args
+
+    return await serve_from_args(runtime, args)
 
 
 def _fail(printer: EventPrinter, message: str, role: str) -> None:

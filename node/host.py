@@ -161,6 +161,19 @@ def _concrete_ip(host: str) -> str:
         return "127.0.0.1"
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise OSError if ``host:port`` is taken.
+
+    py-libp2p listens with SO_REUSEPORT (for hole punching), so a second node on the same fixed
+    port would bind too and the kernel would split incoming connections between the two; a plain
+    bind (without SO_REUSEPORT) fails in that case and tells us.
+    """
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host or "0.0.0.0", port))
+
+
 class SwarmHost:
     """A libp2p host + pubsub for one node. Create, then ``await nursery.start(host.run)``."""
 

@@ -38,6 +38,7 @@ backend)``, ``runtime.on_close(async_fn)`` (trio cleanup before the host closes)
 from __future__ import annotations
 
 import asyncio
+import importlib
 import itertools
 import logging
 import sys
@@ -251,6 +252,8 @@ class NodeRuntime:
         self.signer = Libp2pSigner(keypair)
         self.peer_id = self.signer.peer_id
         self._replay = ReplayGuard()
+        # Importing libp2p takes ~0.7 s of CPU: do it off the loop so a console stays responsive.
+        await asyncio.to_thread(importlib.import_module, "node.host")
         await self.bridge.start()
         try:
             await self.bridge.run(self._trio_start, keypair)
@@ -353,13 +356,19 @@ class NodeRuntime:
     async def _trio_start(self, keypair: Any) -> None:
         import trio
 
-        from node.host import SwarmHost
+        from node.host import SwarmHost, check_port_free
 
         tame_libp2p_logging()  # libp2p was just imported: its loggers were reset
+        cfg = self.config
+        try:
+            check_port_free(cfg.host, cfg.port)
+        except OSError as exc:
+            raise RuntimeError_(
+                f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
+            ) from exc
         self._peers_dirty = trio.Event()
         self._topology_dirty = trio.Event()
         self._host_finished = trio.Event()
-        cfg = self.config
         host = SwarmHost(
             keypair,
             listen_host=cfg.host,
@@ -391,6 +400,14 @@ class NodeRuntime:
                     f"cannot listen on {cfg.host}:{cfg.port}: {oserr.strerror or oserr}"
                 ) from group
             raise
+        if not host.addrs():
+            # libp2p logs a failed listen and carries on with no address; we stop instead.
+            await host.close()
+            with trio.move_on_after(3.0):
+                await finished.wait()
+            raise RuntimeError_(
+                f"cannot listen on {cfg.host}:{cfg.port} (address in use or not available)"
+            )
         await host.subscribe(MESH_TOPIC, self._on_pubsub_message)
         self._topics[MESH_TOPIC] = _Topic(None)
         self.nursery.start_soon(self._peer_watch_loop)

@@ -7,6 +7,7 @@ a deadline; none sleeps a fixed time.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,30 @@ def test_all_ready_and_every_node_sees_the_others(swarm: Swarm) -> None:
         20,
         "peer_info with the model of every other provider",
     )
+
+
+def test_network_commands_and_direct_links(swarm: Swarm) -> None:
+    ps = providers(swarm)
+    a, b = ps[0], ps[1]
+    ids = {p.peer_id for p in ps}
+    local = a.command("local")["text"]
+    assert a.peer_id in local and a.addr in local and "provider" in local
+    ping = a.command(f"ping {b.addr} 3")["text"]
+    assert len([line for line in ping.splitlines() if line.endswith(" ms")]) == 4, ping
+    assert "3 pings" in ping
+    assert not a.command("ping /ip4/127.0.0.1/tcp/1 2", ok=False)["ok"]
+    assert "floodsub stream open" in a.command(f"fsub {b.addr}")["text"]
+    assert "connected to" in a.command(f"connect {b.addr}")["text"]
+    bad = a.command("connect /not/a/maddr", ok=False)["text"]
+    assert "not a peer multiaddr" in bad
+    assert MESH in a.command("topics")["text"]
+    assert b.peer_id[-6:] in a.command("mesh")["text"]
+    # providers dial the providers they learn of (bounded), so the mesh is not only a star
+    fpeers = "\n".join(p.command("fpeers")["text"] for p in ps)
+    direct = {pid for pid in ids if pid in fpeers}
+    assert direct == ids, fpeers
+    out = a.command("leave swarm/mesh", ok=False)["text"]
+    assert "cannot be left" in out
 
 
 def test_publish_reaches_the_other_subscribers_and_is_not_echoed(swarm: Swarm) -> None:
@@ -280,7 +305,9 @@ def test_sigterm_exits_0_within_3s_and_stderr_stays_clean(swarm: Swarm) -> None:
         assert not node.find(is_event("_raw")), node.find(is_event("_raw"))
 
 
-def test_bootstrap_started_after_the_providers_is_found(tmp_path: Path) -> None:
+def test_bootstrap_started_after_the_providers_is_found_and_hung_peers_are_dropped(
+    tmp_path: Path,
+) -> None:
     with Swarm(tmp_path) as s:
         ps = s.start_providers(2, wait=False)
         for p in ps:
@@ -297,3 +324,14 @@ def test_bootstrap_started_after_the_providers_is_found(tmp_path: Path) -> None:
         assert time.monotonic() - up < 5.0
         ids = {p.peer_id for p in ps}
         s.wait_until(lambda: boot.peer_ids() == ids, 10, "bootstrap sees both providers")
+
+        # A hung peer (stopped, its sockets still open) is found by the ping heartbeat.
+        hung = ps[1]
+        hung.proc.send_signal(signal.SIGSTOP)
+        try:
+            s.wait_until(lambda: hung.peer_id not in boot.peer_ids(), 20, "hung provider dropped")
+            s.wait_until(lambda: hung.peer_id not in ps[0].peer_ids(), 20, "and by the other")
+        finally:
+            hung.proc.send_signal(signal.SIGCONT)
+        # once it runs again it reconnects by itself
+        s.wait_until(lambda: hung.peer_id in boot.peer_ids(), 20, "resumed provider back")
