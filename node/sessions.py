@@ -31,6 +31,7 @@ Commands registered in the runtime's interpreter: ``adv``, ``ack``, ``finalize``
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
 import random
@@ -356,8 +357,14 @@ class SessionEngine:
         wanted: int = 0,
         options: SessionOptions | None = None,
         on_stage: Callable[[str], None] | None = None,
+        auto_finalize: bool = True,
     ) -> LiveSession:
-        """Trio side: advertise a new session as its leader and start driving it."""
+        """Trio side: advertise a new session as its leader and start driving it.
+
+        ``wanted`` >= 2 assigns roles as soon as that many joined (``pipe``); otherwise the
+        operator's ``ack`` or the join deadline does. ``auto_finalize=False`` (the manual
+        ``adv`` flow) waits for ``finalize`` or the verify deadline once every score is in.
+        """
         from protocol.envelope import validate_task
         from protocol.errors import ProtocolError
         from protocol.messages import Advertise
@@ -384,7 +391,7 @@ class SessionEngine:
             advertise,
             rng=random.Random(self._rng.getrandbits(64)),
             auto_assign_at=wanted if wanted >= 2 else None,
-            auto_finalize=True,
+            auto_finalize=auto_finalize,
             split=opts.split,
         )
         live = self._new_live(task, machine, is_leader=True)
@@ -939,7 +946,9 @@ def register_session_commands(interpreter: Any, engine: SessionEngine) -> None:
         if not args:
             raise usage_error(usage, "a topic (the session's task id) is needed")
         task, prompt = args[0], " ".join(args[1:]).strip() or DEFAULT_PROMPT
-        await runtime.call(engine.start_leader, task, prompt)
+        await runtime.call(
+            functools.partial(engine.start_leader, task, prompt, auto_finalize=False)
+        )
         return f"advertised {task}: {prompt!r} (ack {task} once peers joined)"
 
     async def ack(runtime: Any, args: list[str]) -> str:
