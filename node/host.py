@@ -171,6 +171,9 @@ def check_port_free(host: str, port: int) -> None:
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: a restarted node may rebind over its old TIME_WAIT connections; an
+        # active listener still makes the bind fail.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host or "0.0.0.0", port))
 
 
