@@ -277,7 +277,12 @@ async def _publish(runtime: Any, args: list[str]) -> str:
     if len(args) < 2:
         raise usage_error(usage)
     topic, text = args[0], " ".join(args[1:])
+    from node.config import MESH_TOPIC
     from node.runtime import RuntimeError_
+
+    if topic == MESH_TOPIC:
+        # every node would reject it: the mesh topic carries signed protocol messages only
+        raise CommandError(f"{MESH_TOPIC} carries signed protocol messages only; join a topic")
 
     data = text.encode("utf-8")
     if len(data) > 64 * 1024:

@@ -129,7 +129,7 @@ async def _main(args: argparse.Namespace, config: object) -> int:
         while True:
             line = await lines.get()
             if line is None:
-                logger.debug("stdin closed; still running (stop with SIGINT/SIGTERM)")
+                logger.info("stdin closed; still running (stop with SIGINT/SIGTERM)")
                 return
             if line.strip():
                 await runtime.execute(line)

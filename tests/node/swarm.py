@@ -182,6 +182,11 @@ class NodeProc:
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
 
+    def close_stdin(self) -> None:
+        """Close the node's stdin (EOF): a headless node keeps running."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
     def command(
         self, line: str, timeout: float = DEFAULT_TIMEOUT, *, ok: bool | None = True
     ) -> Event:

@@ -101,6 +101,8 @@ def test_network_commands_and_direct_links(swarm: Swarm) -> None:
     assert direct == ids, fpeers
     out = a.command("leave swarm/mesh", ok=False)["text"]
     assert "cannot be left" in out
+    out = a.command("publish swarm/mesh hello", ok=False)["text"]
+    assert "signed protocol messages only" in out
 
 
 def test_publish_reaches_the_other_subscribers_and_is_not_echoed(swarm: Swarm) -> None:
@@ -310,6 +312,11 @@ def test_bootstrap_started_after_the_providers_is_found_and_hung_peers_are_dropp
 ) -> None:
     with Swarm(tmp_path) as s:
         ps = s.start_providers(2, wait=False)
+        # stdin EOF does not stop a headless node
+        ps[0].close_stdin()
+        ps[0].wait_for(
+            lambda e: e["event"] == "log" and "stdin closed" in e["message"], what="EOF noticed"
+        )
         for p in ps:
             p.wait_for(
                 lambda e: e["event"] == "log" and "unreachable" in e["message"],
@@ -335,3 +342,5 @@ def test_bootstrap_started_after_the_providers_is_found_and_hung_peers_are_dropp
             hung.proc.send_signal(signal.SIGCONT)
         # once it runs again it reconnects by itself
         s.wait_until(lambda: hung.peer_id in boot.peer_ids(), 20, "resumed provider back")
+        for node in [boot, *ps]:
+            assert node.terminate() == 0, node.tail()
