@@ -50,9 +50,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSwarm]:
         swarm.start_bootstrap(timeout=60)
         # Five concurrent gateway sessions need every provider in each of them; a model that
         # takes a little while to answer leaves a client time to hang up mid-session.
-        providers = swarm.start_providers(
-            PROVIDERS, ["--max-sessions", "8", "--sim-gen-ms", str(GEN_MS)], timeout=60
-        )
+        flags = ["--max-sessions", "8", "--sim-gen-ms", str(GEN_MS)]
+        providers = swarm.start_providers(PROVIDERS - 1, flags, timeout=60)
+        # The last provider also serves the API itself (`rnet node --serve`, the runtime's hook).
+        providers.append(swarm.start_provider(None, [*flags, "--serve", "127.0.0.1:0"], timeout=60))
         # Joins end the join stage as soon as all providers are in; the generous deadline only
         # matters on a loaded machine.
         gateway, url = start_gateway_node(
@@ -179,6 +180,23 @@ async def test_five_concurrent_requests_get_distinct_sessions(live: LiveSwarm) -
     for reply in replies:
         event = result_of(live, reply["swarm"]["task"])
         assert event["text"] == reply["response"]  # no answer went to the wrong request
+
+
+def test_rnet_node_serve_answers_through_the_others(live: LiveSwarm) -> None:
+    serving = live.providers[-1]
+    url = serving.wait_event("gateway", timeout=30)["url"]
+    reply = httpx.post(
+        f"{url}/api/generate",
+        json={"model": "swarm", "prompt": "What is 5+5?", "stream": False},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["response"]
+    # It led the session itself; the participants are the other nodes (never the leader).
+    event = serving.wait_event("result", timeout=30, task=body["swarm"]["task"])
+    assert event["leader"] == serving.peer_id
+    assert serving.peer_id not in body["swarm"]["averages"]
 
 
 def test_error_statuses_against_the_real_node(live: LiveSwarm) -> None:

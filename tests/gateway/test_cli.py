@@ -1,0 +1,54 @@
+"""``rnet serve`` refuses unsafe or malformed settings before starting anything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rnet(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "RNET_DATA_DIR": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "-m", "node", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--listen", "0.0.0.0:11500"], "--token"),
+        (["--listen", "192.168.0.7:1"], "--token"),
+        (["--listen", "nonsense:port"], "listen address"),
+        (["--providers", "1"], "at least 2"),
+        (["--timeout", "-3"], "positive"),
+        (["--aggregator", "vibes"], "invalid choice"),
+    ],
+)
+def test_serve_rejects_bad_settings(tmp_path: Path, args: list[str], needle: str) -> None:
+    proc = rnet(tmp_path, "serve", *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert needle in proc.stderr
+    assert not list(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_node_serve_flag_refuses_public_bind_without_token(tmp_path: Path) -> None:
+    proc = rnet(tmp_path, "node", "--no-ui", "--backend", "sim", "--serve", "0.0.0.0:1")
+    assert proc.returncode == 2
+    assert "--token" in proc.stderr or "--token" in proc.stdout
+
+
+def test_serve_help_documents_the_gateway(tmp_path: Path) -> None:
+    proc = rnet(tmp_path, "serve", "--help")
+    assert proc.returncode == 0
+    for flag in ("--listen", "--providers", "--timeout", "--aggregator", "--token", "--bootstrap"):
+        assert flag in proc.stdout
