@@ -83,6 +83,13 @@ def add_gateway_flags(parser: argparse.ArgumentParser, *, aggregator: bool = Tru
         "$RNET_SERVE_TOKEN; required when serving beyond loopback)",
     )
     g.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sessions led at once; further requests get 503 busy (default: 16)",
+    )
+    g.add_argument(
         "--max-body",
         type=int,
         default=None,
@@ -148,6 +155,8 @@ def gateway_settings(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     }
     if getattr(args, "max_body", None) is not None:
         options["max_body_bytes"] = args.max_body
+    if getattr(args, "max_in_flight", None) is not None:
+        options["max_in_flight"] = args.max_in_flight
     GatewayConfig(**options)  # raises ValueError for a bad combination, before anything starts
     return listen, options
 

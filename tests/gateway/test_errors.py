@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import httpx
 import ollama
 import openai
 import pytest
 
 from node.gateway import SwarmUnavailable
-from tests.gateway.conftest import Served
+from tests.gateway.conftest import Served, wait_for
 from tests.gateway.fake import answer_for
 
 GOOD_OLLAMA = {"model": "swarm", "prompt": "still alive?", "stream": False}
@@ -43,11 +46,11 @@ def openai_error(reply: httpx.Response, status: int) -> dict:
         ("/api/generate", b"[1, 2]", "JSON object"),
         ("/api/generate", b'{"prompt": "x"}', "'model' is required"),
         ("/api/generate", b'{"model": 7, "prompt": "x"}', "'model' must be a string"),
-        ("/api/generate", b'{"model": "swarm"}', "'prompt' is required"),
+        ("/api/generate", b'{"model": "swarm", "prompt": "  "}', "blank"),
         ("/api/generate", b'{"model": "swarm", "prompt": 5}', "'prompt' must be a string"),
         ("/api/generate", b'{"model": "swarm", "prompt": "x", "stream": "yes"}', "'stream'"),
         ("/api/generate", b'{"model": "swarm", "prompt": "x", "images": ["aGk="]}', "images"),
-        ("/api/chat", b'{"model": "swarm"}', "'messages' is required"),
+        ("/api/chat", b'{"model": "swarm", "messages": "hi"}', "'messages' is required"),
         ("/api/chat", b'{"model": "swarm", "messages": [{"role": "wizard"}]}', "role"),
         ("/api/chat", b'{"model": "swarm", "messages": ["hi"]}', "messages[0]"),
         (
@@ -93,6 +96,43 @@ async def test_openai_bad_requests_are_400(served: Served, body: bytes, needle: 
         assert needle in error["message"]
         assert error["type"] == "invalid_request_error"
         await still_serving(client)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/generate", {"model": "swarm"}),
+        ("/api/generate", {"model": "swarm", "prompt": "", "stream": False}),
+        ("/api/chat", {"model": "swarm"}),
+        ("/api/chat", {"model": "swarm", "messages": [], "stream": False}),
+    ],
+)
+async def test_ollama_load_requests_answer_without_a_session(
+    served: Served, path: str, body: dict
+) -> None:
+    # Ollama answers "no prompt" with a load reply; clients use it to preload a model.
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        reply = await client.post(path, json=body)
+    assert reply.status_code == 200
+    record = json.loads(reply.text)
+    assert record["done"] is True and record["done_reason"] == "load"
+    assert record["model"] == "swarm"
+    assert not served.fake.calls
+
+
+async def test_too_many_sessions_in_flight_is_503_busy(start) -> None:
+    served: Served = await start(max_in_flight=2)
+    served.fake.hold = asyncio.Event()
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
+        first = [
+            asyncio.ensure_future(client.post("/api/generate", json=GOOD_OLLAMA)) for _ in range(2)
+        ]
+        await wait_for(lambda: len(served.fake.calls) == 2)
+        reply = await client.post("/api/generate", json=GOOD_OLLAMA)
+        assert "busy" in ollama_error(reply, 503)
+        served.fake.hold.set()
+        assert [r.status_code for r in await asyncio.gather(*first)] == [200, 200]
+        await still_serving(client)  # the slots are free again
 
 
 async def test_unknown_model_is_404_in_both_shapes(served: Served) -> None:

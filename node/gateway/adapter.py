@@ -1,0 +1,91 @@
+"""The node side: a running ``NodeRuntime`` and its sessions engine as ``SwarmSessions``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from node.gateway.config import DEFAULT_LISTEN, GatewayConfig
+from node.gateway.server import GatewayHandle, serve_swarm
+from node.gateway.swarm import StageCallback, SwarmResult, SwarmUnavailable
+
+
+class RuntimeSwarm:
+    """:class:`SwarmSessions` over a running ``NodeRuntime`` and its sessions engine.
+
+    Each ``run`` is one ``SessionEngine.run_pipe`` (node/sessions.py): this node advertises,
+    waits for ``providers`` joins (or the join deadline), assigns, collects and finalizes.
+    Cancelling ``run`` (client gone) cancels the trio side, which aborts the session visibly.
+    """
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    def _engine(self) -> Any:
+        engine = getattr(self.runtime, "sessions", None)
+        if engine is None:
+            raise SwarmUnavailable(
+                "this node runs no sessions engine (start it as a provider node)", "unavailable"
+            )
+        return engine
+
+    def provider_models(self) -> Mapping[str, str]:
+        me = getattr(self.runtime, "peer_id_str", "")
+        return {
+            peer.peer_id: peer.model
+            for peer in self.runtime.provider_peers()
+            if peer.model and peer.peer_id != me
+        }
+
+    async def run(
+        self,
+        prompt: str,
+        *,
+        providers: int,
+        timeout_s: float,
+        aggregator: str,
+        on_stage: StageCallback | None = None,
+    ) -> SwarmResult:
+        from node.sessions import SessionFailed
+
+        engine = self._engine()
+        try:
+            result = await engine.run_pipe(
+                prompt, providers, timeout_s=timeout_s, aggregator=aggregator, on_stage=on_stage
+            )
+        except SessionFailed as exc:
+            raise SwarmUnavailable(exc.reason, exc.code) from None
+        return self._swarm_result(result)
+
+    def _swarm_result(self, result: Any) -> SwarmResult:
+        """The engine's ``result`` event as the gateway's SwarmResult (models from presence)."""
+        known = self.provider_models()
+        participants = set(result.averages)
+        for row in result.scores.values():
+            participants.update(row)
+        return SwarmResult(
+            task=result.task,
+            winner=result.winner or "",
+            score=result.score if result.score is not None else 0.0,
+            text=result.text,
+            averages=dict(result.averages),
+            scores={e: dict(row) for e, row in result.scores.items()},
+            missing=result.missing,
+            timings=dict(result.timings),
+            models={p: known[p] for p in sorted(participants) if p in known},
+            aggregator=result.aggregator,
+        )
+
+
+async def start_gateway(
+    runtime: Any, listen: str = DEFAULT_LISTEN, token: str | None = None, **options: Any
+) -> GatewayHandle:
+    """Serve a started ``NodeRuntime`` as an Ollama/OpenAI endpoint (``rnet node --serve``).
+
+    ``options`` are :class:`GatewayConfig` fields (providers, timeout_s, aggregator, ...).
+    Call on the runtime's asyncio loop after ``runtime.start()``; ``await handle.close()``
+    before ``runtime.aclose()``. Raises ValueError (bad address, public bind without token)
+    or OSError (port in use).
+    """
+    config = GatewayConfig(token=token, **options)
+    return await serve_swarm(RuntimeSwarm(runtime), listen, config)

@@ -1,0 +1,162 @@
+"""One swarm session per request: run it, reply whole or streamed, cancel it when the client goes.
+
+A streamed reply holds its headers back only until the session has its participants (or
+``head_start_s`` passed), so early failures still get a real status code; later failures are
+reported inside the stream. Keep-alive records flow while the session runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from node.gateway.config import CONFIG_KEY, IN_FLIGHT_KEY, SESSIONS_KEY, GatewayConfig
+from node.gateway.errors import ApiError
+from node.gateway.replies import Dialect, Timing, split_text
+from node.gateway.swarm import ASSIGNED_STAGES, SwarmResult, SwarmSessions, SwarmUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _unavailable(exc: SwarmUnavailable) -> ApiError:
+    return ApiError(503, exc.reason, exc.code)
+
+
+async def _outcome(task: asyncio.Task[SwarmResult]) -> SwarmResult:
+    """The finished session's result, or the ApiError that describes its failure."""
+    try:
+        result = task.result()
+    except SwarmUnavailable as exc:
+        raise _unavailable(exc) from None
+    if not isinstance(result, SwarmResult):
+        raise ApiError(500, f"sessions engine returned {type(result).__name__}, not a result")
+    if not result.text:
+        raise ApiError(503, "the swarm returned an empty answer", "empty_result")
+    return result
+
+
+async def answer_request(
+    request: web.Request, dialect: Dialect, stream: bool
+) -> web.StreamResponse:
+    """Run one session for this request and reply (whole or streamed) in the dialect's shape."""
+    cfg: GatewayConfig = request.app[CONFIG_KEY]
+    in_flight: set[asyncio.Task[Any]] = request.app[IN_FLIGHT_KEY]
+    if len(in_flight) >= cfg.max_in_flight:
+        raise ApiError(
+            503,
+            f"busy: {len(in_flight)} swarm sessions in flight (limit {cfg.max_in_flight})",
+            "busy",
+        )
+    sessions: SwarmSessions = request.app[SESSIONS_KEY]
+    timing = Timing(started_ns=time.monotonic_ns())
+    assigned = asyncio.Event()
+
+    def on_stage(stage: str) -> None:
+        if str(stage) in ASSIGNED_STAGES and not assigned.is_set():
+            timing.assigned_ns = time.monotonic_ns()
+            assigned.set()
+
+    task: asyncio.Task[SwarmResult] = asyncio.ensure_future(
+        sessions.run(
+            dialect.prompt,
+            providers=cfg.providers,
+            timeout_s=cfg.timeout_s,
+            aggregator=cfg.aggregator,
+            on_stage=on_stage,
+        )
+    )
+    in_flight.add(task)
+    task.add_done_callback(in_flight.discard)
+    deadline = asyncio.get_running_loop().time() + cfg.timeout_s + cfg.grace_s
+    try:
+        if not stream:
+            await _wait_task(task, deadline)
+            return web.json_response(dialect.whole(await _outcome(task), timing))
+        try:
+            return await _stream(request, dialect, task, assigned, deadline, timing)
+        except ConnectionResetError:
+            # The client hung up mid-stream; the session is cancelled below.
+            log.info("gateway: client left %s mid-stream; cancelling its session", request.path)
+            raise
+    finally:
+        await _cancel(task)
+
+
+async def _wait_task(task: asyncio.Task[SwarmResult], deadline: float) -> None:
+    remaining = deadline - asyncio.get_running_loop().time()
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, remaining))
+    if not done:
+        raise ApiError(503, "the swarm session passed its deadline without a result", "deadline")
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel a session that is still running (client gone, deadline) and wait for it to unwind."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        if not isinstance(exc, SwarmUnavailable):
+            log.error("gateway: session failed", exc_info=exc)
+
+
+async def _stream(
+    request: web.Request,
+    dialect: Dialect,
+    task: asyncio.Task[SwarmResult],
+    assigned: asyncio.Event,
+    deadline: float,
+    timing: Timing,
+) -> web.StreamResponse:
+    cfg: GatewayConfig = request.app[CONFIG_KEY]
+    loop = asyncio.get_running_loop()
+    # Hold the headers until the session has participants (or head_start_s passed), so an early
+    # failure still leaves with a real status code.
+    waiter = asyncio.ensure_future(assigned.wait())
+    try:
+        await asyncio.wait({task, waiter}, timeout=cfg.head_start_s, return_when="FIRST_COMPLETED")
+    finally:
+        waiter.cancel()
+    result = await _outcome(task) if task.done() else None
+
+    response = web.StreamResponse(
+        headers={"Content-Type": dialect.content_type, "Cache-Control": "no-cache"}
+    )
+    await response.prepare(request)
+    await response.write(dialect.opening())
+    while result is None:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            await _cancel(task)
+            await _finish_with_error(
+                response, dialect, ApiError(503, "deadline passed", "deadline")
+            )
+            return response
+        done, _ = await asyncio.wait({task}, timeout=min(cfg.keepalive_s, remaining))
+        if not done:
+            await response.write(dialect.keepalive())
+            continue
+        try:
+            result = await _outcome(task)
+        except ApiError as exc:
+            await _finish_with_error(response, dialect, exc)
+            return response
+    for piece in split_text(result.text):
+        await response.write(dialect.line(dialect.chunk(piece)))
+    await response.write(dialect.line(dialect.final(result, timing)))
+    for record in dialect.closing_records(result):
+        await response.write(dialect.line(record))
+    await response.write(dialect.closing())
+    await response.write_eof()
+    return response
+
+
+async def _finish_with_error(response: web.StreamResponse, dialect: Dialect, exc: ApiError) -> None:
+    log.warning("gateway: streamed session failed after headers: %s", exc.message)
+    await response.write(dialect.stream_error(exc.status, exc.message, exc.code))
+    await response.write(dialect.closing())
+    await response.write_eof()

@@ -1,0 +1,62 @@
+"""Gateway settings (``GatewayConfig``), names and the aiohttp application keys."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from protocol.messages import AGGREGATORS, MAX_PROMPT_CHARS
+
+SWARM_MODEL = "swarm"
+# Clients (Open WebUI, oterm) gate features on the Ollama version they talk to: report the API
+# level implemented here, and our own version next to it.
+OLLAMA_API_VERSION = "0.12.0"
+RNET_VERSION = "0.1.0"
+DEFAULT_LISTEN = "127.0.0.1:11500"
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """How each request's session is run and how the server protects itself."""
+
+    providers: int = 3
+    timeout_s: float = 60.0
+    aggregator: str = "mean"
+    token: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    # A session's advertisement carries the prompt: the protocol's limit is ours.
+    max_prompt_chars: int = MAX_PROMPT_CHARS
+    # Longest a streamed reply holds its headers back to keep a real status code available.
+    head_start_s: float = 3.0
+    # Interval of keep-alive records while a streamed session runs.
+    keepalive_s: float = 5.0
+    # Extra time past timeout_s before the gateway gives up on a session that did not end itself.
+    grace_s: float = 5.0
+    # Sessions this gateway leads at once; more requests get 503 "busy" (each session floods
+    # the mesh and occupies providers, so an unbounded number would starve them all).
+    max_in_flight: int = 16
+
+    def __post_init__(self) -> None:
+        if self.providers < 2:
+            raise ValueError("providers must be at least 2 (one executor and one verifier)")
+        if self.aggregator not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {self.aggregator!r}; one of {AGGREGATORS}")
+        if not 0 < self.max_prompt_chars <= MAX_PROMPT_CHARS:
+            raise ValueError(f"max_prompt_chars must be in 1..{MAX_PROMPT_CHARS}")
+        if self.timeout_s <= 0:
+            raise ValueError("timeout must be positive")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        if self.max_body_bytes < 1024:
+            raise ValueError("max_body_bytes must be at least 1024")
+        if self.token is not None and not self.token.strip():
+            raise ValueError("token must not be empty")
+
+
+CONFIG_KEY: web.AppKey[GatewayConfig] = web.AppKey("rnet_gateway_config", GatewayConfig)
+SESSIONS_KEY: web.AppKey[Any] = web.AppKey("rnet_gateway_sessions", object)
+IN_FLIGHT_KEY: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("rnet_gateway_in_flight", set)

@@ -1,0 +1,102 @@
+"""Binding the gateway: listen addresses, the loopback-or-token rule, the running handle."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from node.gateway.app import make_app
+from node.gateway.config import DEFAULT_LISTEN, GatewayConfig
+from node.gateway.swarm import SwarmSessions
+
+log = logging.getLogger(__name__)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``, ``:PORT`` or ``PORT`` for loopback) -> (host, port)."""
+    text = listen.strip()
+    if text.startswith("http://"):
+        text = text[len("http://") :].rstrip("/")
+    host, port_text = "127.0.0.1", text
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif ":" in text:
+        host, _, port_text = text.rpartition(":")
+        host = host or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"bad listen address {listen!r}: expected HOST:PORT") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"bad listen address {listen!r}: port out of range")
+    if not host:
+        raise ValueError(f"bad listen address {listen!r}: empty host")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to serve beyond this machine without a token (raises ValueError)."""
+    if not is_loopback(host) and not token:
+        raise ValueError(
+            f"listening on {host} exposes the swarm beyond this machine: "
+            "set --token (clients then send 'Authorization: Bearer <token>')"
+        )
+
+
+@dataclass(slots=True)
+class GatewayHandle:
+    """A running gateway: its base URL, and ``await close()`` to stop it."""
+
+    runner: web.AppRunner
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve_swarm(
+    sessions: SwarmSessions, listen: str = DEFAULT_LISTEN, config: GatewayConfig | None = None
+) -> GatewayHandle:
+    """Bind ``listen`` and serve ``sessions`` on the running asyncio loop until ``close()``.
+
+    Raises ValueError for a bad address or a non-loopback address without a token, OSError when
+    the port cannot be bound.
+    """
+    config = config or GatewayConfig()
+    host, port = parse_listen(listen)
+    check_exposure(host, config.token)
+    # handler_cancellation: a client that hangs up cancels its handler and thereby its session.
+    runner = web.AppRunner(
+        make_app(sessions, config), handler_cancellation=True, shutdown_timeout=2.0, access_log=None
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    # With port 0 the OS picked one: report the bound address, not the requested one.
+    bound = next((addr[1] for addr in runner.addresses if isinstance(addr, tuple)), port)
+    handle = GatewayHandle(runner=runner, host=host, port=bound)
+    log.info("gateway: serving Ollama and OpenAI APIs at %s", handle.url)
+    return handle
