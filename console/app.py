@@ -307,6 +307,8 @@ class RnetConsole(App[int]):
 
     def _refresh_panes(self) -> None:
         self._refresh_timer = None
+        if not self.is_running:
+            return  # shutting down: the panes may already be gone
         self._last_refresh = time.monotonic()
         self.stats["repaints"] += 1
         dirty, self._dirty = self._dirty, set()

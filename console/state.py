@@ -173,19 +173,24 @@ class SessionView:
     def is_missing(self, executor: str, verifier: str | None = None) -> bool:
         """Whether a cell (or, without a verifier, a whole executor row) is marked missing.
 
-        ``missing`` may be a dict (``{executor: [verifiers]}``, or ``{"executors": [...],
-        "verifiers": [...]}``) or a list of peers / pairs; all read the same way here.
+        The sessions engine sends ``{"executors": [...], "verifiers": [...], "scores":
+        {executor: [verifiers]}}``; lists of peers or pairs are read the same way. Empty cells
+        (``scores``) count as missing only once the session is over: until then they are pending.
         """
         missing = self.get("missing") or {}
         if isinstance(missing, Mapping):
             if executor in (missing.get("executors") or ()):
                 return True
-            if verifier is not None and verifier in (missing.get("verifiers") or ()):
-                return True
-            cell = missing.get(executor)
             if verifier is None:
-                return cell is True
-            return bool(cell) and (cell is True or verifier in cell)
+                return missing.get(executor) is True
+            if verifier in (missing.get("verifiers") or ()):
+                return True
+            cells = missing.get("scores")
+            cell = cells.get(executor) if isinstance(cells, Mapping) else missing.get(executor)
+            if not cell:
+                return False
+            over = self.stage_index in (-1, len(STAGES))
+            return (cell is True or verifier in cell) and (over or "scores" not in missing)
         if isinstance(missing, Iterable) and not isinstance(missing, str):
             for item in missing:
                 if item == executor and verifier is None:

@@ -88,7 +88,7 @@ class SessionsPane(DataTable):
             }
             if view.task in self.rows:
                 for column, value in cells.items():
-                    self.update_cell(view.task, column, value)
+                    self.update_cell(view.task, column, value, update_width=True)
             else:
                 self.add_row(*cells.values(), key=view.task)
         self._move_cursor_to(self.selected)

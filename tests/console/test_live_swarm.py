@@ -43,16 +43,16 @@ def connected(app) -> int:
     return sum(1 for p in app.state.peers.values() if p.state == "connected")
 
 
-async def test_console_shows_a_real_swarm_and_real_command_usage(tmp_path: Path) -> None:
+async def test_pipe_key_runs_a_real_session_until_the_scores_show_a_winner(tmp_path: Path) -> None:
     with Swarm(tmp_path / "swarm") as swarm:
         swarm.start_bootstrap()
-        swarm.start_providers(2)
+        swarm.start_providers(3)
         runtime = leader_runtime(swarm, tmp_path / "leader")
         app = make_app(RuntimeLink(runtime), backend="sim/honest", simulated=True)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.state.peer_id != "", 60, "leader ready")
-            await wait_for(pilot, lambda: connected(app) >= 3, 60, "bootstrap + 2 peers")
-            await wait_for(pilot, lambda: app.peers_pane.row_count >= 3, 10, "peer rows")
+            await wait_for(pilot, lambda: connected(app) >= 4, 60, "bootstrap + 3 peers")
+            await wait_for(pilot, lambda: app.peers_pane.row_count >= 4, 10, "peer rows")
             await wait_for(
                 pilot, lambda: "swarm/mesh" in str(app.mesh_pane.render()), 30, "mesh topics"
             )
@@ -64,6 +64,34 @@ async def test_console_shows_a_real_swarm_and_real_command_usage(tmp_path: Path)
                 30,
                 "usage of ping",
             )
-            assert "ping" in app.command_input.suggester_names.names
-            await pilot.press("escape", "q")
-        assert runtime._closed
+            assert "pipe" in app.command_input.suggester_names.names
+            await pilot.press("escape")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.screen.__class__.__name__ == "PipeModal")
+            await pilot.press("enter", *"What is the capital of France?", "enter")
+            await wait_for(pilot, lambda: app.selected_session is not None, 30, "a session")
+            view = app.selected_session
+            await wait_for(
+                pilot,
+                lambda: app.selected_session is not None and app.selected_session.winner,
+                60,
+                "a winner",
+            )
+            view = app.selected_session
+            matrix = app.scores_pane.matrix
+            await wait_for(pilot, lambda: matrix.row_count == len(view.executors), 10)
+            winner_row = [str(c) for c in matrix.get_row(view.winner)]
+            assert winner_row[0].startswith("★")
+            assert view.winning_text and "simulated" in view.winning_text
+            assert set(view.executors).isdisjoint(view.verifiers)
+            assert len(view.executors) + len(view.verifiers) == 3
+            stages = [str(c) for c in app.sessions_pane.get_row(view.task)]
+            assert "✔" in stages[1]
+            await wait_for(
+                pilot,
+                lambda: any(e.source == "pipe" and "winner" in e.text for e in app.state.log),
+                30,
+                "the pipe command's output",
+            )
+            await pilot.press("q")
+        assert not runtime.bridge.running

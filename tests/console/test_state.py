@@ -41,6 +41,16 @@ def test_missing_shapes_all_read_the_same() -> None:
         assert not view.is_missing(EXECUTORS[1], VERIFIERS[1]), missing
 
 
+def test_engine_missing_shape_marks_cells_only_when_over() -> None:
+    e, v = EXECUTORS[0], VERIFIERS[0]
+    missing = {"executors": [EXECUTORS[1]], "verifiers": [], "scores": {e: [v]}}
+    live = SessionView("t", {"stage": "verify", "missing": missing})
+    assert not live.is_missing(e, v)  # still pending
+    assert live.is_missing(EXECUTORS[1]) and live.is_missing(EXECUTORS[1], v)
+    done = SessionView("t", {"stage": "done", "missing": missing})
+    assert done.is_missing(e, v) and not done.is_missing(e, VERIFIERS[1])
+
+
 def test_aborted_session_and_relative_deadline() -> None:
     view = SessionView("t", {"stage": "aborted"})
     assert view.stage_index == -1 and view.deadline_left_s() is None
