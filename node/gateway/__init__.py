@@ -6,7 +6,7 @@ the whole answer at once, so a streamed reply is the final text cut into word-si
 
 Status codes matter to clients, but so do early bytes (clients and proxies time out on silent
 connections). A streamed reply therefore holds its headers back only until the session has its
-participants (the ``on_stage`` callback reports a stage past joining) or ``head_start_s`` elapses,
+participants (the ``on_stage`` callback reports a stage past joining) or its join window elapses,
 whichever comes first: "not enough providers" and other early failures still get a real 503;
 anything that fails later is reported inside the stream in the API's own error shape. While the
 session runs, keep-alive records (an empty Ollama chunk / an SSE comment) keep the line warm.

@@ -29,6 +29,10 @@ class RuntimeSwarm:
             )
         return engine
 
+    def join_window_s(self, timeout_s: float) -> float:
+        """The join deadline of a session run with ``timeout_s`` (the engine fits its stages)."""
+        return self._engine().options.fitted(timeout_s).join_ms / 1000
+
     def provider_models(self) -> Mapping[str, str]:
         me = getattr(self.runtime, "peer_id_str", "")
         return {

@@ -104,6 +104,20 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
             log.error("gateway: session failed", exc_info=exc)
 
 
+def _head_start(request: web.Request) -> float:
+    """Seconds a streamed reply may hold its headers: the session's join window, at least
+    ``head_start_s`` (a join stage ends early once enough providers are in)."""
+    cfg: GatewayConfig = request.app[CONFIG_KEY]
+    window = getattr(request.app[SESSIONS_KEY], "join_window_s", None)
+    if window is None:
+        return cfg.head_start_s
+    try:
+        return max(cfg.head_start_s, float(window(cfg.timeout_s)) + 1.0)
+    except Exception:
+        log.exception("gateway: join_window_s() failed")
+        return cfg.head_start_s
+
+
 async def _stream(
     request: web.Request,
     dialect: Dialect,
@@ -114,11 +128,13 @@ async def _stream(
 ) -> web.StreamResponse:
     cfg: GatewayConfig = request.app[CONFIG_KEY]
     loop = asyncio.get_running_loop()
-    # Hold the headers until the session has participants (or head_start_s passed), so an early
-    # failure still leaves with a real status code.
+    # Hold the headers until the session has participants (or its join window passed), so an
+    # early failure ("not enough providers") still leaves with a real status code.
     waiter = asyncio.ensure_future(assigned.wait())
     try:
-        await asyncio.wait({task, waiter}, timeout=cfg.head_start_s, return_when="FIRST_COMPLETED")
+        await asyncio.wait(
+            {task, waiter}, timeout=_head_start(request), return_when="FIRST_COMPLETED"
+        )
     finally:
         waiter.cancel()
     result = await _outcome(task) if task.done() else None

@@ -30,7 +30,8 @@ class GatewayConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     # A session's advertisement carries the prompt: the protocol's limit is ours.
     max_prompt_chars: int = MAX_PROMPT_CHARS
-    # Longest a streamed reply holds its headers back to keep a real status code available.
+    # Least time a streamed reply may hold its headers back to keep a real status code available
+    # (the session's join window, when the sessions engine reports it, is used if longer).
     head_start_s: float = 3.0
     # Interval of keep-alive records while a streamed session runs.
     keepalive_s: float = 5.0

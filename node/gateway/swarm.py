@@ -79,3 +79,7 @@ class SwarmSessions(Protocol):
     def provider_models(self) -> Mapping[str, str]:
         """peer id (base58) -> model name, for every provider seen in presence."""
         ...
+
+
+# Optional on a SwarmSessions: ``join_window_s(timeout_s) -> float``, how long a session of that
+# timeout waits for joins. Streamed replies hold their headers that long (see ``answer``).

@@ -10,6 +10,7 @@ import httpx
 import ollama
 import openai
 
+from node.gateway import SwarmUnavailable
 from tests.gateway.conftest import Served, wait_for
 from tests.gateway.fake import answer_for
 
@@ -199,3 +200,24 @@ async def test_five_concurrent_requests_get_their_own_sessions(start) -> None:
         assert text == answer_for(prompt)  # each got the answer to its own prompt
     assert len({c.task for c in served.fake.calls}) == 5
     assert {task for *_, task in results if task} <= {c.task for c in served.fake.calls}
+
+
+async def test_streamed_not_enough_providers_is_503_within_the_join_window(start) -> None:
+    # The session gives up at its join deadline, later than head_start_s: the headers must wait
+    # for the join window, so a streaming client still gets a real 503.
+    served: Served = await start(head_start_s=0.05)
+    served.fake.join_window_s = lambda timeout_s: 5.0  # type: ignore[attr-defined]
+    original = served.fake.run
+
+    async def slow_abort(prompt, **kwargs):
+        joined = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.3, joined.set)  # the engine's join deadline
+        await joined.wait()
+        served.fake.fail = SwarmUnavailable("not enough participants: 1 joined, need 2")
+        return await original(prompt, **kwargs)
+
+    served.fake.run = slow_abort  # type: ignore[method-assign]
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        reply = await client.post("/api/chat", json={"model": "swarm", "messages": CHAT})
+    assert reply.status_code == 503
+    assert "not enough participants" in reply.json()["error"]
