@@ -977,6 +977,23 @@ def register_session_commands(interpreter: Any, engine: SessionEngine) -> None:
             raise CommandError(str(exc)) from None
         return format_result(evt)
 
+    async def sessions(runtime: Any, args: list[str]) -> str:
+        if args:
+            raise usage_error("sessions")
+        if not engine.sessions:
+            return "no sessions on this node"
+        lines = []
+        for task, live in engine.sessions.items():
+            m = live.machine
+            lines.append(
+                f"{task:<24} {m.role!s:<9} {m.stage!s:<9} leader {_short(m.leader)}"
+                f"  joined {len(m.joined)}  responses {len(m.responses)}/{len(m.executors)}"
+            )
+        return "\n".join(lines)
+
+    interpreter.register(
+        "sessions", "sessions", "list this node's sessions (role, stage, progress)", sessions
+    )
     interpreter.register(
         "adv", "adv <topic> [prompt]", "advertise a session on swarm/mesh and wait for joins", adv
     )
