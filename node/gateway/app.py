@@ -77,7 +77,10 @@ async def _auth_middleware(request: web.Request, handler):
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+    # Bytes, not str: compare_digest refuses non-ASCII str, and any header must get a 401.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
         raise ApiError(401, "missing or wrong 'Authorization: Bearer <token>'", "invalid_api_key")
     return await handler(request)
 

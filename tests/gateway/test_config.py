@@ -73,7 +73,12 @@ async def test_public_bind_with_token_checks_bearer(start) -> None:
     url = f"http://127.0.0.1:{served.handle.port}"
     body = {"model": "swarm", "prompt": "auth?", "stream": False}
     async with httpx.AsyncClient(base_url=url) as client:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "s3cret"},
+            {"Authorization": "Bearer s3cr\u00e9t".encode()},
+        ):
             reply = await client.post("/api/generate", json=body, headers=headers)
             assert reply.status_code == 401 and "Bearer" in reply.json()["error"]
         reply = await client.get("/v1/models")
