@@ -28,6 +28,10 @@ def _unavailable(exc: SwarmUnavailable) -> ApiError:
 
 async def _outcome(task: asyncio.Task[SwarmResult]) -> SwarmResult:
     """The finished session's result, or the ApiError that describes its failure."""
+    if task.cancelled():
+        # Not this request's cancellation (that would have cancelled the handler): the gateway
+        # is closing and stopped its sessions.
+        raise ApiError(503, "the gateway is shutting down", "unavailable")
     try:
         result = task.result()
     except SwarmUnavailable as exc:

@@ -10,9 +10,9 @@ import httpx
 import ollama
 import openai
 
-from node.gateway import SwarmUnavailable
+from node.gateway import GatewayConfig, SwarmUnavailable, serve_swarm
 from tests.gateway.conftest import Served, wait_for
-from tests.gateway.fake import answer_for
+from tests.gateway.fake import FakeSwarm, answer_for
 
 CHAT = [{"role": "user", "content": "stream me"}]
 
@@ -221,3 +221,18 @@ async def test_streamed_not_enough_providers_is_503_within_the_join_window(start
         reply = await client.post("/api/chat", json={"model": "swarm", "messages": CHAT})
     assert reply.status_code == 503
     assert "not enough participants" in reply.json()["error"]
+
+
+async def test_closing_the_gateway_cancels_sessions_in_flight() -> None:
+    fake = FakeSwarm()
+    fake.hold = asyncio.Event()  # never set: only the shutdown ends this session
+    handle = await serve_swarm(fake, "127.0.0.1:0", GatewayConfig())
+    async with httpx.AsyncClient(base_url=handle.url, timeout=30) as client:
+        request = asyncio.ensure_future(
+            client.post("/api/generate", json={"model": "swarm", "prompt": "x", "stream": False})
+        )
+        await asyncio.wait_for(fake.call_started.wait(), 10)
+        await asyncio.wait_for(handle.close(), 10)
+        await asyncio.wait_for(fake.calls[0].cancelled.wait(), 10)
+        reply = await asyncio.wait_for(request, 10)
+    assert reply.status_code == 503 and "shutting down" in reply.json()["error"]
