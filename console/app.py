@@ -45,6 +45,12 @@ logger = logging.getLogger(__name__)
 REFRESH_INTERVAL_S = 0.05
 
 
+def _binding(
+    key: str, action: str, description: str, tooltip: str, *, id: str | None = None, **kw: Any
+) -> Binding:
+    return Binding(key, action, description, id=id or action, tooltip=tooltip, **kw)
+
+
 class RnetConsole(App[int]):
     """Main screen: peers, mesh, sessions, scores, log, command input."""
 
@@ -53,78 +59,28 @@ class RnetConsole(App[int]):
     ENABLE_COMMAND_PALETTE = False
     # Short terminals (80x24) get fixed, smaller log and sessions panes (see rnet.tcss).
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
+    # Footer order = importance (an 80-column footer shows the first eight). Every binding has
+    # an id (the keymap in console.toml refers to it) and a tooltip (footer hover and `?`).
     BINDINGS = [
-        Binding(
-            "a",
-            "advertise",
-            "Advertise",
-            id="advertise",
-            tooltip="Advertise a session: asks a topic and a prompt, runs `adv`",
+        _binding("p", "pipe", "Pipe", "Run a whole session: asks N and a prompt, runs `pipe N`"),
+        _binding("a", "advertise", "Advertise", "Advertise a session (topic, prompt): `adv`"),
+        _binding("k", "ack", "Ack", "Assign roles in the selected (or last) session: `ack`"),
+        _binding("f", "finalize", "Finalize", "Tally the selected (or last) session: `finalize`"),
+        _binding("s", "slm", "SLM", "Ask this node's own model: `slm <prompt>`"),
+        _binding("w", "view_text", "Winner", "Show the selected session's answers in full"),
+        _binding("question_mark", "help", "Help", "Keys and commands"),
+        _binding("q", "quit", "Quit", "Stop the node (and, under `rnet up`, the swarm) and quit"),
+        _binding("colon,i", "command", "Command", "Type an interpreter command (`help`)"),
+        _binding("slash", "filter_log", "Filter", "Filter the log (text or a level)"),
+        _binding("m", "toggle_mesh", "Mesh view", "Mesh pane: local view or the bootstrap's"),
+        _binding("t", "theme", "Theme", "Switch between the dark and the light theme"),
+        _binding(
+            "ctrl+c", "quit", "Quit", "Stop and quit", id="quit_ctrl_c", show=False, priority=True
         ),
-        Binding(
-            "k",
-            "ack",
-            "Ack",
-            id="ack",
-            tooltip="Assign roles in the selected (or last) session: runs `ack <task>`",
-        ),
-        Binding(
-            "f",
-            "finalize",
-            "Finalize",
-            id="finalize",
-            tooltip="Tally the selected (or last) session now: runs `finalize <task>`",
-        ),
-        Binding(
-            "p",
-            "pipe",
-            "Pipe",
-            id="pipe",
-            tooltip="Run a whole session: asks N and a prompt, runs `pipe N <prompt>`",
-        ),
-        Binding("s", "slm", "SLM", id="slm", tooltip="Ask this node's own model: runs `slm`"),
-        Binding(
-            "w",
-            "view_text",
-            "Winner",
-            id="view_text",
-            tooltip="Show the selected session's winning answer in full",
-        ),
-        Binding(
-            "m",
-            "toggle_mesh",
-            "Mesh view",
-            id="toggle_mesh",
-            tooltip="Switch the mesh pane between the local and the bootstrap's view",
-        ),
-        Binding(
-            "colon,i",
-            "command",
-            "Command",
-            id="command",
-            tooltip="Type an interpreter command (help lists them)",
-        ),
-        Binding("slash", "filter_log", "Filter", id="filter_log", tooltip="Filter the log"),
-        Binding("t", "theme", "Theme", id="theme", tooltip="Switch between dark and light"),
-        Binding("question_mark", "help", "Help", id="help", tooltip="Keys and commands"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Stop the node and quit"),
-        Binding(
-            "ctrl+c",
-            "quit",
-            "Quit",
-            id="quit_ctrl_c",
-            show=False,
-            priority=True,
-            tooltip="Stop the node and quit",
-        ),
-        Binding(
-            "escape",
-            "leave_input",
-            "Back",
-            id="leave_input",
-            show=False,
-            tooltip="Leave the command input / filter",
+        _binding(
+            "escape", "leave_input", "Back", "Leave the command input or the filter", show=False
         ),
     ]
 
@@ -218,7 +174,12 @@ class RnetConsole(App[int]):
                 yield SessionsPane(id="sessions")
                 yield ScoresPane(id="scores")
         yield LogPane(id="log")
-        yield CommandInput(self.link.command_names(), id="command")
+        placeholder = (
+            "command (help, peers, bootmesh, topics…) — Esc leaves"
+            if self.role == "bootstrap"
+            else "command (help, pipe 3 <prompt>, adv <topic> <prompt>…) — Esc leaves"
+        )
+        yield CommandInput(self.link.command_names(), placeholder, id="command")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -356,7 +317,7 @@ class RnetConsole(App[int]):
             parts.append(self.backend_label)
         parts.append(state.role or self.role)
         connected = sum(1 for p in state.peers.values() if p.state == "connected")
-        parts.append(f"{connected} peers")
+        parts.append(f"{connected} peer{'' if connected == 1 else 's'}")
         if state.rejected:
             parts.append(f"{state.rejected} rejected")
         self.sub_title = " · ".join(parts)
@@ -397,6 +358,12 @@ class RnetConsole(App[int]):
 
     # -- actions (keys) ---------------------------------------------------------------------------
 
+    SESSION_ACTIONS = frozenset({"advertise", "ack", "finalize", "pipe", "slm", "view_text"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The bootstrap runs no model and takes no session role: its footer hides those keys."""
+        return not (self.role == "bootstrap" and action in self.SESSION_ACTIONS)
+
     def _target_task(self) -> str | None:
         task = self.selected_task or (self.sessions[-1].task if self.sessions else None)
         if task is None:
@@ -428,9 +395,7 @@ class RnetConsole(App[int]):
         if view is None or not view.winning_text:
             self.notify("No winning answer to show yet.", severity="warning")
             return
-        self.push_screen(
-            TextModal(f"{view.task} · winner {short_id(view.winner)}", view.winning_text)
-        )
+        self.push_screen(TextModal(f"{view.task} · winner {short_id(view.winner)}", answers(view)))
 
     def action_toggle_mesh(self) -> None:
         self.mesh_pane.show_bootmesh = not self.mesh_pane.show_bootmesh
@@ -472,6 +437,25 @@ class RnetConsole(App[int]):
 
     async def action_quit(self) -> None:
         self.exit(0)
+
+
+def answers(view: SessionView) -> str:
+    """The prompt, the winning answer, then every other answer with its average."""
+    averages, winner = view.averages, view.winner
+
+    def avg(peer: str | None) -> str:
+        value = averages.get(peer or "")
+        return f"{value:.2f}" if isinstance(value, int | float) else "-"
+
+    parts = [f"Prompt: {view.prompt}" if view.prompt else "", ""]
+    parts += [f"Winner {short_id(winner)} (avg {avg(winner)}):", view.winning_text or "", ""]
+    others = [e for e in view.executors if e != winner]
+    if others:
+        parts.append("Other answers:")
+    for executor in others:
+        text = view.responses.get(executor) or "(no answer received)"
+        parts.append(f"- {short_id(executor)} (avg {avg(executor)}): {text}")
+    return "\n".join(parts).strip()
 
 
 def make_app(

@@ -205,11 +205,22 @@ def check_backend(args: argparse.Namespace) -> str | None:
         asyncio.run(probe())
     except SLMError as exc:
         args.backend = "sim"
-        hint = str(exc).rstrip(".")
-        if getattr(exc, "kind", "") == "unreachable":
-            hint += f", then `ollama pull {backend.model}`"
-        return f"{hint}. Until then this swarm runs the SIMULATED backend."
+        return fallback_banner(exc, backend)
     return None
+
+
+def fallback_banner(exc: Exception, backend: Any) -> str:
+    """Two short lines at 80 columns: what runs instead, why, and how to get real answers."""
+    kind = getattr(exc, "kind", "")
+    model, host = backend.model, getattr(backend, "host", "")
+    if kind == "unreachable":
+        return (
+            f"SIMULATED backend: no Ollama at {host}. For real answers: `ollama serve`, "
+            f"`ollama pull {model}` (or --ollama-host URL)."
+        )
+    if kind == "model_missing":
+        return f"SIMULATED backend: {model} is not pulled at {host}. Run `ollama pull {model}`."
+    return f"SIMULATED backend: {exc}"
 
 
 def run(args: argparse.Namespace) -> int:

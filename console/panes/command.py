@@ -59,10 +59,15 @@ class CommandInput(Input):
         ),
     ]
 
-    def __init__(self, names: Iterable[str] = (), **kwargs: object) -> None:
+    def __init__(
+        self,
+        names: Iterable[str] = (),
+        placeholder: str = "command (help, pipe 3 <prompt>, adv <topic> <prompt>…) — Esc leaves",
+        **kwargs: object,
+    ) -> None:
         self.suggester_names = CommandSuggester(names)
         super().__init__(
-            placeholder="command (help, pipe 3 <prompt>, adv <topic> <prompt>…) — Esc leaves",
+            placeholder=placeholder,
             suggester=self.suggester_names,
             **kwargs,  # type: ignore[arg-type]
         )

@@ -30,8 +30,14 @@ def stage_line(view: SessionView) -> Text:
         else:
             text.append(label, style="dim")
     if index >= len(STAGES):
-        text.append(" ✔", style="bold green")
+        text.append("✔", style="bold green")
     return text
+
+
+def display_task(task: str) -> str:
+    """Generated ids (``task-1a2b3c4d``) without the common prefix: the column is narrow."""
+    shown = task.removeprefix("task-") or task
+    return shown if len(shown) <= 14 else shown[:13] + "…"
 
 
 def counts_text(view: SessionView) -> Text:
@@ -79,7 +85,7 @@ class SessionsPane(DataTable):
         # Update rows in place (sessions never disappear) so the cursor stays where it is.
         for view in sessions:
             cells = {
-                "task": Text(view.task[:14], style="bold"),
+                "task": Text(display_task(view.task), style="bold"),
                 "stage": stage_line(view),
                 "counts": counts_text(view),
                 "deadline": deadline_text(view),

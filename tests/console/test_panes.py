@@ -48,7 +48,7 @@ async def test_peers_pane_shows_joins_info_and_loss() -> None:
         app.feed({"event": "peer_left", "peer_id": PEERS[1]})
         await wait_for(pilot, lambda: row_text(table, PEERS[1])[1] == "lost", what="peer lost")
         assert table.border_title == "Peers 1/2"
-        assert "1 peers" in app.sub_title
+        assert "1 peer " in app.sub_title + " "
 
 
 async def test_mesh_pane_toggles_local_and_bootstrap_views() -> None:
@@ -112,9 +112,10 @@ async def test_scores_pane_fills_live_marks_missing_and_highlights_winner() -> N
         # The winning text opens in full.
         await pilot.press("w")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "TextModal")
-        assert "Paris is the capital of France." in str(
-            app.screen.query_one("#viewer-text").render()
-        )
+        shown = str(app.screen.query_one("#viewer-text").render())
+        assert "Prompt: What is the capital of France?" in shown
+        assert f"Winner {short_id(EXECUTORS[0])} (avg 0.90):\nParis is the capital" in shown
+        assert f"- {short_id(EXECUTORS[1])} (avg 0.20): (no answer received)" in shown
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ != "TextModal")
 
@@ -179,6 +180,11 @@ async def test_bootstrap_role_shows_peers_and_mesh_only() -> None:
         assert app.peers_pane.display and app.mesh_pane.region.height > 0
         assert app.sessions_pane.region.height == 0 and app.scores_pane.region.height == 0
         await wait_for(pilot, lambda: "bootstrap" in app.title)
+        shown = {b.binding.action for b in app.active_bindings.values() if b.enabled}
+        await pilot.press("p")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "Screen"  # no pipe modal on a bootstrap
+        assert "toggle_mesh" in shown and "pipe" not in shown
 
 
 async def test_simulated_backend_is_labelled_in_header_and_banner_shown() -> None:
