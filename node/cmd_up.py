@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class LocalSwarm:
     root: Path
     env: dict[str, str]
     children: list[Child] = field(default_factory=list)
+    stopping: bool = False
 
     def spawn(self, name: str, argv: list[str]) -> Child:
         log_path = self.root / "logs" / f"{name}.log"
@@ -122,10 +124,22 @@ class LocalSwarm:
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         logger.info("started %s (pid %d), log %s", name, child.process.pid, log_path)
+        # One waiter thread per child: an unexpected exit becomes an error line in the console's
+        # log at once (through logging), instead of a silently missing peer.
+        threading.Thread(
+            target=self._watch, args=(child,), name=f"wait-{name}", daemon=True
+        ).start()
         return child
+
+    def _watch(self, child: Child) -> None:
+        assert child.process is not None
+        code = child.process.wait()
+        if not self.stopping:
+            logger.error("%s exited with code %s — see `logs %s`", child.name, code, child.name)
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """terminate -> wait (shared deadline) -> kill -> wait. Idempotent."""
+        self.stopping = True
         running = [c.process for c in self.children if c.process and c.process.poll() is None]
         for proc in running:
             try:
@@ -255,10 +269,13 @@ def run(args: argparse.Namespace) -> int:
     swarm = LocalSwarm(root, env)
     node_cmd = [sys.executable, "-m", "node"]
     common = ["--no-ui", "--json", "--host", host]
-    if args.router:
-        common += ["--router", args.router]
-    if args.log_level:
-        common += ["--log-level", args.log_level]
+    for attr, flag in (
+        ("router", "--router"),
+        ("log_level", "--log-level"),
+        ("max_dials", "--max-dials"),
+    ):
+        if getattr(args, attr, None) is not None:
+            common += [flag, str(getattr(args, attr))]
     try:
         swarm.spawn(
             "bootstrap",

@@ -128,3 +128,41 @@ def test_rnet_up_leaves_no_child_process_after_quit(tmp_path: Path, stop: str) -
                 os.kill(pid, signal.SIGKILL)
         proc.wait(timeout=10)
         os.close(master)
+
+
+def test_local_swarm_reports_a_crashed_child_and_kills_a_stubborn_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from node.cmd_up import LocalSwarm
+
+    swarm = LocalSwarm(tmp_path, dict(os.environ))
+    crash = swarm.spawn("crash", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"])
+    stubborn = swarm.spawn(
+        "stubborn",
+        [
+            sys.executable,
+            "-c",
+            "import signal, time\n"
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+    )
+    try:
+        wait_until(
+            lambda: any("crash exited with code 3" in r.getMessage() for r in caplog.records),
+            30,
+            "the crash reported",
+        )
+        assert swarm.tail("crash") == "boom"
+        wait_until(lambda: swarm.tail("stubborn") == "ready", 30, "stubborn child up")
+        assert "exited (3)" in swarm.describe() and "running" in swarm.describe()
+        started = time.monotonic()
+        swarm.stop(timeout=0.5)
+        assert stubborn.process is not None and stubborn.process.returncode == -signal.SIGKILL
+        assert time.monotonic() - started < 10
+        assert crash.process is not None and crash.process.returncode == 3
+    finally:
+        for child in swarm.children:
+            if child.process and child.process.poll() is None:
+                child.process.kill()
