@@ -153,6 +153,13 @@ class ProviderRole:
         host = self.rt.host
         return sum(1 for p in host.connected_peers() if p != self.bootstrap_id)
 
+    def _dial_targets(self, candidate: str) -> list[str]:
+        """The ``max_dials`` known providers whose ids follow ours: every node dials its nearest
+        successors, so no node collects everyone's dials (in-degree stays about ``max_dials``)."""
+        me = self.rt.peer_id_str
+        known = {p.peer_id for p in self.rt.provider_peers()} | {candidate}
+        return sorted(p for p in known if p > me)[: self.rt.config.max_dials]
+
     def _maybe_dial(self, peer: str, addrs: list[str]) -> None:
         rt = self.rt
         if (
@@ -163,6 +170,7 @@ class ProviderRole:
             # one side of each pair dials, so two providers never race to dial each other
             or peer < rt.peer_id_str
             or self._direct_provider_count() + len(self._dialing) >= rt.config.max_dials
+            or peer not in self._dial_targets(peer)
         ):
             return
         addrs = [a for a in addrs if a.endswith(f"/p2p/{peer}")]

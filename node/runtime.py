@@ -86,6 +86,7 @@ HEARTBEAT_INTERVAL_S = 2.0
 HEARTBEAT_TIMEOUT_S = 2.0
 HEARTBEAT_MISSES = 2  # consecutive failed pings before a peer is dropped as hung
 TOPOLOGY_DEBOUNCE_S = 0.05
+ROUTE_WAIT_S = 3.0  # longest a publish waits for the bootstrap to relay a freshly joined topic
 
 
 class RuntimeError_(Exception):
@@ -505,13 +506,41 @@ class NodeRuntime:
             seq=self.next_seq(),
             ts_ms=time.time_ns() // 1_000_000,
         )
-        await self.host.publish(topic, env.raw)
+        await self._publish(topic, env.raw)
         return env
 
     async def publish_raw(self, topic: str, data: bytes) -> None:
         """Publish bytes as they are (the console's ``publish``: plain text)."""
         _check_topic(topic)
+        await self._publish(topic, data)
+
+    async def _publish(self, topic: str, data: bytes) -> None:
+        await self._await_route(topic)
         await self.host.publish(topic, data)
+
+    async def _await_route(self, topic: str) -> None:
+        """Floodsub sends only to peers it knows subscribed. Right after a topic was joined the
+        bootstrap's relay subscription may not have reached us yet, and a publish would go
+        nowhere: when someone is on the topic but no route is known, wait (bounded) for the
+        bootstrap to subscribe."""
+        import trio
+
+        host = self.host
+        boot = self._bootstrap_id
+        if (
+            self.role == "bootstrap"
+            or boot is None
+            or host.topic_peers(topic)
+            or not host.is_connected(boot)
+        ):
+            return
+        listeners = set(self._bootmesh.get(topic, ())) - {self.peer_id_str}
+        if topic not in self._topics and not listeners:
+            return  # nobody is on it, as far as the bootstrap told us
+        try:
+            await host.wait_for_subscription(boot, topic, ROUTE_WAIT_S)
+        except trio.TooSlowError:
+            logger.info("no peer is subscribed to %s yet; publishing anyway", topic)
 
     # ------------------------------------------------------------------------------------------
     # receiving

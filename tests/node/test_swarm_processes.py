@@ -311,12 +311,8 @@ def test_bootstrap_started_after_the_providers_is_found_and_hung_peers_are_dropp
     tmp_path: Path,
 ) -> None:
     with Swarm(tmp_path) as s:
-        ps = s.start_providers(2, wait=False)
-        # stdin EOF does not stop a headless node
-        ps[0].close_stdin()
-        ps[0].wait_for(
-            lambda e: e["event"] == "log" and "stdin closed" in e["message"], what="EOF noticed"
-        )
+        # --max-dials 0: a pure star, so everything below goes through the bootstrap
+        ps = s.start_providers(2, ["--max-dials", "0"], wait=False)
         for p in ps:
             p.wait_for(
                 lambda e: e["event"] == "log" and "unreachable" in e["message"],
@@ -332,6 +328,21 @@ def test_bootstrap_started_after_the_providers_is_found_and_hung_peers_are_dropp
         ids = {p.peer_id for p in ps}
         s.wait_until(lambda: boot.peer_ids() == ids, 10, "bootstrap sees both providers")
 
+        # the hub relays a topic only providers joined (py-libp2p forwards only topics the node
+        # itself subscribes to: the bootstrap joins them for relaying)
+        a, b = ps
+        assert b.peer_id not in a.command("fpeers")["text"]
+        for p in ps:
+            p.command("join star")
+        s.wait_until(lambda: "star" in boot.command("topics")["text"], 10, "bootstrap relays star")
+        s.wait_until(
+            lambda: set((a.last("bootmesh") or {"topics": {}})["topics"].get("star", [])) == ids,
+            10,
+            "star on a's bootmesh",
+        )
+        b.command("publish star via-the-hub")
+        assert a.wait_event("message", text="via-the-hub")["sender"] == b.peer_id
+
         # A hung peer (stopped, its sockets still open) is found by the ping heartbeat.
         hung = ps[1]
         hung.proc.send_signal(signal.SIGSTOP)
@@ -342,5 +353,13 @@ def test_bootstrap_started_after_the_providers_is_found_and_hung_peers_are_dropp
             hung.proc.send_signal(signal.SIGCONT)
         # once it runs again it reconnects by itself
         s.wait_until(lambda: hung.peer_id in boot.peer_ids(), 20, "resumed provider back")
+        # stdin EOF does not stop a headless node: it keeps following the swarm
+        mark = ps[0].mark()
+        ps[0].close_stdin()
+        ps[0].wait_for(
+            lambda e: e["event"] == "log" and "stdin closed" in e["message"], what="EOF noticed"
+        )
+        b.command("publish star after-eof")
+        ps[0].wait_event("message", since=mark, text="after-eof")
         for node in [boot, *ps]:
             assert node.terminate() == 0, node.tail()
