@@ -206,6 +206,8 @@ class SwarmHost:
             key_pair=keypair,
             listen_addrs=[self._listen_maddr()],
             connection_config=connection_config,
+            # pitfall 9: what identify tells peers must be dialable, never 0.0.0.0
+            addrs_factory=self._announced,
         )
         self.peer_id: ID = self.host.get_id()
         self.peer_id_str: str = self.peer_id.to_base58()
@@ -283,16 +285,23 @@ class SwarmHost:
 
     # -- addresses and peers -----------------------------------------------------------------
 
-    def addrs(self) -> list[str]:
-        """Our dialable multiaddrs including ``/p2p/<id>`` (a wildcard replaced, pitfall 9)."""
-        out: list[str] = []
-        ip = _concrete_ip(self._listen_host)
-        for addr in self.host.get_transport_addrs():
+    def _announced(self, candidates: list[Any]) -> list[Any]:
+        out = []
+        for addr in candidates:
             text = str(addr)
             if "/ip4/0.0.0.0/" in text:
-                text = text.replace("/ip4/0.0.0.0/", f"/ip4/{ip}/")
-            out.append(f"{text}/p2p/{self.peer_id_str}")
+                addr = multiaddr.Multiaddr(
+                    text.replace("/ip4/0.0.0.0/", f"/ip4/{_concrete_ip(self._listen_host)}/")
+                )
+            out.append(addr)
         return out
+
+    def addrs(self) -> list[str]:
+        """Our dialable multiaddrs including ``/p2p/<id>`` (a wildcard replaced, pitfall 9)."""
+        return [
+            f"{addr}/p2p/{self.peer_id_str}"
+            for addr in self._announced(self.host.get_transport_addrs())
+        ]
 
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())

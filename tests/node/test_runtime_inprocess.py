@@ -18,10 +18,12 @@ from node.runtime import NodeRuntime, RuntimeError_, setup_logging
 from tests.node.swarm import free_port
 
 
-def bootstrap_config(tmp_path: Path, port: int) -> object:
+def bootstrap_config(tmp_path: Path, port: int, host: str = "127.0.0.1") -> object:
     parser = argparse.ArgumentParser()
     add_node_flags(parser, role="bootstrap")
-    args = parser.parse_args(["--data-dir", str(tmp_path / "boot"), "--port", str(port)])
+    args = parser.parse_args(
+        ["--data-dir", str(tmp_path / "boot"), "--port", str(port), "--host", host]
+    )
     return resolve_node_config(args, "bootstrap")
 
 
@@ -30,7 +32,8 @@ async def test_runtime_starts_and_stops_inside_a_running_loop(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     threads_before = set(threading.enumerate())
-    runtime = NodeRuntime(bootstrap_config(tmp_path, free_port()))
+    # listening on every interface: the announced address must still be a dialable one
+    runtime = NodeRuntime(bootstrap_config(tmp_path, free_port(), host="0.0.0.0"))
     seen: list[ev.Event] = []
     ready = asyncio.Event()
 
@@ -53,6 +56,9 @@ async def test_runtime_starts_and_stops_inside_a_running_loop(
     try:
         await runtime.start()
         await asyncio.wait_for(ready.wait(), 10)
+        announced = next(e for e in seen if isinstance(e, ev.Ready)).addrs
+        assert announced and not any("/0.0.0.0/" in a for a in announced), announced
+        assert not any("/0.0.0.0/" in str(a) for a in runtime.host.host.get_addrs())
         out = await runtime.execute("local")
         assert out.ok and runtime.peer_id_str in out.text
         bad = await runtime.execute("connect nowhere")
@@ -82,7 +88,7 @@ async def test_runtime_starts_and_stops_inside_a_running_loop(
 
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", runtime.config.port))
+        s.bind(("0.0.0.0", runtime.config.port))
     captured = capfd.readouterr()
     assert captured.err == ""
 
