@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from node.gateway.config import CONFIG_KEY, IN_FLIGHT_KEY, SESSIONS_KEY, GatewayConfig
+from node.gateway.config import CONFIG_KEY, SESSIONS_KEY, STATE_KEY, GatewayConfig
 from node.gateway.errors import ApiError
 from node.gateway.replies import Dialect, Timing, split_text
 from node.gateway.swarm import ASSIGNED_STAGES, SwarmResult, SwarmSessions, SwarmUnavailable
@@ -26,12 +26,14 @@ def _unavailable(exc: SwarmUnavailable) -> ApiError:
     return ApiError(503, exc.reason, exc.code)
 
 
-async def _outcome(task: asyncio.Task[SwarmResult]) -> SwarmResult:
+async def _outcome(request: web.Request, task: asyncio.Task[SwarmResult]) -> SwarmResult:
     """The finished session's result, or the ApiError that describes its failure."""
     if task.cancelled():
-        # Not this request's cancellation (that would have cancelled the handler): the gateway
-        # is closing and stopped its sessions.
-        raise ApiError(503, "the gateway is shutting down", "unavailable")
+        # Not this request's cancellation (that cancels the handler itself): the gateway is
+        # closing, or the node stopped the session from its side.
+        if request.app[STATE_KEY].closing:
+            raise ApiError(503, "the gateway is shutting down", "unavailable")
+        raise ApiError(503, "the swarm session was cancelled on this node", "unavailable")
     try:
         result = task.result()
     except SwarmUnavailable as exc:
@@ -48,7 +50,7 @@ async def answer_request(
 ) -> web.StreamResponse:
     """Run one session for this request and reply (whole or streamed) in the dialect's shape."""
     cfg: GatewayConfig = request.app[CONFIG_KEY]
-    in_flight: set[asyncio.Task[Any]] = request.app[IN_FLIGHT_KEY]
+    in_flight = request.app[STATE_KEY].in_flight
     if len(in_flight) >= cfg.max_in_flight:
         raise ApiError(
             503,
@@ -79,7 +81,7 @@ async def answer_request(
     try:
         if not stream:
             await _wait_task(task, deadline)
-            return web.json_response(dialect.whole(await _outcome(task), timing))
+            return web.json_response(dialect.whole(await _outcome(request, task), timing))
         try:
             return await _stream(request, dialect, task, assigned, deadline, timing)
         except ConnectionResetError:
@@ -141,7 +143,7 @@ async def _stream(
         )
     finally:
         waiter.cancel()
-    result = await _outcome(task) if task.done() else None
+    result = await _outcome(request, task) if task.done() else None
 
     response = web.StreamResponse(
         headers={"Content-Type": dialect.content_type, "Cache-Control": "no-cache"}
@@ -161,7 +163,7 @@ async def _stream(
             await response.write(dialect.keepalive())
             continue
         try:
-            result = await _outcome(task)
+            result = await _outcome(request, task)
         except ApiError as exc:
             await _finish_with_error(response, dialect, exc)
             return response

@@ -13,12 +13,13 @@ from aiohttp import web
 from node.gateway.answer import answer_request
 from node.gateway.config import (
     CONFIG_KEY,
-    IN_FLIGHT_KEY,
     OLLAMA_API_VERSION,
     RNET_VERSION,
     SESSIONS_KEY,
+    STATE_KEY,
     SWARM_MODEL,
     GatewayConfig,
+    GatewayState,
 )
 from node.gateway.errors import ApiError, error_body, is_openai, too_large
 from node.gateway.replies import OllamaChat, OllamaGenerate, OpenAIChat, now_iso
@@ -246,7 +247,7 @@ def make_app(sessions: SwarmSessions, config: GatewayConfig | None = None) -> we
     )
     app[CONFIG_KEY] = config
     app[SESSIONS_KEY] = sessions
-    app[IN_FLIGHT_KEY] = set()
+    app[STATE_KEY] = GatewayState()
     app.router.add_get("/", _root)
     app.router.add_post("/api/generate", _ollama_generate)
     app.router.add_post("/api/chat", _ollama_chat)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -60,4 +60,14 @@ class GatewayConfig:
 
 CONFIG_KEY: web.AppKey[GatewayConfig] = web.AppKey("rnet_gateway_config", GatewayConfig)
 SESSIONS_KEY: web.AppKey[Any] = web.AppKey("rnet_gateway_sessions", object)
-IN_FLIGHT_KEY: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("rnet_gateway_in_flight", set)
+
+
+@dataclass(slots=True)
+class GatewayState:
+    """What one running gateway tracks: its sessions in flight, and whether it is closing."""
+
+    in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
+    closing: bool = False
+
+
+STATE_KEY: web.AppKey[GatewayState] = web.AppKey("rnet_gateway_state", GatewayState)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from node.gateway.app import make_app
-from node.gateway.config import DEFAULT_LISTEN, IN_FLIGHT_KEY, GatewayConfig
+from node.gateway.config import DEFAULT_LISTEN, STATE_KEY, GatewayConfig
 from node.gateway.swarm import SwarmSessions
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,9 @@ class GatewayHandle:
 
     async def close(self) -> None:
         """Stop sessions in flight (their requests get a 503), then stop serving."""
-        for task in list(self.runner.app[IN_FLIGHT_KEY]):
+        state = self.runner.app[STATE_KEY]
+        state.closing = True
+        for task in list(state.in_flight):
             task.cancel()
         await self.runner.cleanup()
 

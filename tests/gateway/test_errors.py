@@ -283,3 +283,18 @@ async def test_session_bug_is_500_and_server_survives(start) -> None:
         assert "internal error" in ollama_error(reply, 500)
         del served.fake.run
         await still_serving(client)
+
+
+async def test_session_cancelled_by_the_node_is_503(start) -> None:
+    # The node's side stopped the session (e.g. its engine went down): not a hang, not a 500.
+    served: Served = await start()
+
+    async def cancelled(*_args, **_kwargs):
+        raise asyncio.CancelledError
+
+    served.fake.run = cancelled  # type: ignore[method-assign]
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        reply = await client.post("/api/generate", json=GOOD_OLLAMA)
+        assert "cancelled on this node" in ollama_error(reply, 503)
+        del served.fake.run
+        await still_serving(client)
