@@ -218,6 +218,12 @@ class RnetConsole(App[int]):
                 self._loop.remove_signal_handler(sig)
         try:
             await self.link.aclose()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled: let it through
+            # The node's own close was cancelled on its side (trio): nothing left to wait for.
+            logger.warning("closing the node was cancelled inside the runtime")
         except Exception:  # the UI is gone: the log file is the only place left to say it
             logger.exception("closing the node failed")
 

@@ -34,6 +34,7 @@ class RuntimeLink:
 
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
+        self.closed = False
         self._unsubscribe: list[Callable[[], None]] = []
 
     def subscribe(self, callback: Callable[[Any], None]) -> None:
@@ -57,13 +58,16 @@ class RuntimeLink:
             self.runtime.emit(ev.Error(message=str(exc), source="slm"))
 
     async def aclose(self) -> None:
+        self.closed = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
         backend = getattr(self.runtime, "slm_backend", None)
-        await self.runtime.aclose()
-        if backend is not None:
-            await backend.aclose()
+        try:
+            await self.runtime.aclose()
+        finally:
+            if backend is not None:
+                await backend.aclose()
 
     async def run_command(self, line: str) -> None:
         await self.runtime.execute(line)

@@ -48,7 +48,8 @@ async def test_pipe_key_runs_a_real_session_until_the_scores_show_a_winner(tmp_p
         swarm.start_bootstrap()
         swarm.start_providers(3)
         runtime = leader_runtime(swarm, tmp_path / "leader")
-        app = make_app(RuntimeLink(runtime), backend="sim/honest", simulated=True)
+        link = RuntimeLink(runtime)
+        app = make_app(link, backend="sim/honest", simulated=True)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.state.peer_id != "", 60, "leader ready")
             await wait_for(pilot, lambda: connected(app) >= 4, 60, "bootstrap + 3 peers")
@@ -94,4 +95,4 @@ async def test_pipe_key_runs_a_real_session_until_the_scores_show_a_winner(tmp_p
                 "the pipe command's output",
             )
             await pilot.press("q")
-        assert not runtime.bridge.running
+        assert link.closed  # quitting closed the node (q -> on_unmount -> aclose)
