@@ -295,10 +295,15 @@ def test_restarted_bootstrap_is_found_again(swarm: Swarm) -> None:
 
 def test_sigterm_exits_0_within_3s_and_stderr_stays_clean(swarm: Swarm) -> None:
     nodes = [n for n in swarm.nodes if n.alive]
-    for node in nodes:
+    for i, node in enumerate(nodes):
         start = time.monotonic()
-        code = node.terminate(timeout=10)
+        if i == 0:  # Ctrl-C behaves the same
+            node.proc.send_signal(signal.SIGINT)
+            code = node.wait_exit(timeout=10)
+        else:
+            code = node.terminate(timeout=10)
         elapsed = time.monotonic() - start
+        assert node.find(lambda e: e["event"] == "log" and e["message"] == "stopping")
         assert code == 0, node.tail()
         assert elapsed < 3.0, f"{node.name} took {elapsed:.2f} s"
     for node in swarm.nodes:
