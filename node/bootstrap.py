@@ -79,7 +79,7 @@ class BootstrapRole:
         wanted = set(view) - {MESH_TOPIC}
         for topic in sorted(wanted - self._relayed):
             try:
-                await self.rt.join_topic(topic, _drop)
+                await self.rt.join_topic(topic, relay_only=True)
                 self._relayed.add(topic)
                 logger.debug("relaying topic %s", topic)
             except Exception as exc:
@@ -104,7 +104,3 @@ class BootstrapRole:
             await self.rt.publish_envelope(MESH_TOPIC, body)
         except Exception as exc:
             logger.warning("bootmesh not published: %s", exc)
-
-
-async def _drop(env: Any) -> None:
-    """Relayed session topics: the bootstrap forwards them but takes no part."""

@@ -124,6 +124,7 @@ class PeerView:
 @dataclass
 class _Topic:
     handler: EnvelopeHandler | None
+    relay_only: bool = False  # the bootstrap forwards it, takes no part: no decoding
 
 
 @dataclass
@@ -464,16 +465,21 @@ class NodeRuntime:
     # (a) topics and (b) publishing — trio side
     # ------------------------------------------------------------------------------------------
 
-    async def join_topic(self, topic: str, handler: EnvelopeHandler | None = None) -> bool:
+    async def join_topic(
+        self, topic: str, handler: EnvelopeHandler | None = None, *, relay_only: bool = False
+    ) -> bool:
         """Subscribe ``topic``; envelopes from others go to ``handler`` (None: message events).
 
+        ``relay_only``: subscribe only so that pubsub forwards the topic (the bootstrap's hub
+        role); messages are not even decoded — CPU on the hub is the swarm's scaling limit.
         Returns False if already joined (the handler is then replaced).
         """
         _check_topic(topic)
         if topic in self._topics:
             self._topics[topic].handler = handler
+            self._topics[topic].relay_only = relay_only
             return False
-        self._topics[topic] = _Topic(handler)
+        self._topics[topic] = _Topic(handler, relay_only)
         await self.host.subscribe(topic, self._on_pubsub_message)
         self._on_topology_change()
         return True
@@ -564,8 +570,8 @@ class NodeRuntime:
 
         topic = msg.topic
         entry = self._topics.get(topic)
-        if entry is None:
-            return  # left the topic while the message was queued
+        if entry is None or entry.relay_only:
+            return  # left the topic while the message was queued, or only relaying it
         try:
             env = open_envelope(msg.data, expected_sender=msg.from_id)
         except ProtocolError as exc:
