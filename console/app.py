@@ -211,6 +211,11 @@ class RnetConsole(App[int]):
         self._request_refresh({"log"})
         await self.link.start()
         self.command_input.set_command_names(self.link.command_names())
+        preflight = getattr(self.link, "preflight", None)
+        if preflight is not None:
+            problem = await preflight()
+            if problem:
+                self._show_banner(problem, error=True)
 
     async def on_unmount(self) -> None:
         if self.handle_signals and self._loop is not None:

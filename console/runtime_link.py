@@ -8,6 +8,7 @@ headless path never load Textual or libp2p through this module.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Iterable
@@ -30,11 +31,14 @@ class ExtraCommand:
 
 
 class RuntimeLink:
-    """``NodeLink`` over a ``NodeRuntime``: start/stop, commands through its interpreter."""
+    """``NodeLink`` over a ``NodeRuntime``: start/stop, commands through its interpreter, and the
+    gateway when the node flags ask for one (``--serve``)."""
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Any, args: argparse.Namespace | None = None) -> None:
         self.runtime = runtime
+        self.args = args
         self.closed = False
+        self.gateway: Any = None
         self._unsubscribe: list[Callable[[], None]] = []
 
     def subscribe(self, callback: Callable[[Any], None]) -> None:
@@ -42,26 +46,44 @@ class RuntimeLink:
 
     async def start(self) -> None:
         await self.runtime.start()
-        await self._check_backend()
+        if self.args is not None and getattr(self.args, "serve", None):
+            from node.cmd_serve import serve_from_args
 
-    async def _check_backend(self) -> None:
-        """A provider's model that cannot answer is shown as an error line at once, not at the
-        first session (the node still runs: it can relay and lead)."""
+            try:
+                self.gateway = await serve_from_args(self.runtime, self.args)
+            except (ValueError, OSError) as exc:
+                self.runtime.emit(ev.Error(message=f"--serve: {exc}", source="gateway"))
+            else:
+                url = getattr(self.gateway, "url", "?")
+                self.runtime.emit(
+                    ev.Log(level="INFO", logger="gateway", message=f"serving at {url}")
+                )
+
+    async def preflight(self) -> str | None:
+        """A provider's model that cannot answer, said at once (the node still runs: it relays
+        and leads). Returns the problem for the console's banner, or None."""
         backend = getattr(self.runtime, "slm_backend", None)
         if backend is None or getattr(backend, "simulated", False):
-            return
+            return None
         from node.slm.base import SLMError
 
         try:
             await backend.check()
         except SLMError as exc:
             self.runtime.emit(ev.Error(message=str(exc), source="slm"))
+            return f"{exc} — until then this node cannot answer or judge."
+        return None
 
     async def aclose(self) -> None:
         self.closed = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+        if self.gateway is not None:
+            try:
+                await asyncio.wait_for(self.gateway.close(), 2.0)
+            except Exception:
+                logger.exception("closing the gateway failed")
         backend = getattr(self.runtime, "slm_backend", None)
         try:
             await self.runtime.aclose()
@@ -106,7 +128,7 @@ def run_console_for_args(
 
     backend = getattr(runtime, "slm_backend", None)
     app = make_app(
-        RuntimeLink(runtime),
+        RuntimeLink(runtime, args),
         role=role,
         backend=_backend_label(backend),
         simulated=bool(getattr(backend, "simulated", False)),

@@ -185,6 +185,18 @@ async def test_node_start_failure_is_shown_not_raised() -> None:
         assert banner.display and "port 8888" in str(banner.render())
 
 
+async def test_preflight_problem_shows_a_banner() -> None:
+    class NoModelLink(ScriptedLink):
+        async def preflight(self) -> str | None:
+            return "model qwen2.5:1.5b is not pulled — run `ollama pull qwen2.5:1.5b`"
+
+    app = make_app(NoModelLink())
+    async with app.run_test(size=SIZE) as pilot:
+        banner = app.query_one("#banner")
+        await wait_for(pilot, lambda: banner.display, what="banner shown")
+        assert "ollama pull" in str(banner.render())
+
+
 async def test_quit_closes_the_node() -> None:
     link = ScriptedLink()
     app = make_app(link)
