@@ -23,7 +23,7 @@ from tests.node.swarm import NodeProc, Swarm, free_port
 pytestmark = pytest.mark.slow
 
 PROVIDERS = 3
-GEN_MS = 400
+GEN_MS = 600
 
 
 @dataclass
@@ -254,20 +254,24 @@ def test_client_disconnect_aborts_the_session(live: LiveSwarm) -> None:
             "POST", "/api/generate", json={"model": "swarm", "prompt": "Never mind."}
         ) as reply,
     ):
+        # Headers come once the session has its participants; hang up right then, while the
+        # executors still need GEN_MS to answer.
         assert reply.status_code == 200
-        # wait until the session is under way, then hang up
-        live.gateway.wait_for(
-            lambda e: e["event"] == "session" and e["stage"] in ("execute", "verify"),
-            since=since,
-            what="the gateway's session under way",
-        )
-    # The executors need GEN_MS to answer: the hang-up comes first and aborts the session.
-    event = live.gateway.wait_for(
-        lambda e: e["event"] == "session" and e["stage"] in ("aborted", "done"),
+    started = live.gateway.wait_for(
+        lambda e: e["event"] == "session" and e["stage"] == "execute",
         since=since,
-        what="the session ended",
+        what="the gateway's session under way",
     )
-    assert event["stage"] == "aborted"
+    ended = live.gateway.wait_for(
+        lambda e: (
+            e["event"] == "session"
+            and e["task"] == started["task"]
+            and e["stage"] in ("aborted", "done")
+        ),
+        since=since,
+        what="that session's end",
+    )
+    assert ended["stage"] == "aborted"
     # and the gateway goes on serving
     reply = httpx.post(
         f"{live.url}/api/generate",
