@@ -85,7 +85,12 @@ async def _main(args: argparse.Namespace, config: object, started: float) -> int
     from node.sessions import DEFAULT_PROMPT, SessionFailed, format_result
 
     deadline = started + args.timeout
-    setup_logging(getattr(args, "log_level", None) or "warning", stream=sys.stderr)
+    if getattr(args, "log_level", None):
+        setup_logging(args.log_level, stream=sys.stderr)
+    else:
+        # Quiet by contract (the result, or one line): logs go to the data dir.
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        setup_logging("info", log_file=str(config.data_dir / "pipe.log"))
     try:
         runtime = build_runtime(args, config)
     except (RuntimeError_, ValueError) as exc:
@@ -124,6 +129,9 @@ async def _main(args: argparse.Namespace, config: object, started: float) -> int
             )
         except TimeoutError:
             logger.warning("node did not close in time")
+        except (asyncio.CancelledError, Exception):
+            # The answer is already printed; a failing teardown must not change the exit code.
+            logger.exception("node did not close cleanly")
 
 
 def _left(deadline: float) -> float:

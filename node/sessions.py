@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "What is the capital of France?"
 AGGREGATORS = ("mean", "median", "trimmed")
+# Finished sessions kept in memory (for `sessions`, late messages); older ones only in the store.
+KEEP_FINISHED = 64
 # Upper bound on waiting for the hub to relay a new task topic before our join goes out.
 ROUTE_WAIT_S = 3.0
 
@@ -446,6 +448,18 @@ class SessionEngine:
             live.nursery = None
             assert live.done is not None
             live.done.set()
+            self._forget_old()
+
+    def _forget_old(self) -> None:
+        """Keep memory bounded on a long-running node: drop the oldest finished sessions
+        (they stay in the store)."""
+        finished = [
+            t
+            for t, s in self.sessions.items()
+            if s.finished and s.done is not None and s.done.is_set()
+        ]
+        for task in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del self.sessions[task]
 
     async def _sender(self, live: LiveSession, receive: Any) -> None:
         """Carry out network effects in order. Awaiting each publish paces bursts."""
@@ -590,7 +604,7 @@ class SessionEngine:
 
         assert self.backend is not None
         started = time.perf_counter()
-        params = dict(live.machine.advertise.params) or None
+        params = dict(eff.params) or None
         try:
             with trio.fail_after(max(0.001, (eff.deadline_ms - now_ms()) / 1000)):
                 gen = await self.runtime.run_asyncio(self.backend.generate, eff.prompt, params)
@@ -790,9 +804,12 @@ class SessionEngine:
     ) -> ev.Result:
         import trio
 
-        live = await self.start_leader(
-            task, prompt, wanted=providers, options=opts, on_stage=on_stage
-        )
+        try:
+            live = await self.start_leader(
+                task, prompt, wanted=providers, options=opts, on_stage=on_stage
+            )
+        except CommandError as exc:
+            raise SessionFailed(str(exc), "bad_input", task) from None
         assert live.done is not None
         try:
             with trio.move_on_after(timeout_s) as scope:

@@ -134,3 +134,44 @@ def test_ollama_double_full_session_then_failing_judges_are_missing(tmp_path: Pa
             # No judge worked: nothing can be ranked, and the pipe says so in one line.
             assert run.returncode == 1 and shown["winner"] is None
             assert len(run.lines) == 1 and run.lines[0]["event"] == "error"
+
+
+def test_not_enough_participants_is_one_line_and_nonzero(tmp_path: Path) -> None:
+    with Swarm(tmp_path / "swarm") as swarm:
+        swarm.start_bootstrap(timeout=60)
+        joiner = swarm.start_provider("joiner", timeout=60)
+        shy = swarm.start_provider("shy", ["--no-auto-join"], timeout=60)
+        swarm.wait_until(lambda: shy.peer_id in joiner.peer_ids(), 60, "mesh")
+        run = run_pipe(swarm, tmp_path / "leader", 2, "What is 2+2?", "--join-deadline", "1.5")
+        assert run.returncode == 1
+        assert (
+            len(run.lines) == 1 and "not enough participants: 1 joined" in run.lines[0]["message"]
+        )
+        assert run.wall_s < 30
+        # The shy node saw the advertisement but took no part.
+        assert shy.find(lambda e: e.get("event") == "message" and e.get("kind") == "advertise")
+        assert not shy.find(lambda e: e.get("event") == "session")
+        assert joiner.wait_event("session", 10, stage="aborted")["role"] == "pending"
+
+
+def test_unreachable_bootstrap_gives_up_within_the_timeout(tmp_path: Path) -> None:
+    from tests.node.swarm import DEMO_BOOTSTRAP_ID, free_port
+
+    maddr = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{DEMO_BOOTSTRAP_ID}"
+    argv = [sys.executable, "-m", "node", "pipe", "3", "hi", "--timeout", "4"]
+    argv += ["--bootstrap", maddr, "--data-dir", str(tmp_path / "leader")]
+    started = time.monotonic()
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "RNET_BACKEND": "sim"},
+        cwd=tmp_path,
+    )
+    wall = time.monotonic() - started
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"rnet pipe: could not reach the bootstrap {maddr} in time"
+    ]
+    assert wall < 4 + 3, f"took {wall:.1f} s"  # start-up of the interpreter is the only slack
