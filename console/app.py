@@ -406,7 +406,8 @@ class RnetConsole(App[int]):
         if view is None or not view.winning_text:
             self.notify("No winning answer to show yet.", severity="warning")
             return
-        self.push_screen(TextModal(f"{view.task} · winner {short_id(view.winner)}", answers(view)))
+        title = f"{view.task} · winner {short_id(view.winner)}"
+        self.push_screen(TextModal(title, view.answers_text()))
 
     def action_toggle_mesh(self) -> None:
         self.mesh_pane.show_bootmesh = not self.mesh_pane.show_bootmesh
@@ -448,25 +449,6 @@ class RnetConsole(App[int]):
 
     async def action_quit(self) -> None:
         self.exit(0)
-
-
-def answers(view: SessionView) -> str:
-    """The prompt, the winning answer, then every other answer with its average."""
-    averages, winner = view.averages, view.winner
-
-    def avg(peer: str | None) -> str:
-        value = averages.get(peer or "")
-        return f"{value:.2f}" if isinstance(value, int | float) else "-"
-
-    parts = [f"Prompt: {view.prompt}" if view.prompt else "", ""]
-    parts += [f"Winner {short_id(winner)} (avg {avg(winner)}):", view.winning_text or "", ""]
-    others = [e for e in view.executors if e != winner]
-    if others:
-        parts.append("Other answers:")
-    for executor in others:
-        text = view.responses.get(executor) or "(no answer received)"
-        parts.append(f"- {short_id(executor)} (avg {avg(executor)}): {text}")
-    return "\n".join(parts).strip()
 
 
 def make_app(

@@ -170,6 +170,24 @@ class SessionView:
             return self.responses.get(winner)
         return None
 
+    def answers_text(self) -> str:
+        """The prompt, the winning answer, then every other answer with its average."""
+        averages, winner = self.averages, self.winner
+
+        def avg(peer: str | None) -> str:
+            value = averages.get(peer or "")
+            return f"{value:.2f}" if isinstance(value, int | float) else "-"
+
+        parts = [f"Prompt: {self.prompt}" if self.prompt else "", ""]
+        parts += [f"Winner {short_id(winner)} (avg {avg(winner)}):", self.winning_text or "", ""]
+        others = [e for e in self.executors if e != winner]
+        if others:
+            parts.append("Other answers:")
+        for executor in others:
+            text = self.responses.get(executor) or "(no answer received)"
+            parts.append(f"- {short_id(executor)} (avg {avg(executor)}): {text}")
+        return "\n".join(parts).strip()
+
     def is_missing(self, executor: str, verifier: str | None = None) -> bool:
         """Whether a cell (or, without a verifier, a whole executor row) is marked missing.
 
