@@ -431,9 +431,11 @@ class SessionEngine:
                         wait_s = max(0.0, (deadline - now_ms()) / 1000)
                         with trio.move_on_after(wait_s):
                             await live.wake.wait()
-                    live.wake = trio.Event()
                     if not live.machine.finished:
                         self._apply(live, live.machine.tick(now_ms()))
+                    # Replaced after the tick: its own _apply sets the event, and waiting on
+                    # that would wake at once and spin (a busy loop for the session's life).
+                    live.wake = trio.Event()
                 # Finished: let the outbox drain (the result must go out), then stop model work.
                 send.close()
                 with trio.move_on_after(5.0):
