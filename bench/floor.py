@@ -1,0 +1,141 @@
+"""The floor: one floodsub broadcast round (publish -> delivered to every subscriber).
+
+Measured across the very processes a session uses: the leader publishes a plain text message
+(``publish <topic> <msg>`` on its stdin) on a topic every provider joined (``join <topic>``), and
+a sample is the time from writing that command line to reading the last provider's ``message``
+event for it. So the floor includes the same stdin hop in and JSON-line hop out as a session
+timed from ``pipe N`` to the leader's ``result`` line.
+
+Alone: ``python -m bench.floor --providers 3 --reps 30``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bench.cluster import BenchError, Cluster, Node
+from bench.common import machine, machine_line, progress, say, summary, table
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_TIMEOUT_S = 15.0
+
+
+@dataclass
+class FloorProbe:
+    """A leader and its subscribers on one floor topic; ``sample()`` is one broadcast."""
+
+    leader: Node
+    subscribers: Sequence[Node]
+    topic: str
+    first_ms: list[float] = field(default_factory=list)
+    all_ms: list[float] = field(default_factory=list)
+    failures: int = 0
+    _i: int = 0
+
+    def open(self) -> None:
+        """Subscribe every provider, then wait until a broadcast reaches all of them."""
+        for node in self.subscribers:
+            node.command(f"join {self.topic}")
+        for attempt in range(10):
+            try:
+                self._broadcast(timeout=5.0)
+                return
+            except BenchError:
+                logger.info("floor topic %s not routed yet (attempt %d)", self.topic, attempt + 1)
+        raise BenchError(f"a broadcast on {self.topic} never reached every provider")
+
+    def close(self) -> None:
+        for node in self.subscribers:
+            if node.alive:
+                node.command(f"leave {self.topic}", ok=False)
+
+    def _broadcast(self, timeout: float) -> tuple[float, float]:
+        self._i += 1
+        text = f"{self.topic}-{self._i}"
+        marks = [n.mark() for n in self.subscribers]
+        t0 = self.leader.send(f"publish {self.topic} {text}")
+        times = []
+        for node, since in zip(self.subscribers, marks, strict=True):
+            e = node.wait_for(
+                lambda e: e.get("event") == "message" and e.get("text") == text,
+                timeout,
+                since,
+                what=f"floor message {text}",
+            )
+            times.append((e["_t"] - t0) * 1000)
+        return min(times), max(times)
+
+    def sample(self) -> None:
+        try:
+            first, last = self._broadcast(SAMPLE_TIMEOUT_S)
+        except BenchError as exc:
+            self.failures += 1
+            logger.warning("floor sample lost: %s", exc)
+            return
+        self.first_ms.append(first)
+        self.all_ms.append(last)
+
+    def result(self) -> dict[str, object]:
+        return {
+            "subscribers": len(self.subscribers),
+            "first_ms": summary(self.first_ms),
+            "all_ms": summary(self.all_ms),
+            "failures": self.failures,
+            "samples_all_ms": [round(x, 2) for x in self.all_ms],
+        }
+
+
+def measure_floor(
+    leader: Node, subscribers: Sequence[Node], reps: int, topic: str = "bench-floor"
+) -> dict[str, object]:
+    probe = FloorProbe(leader, subscribers, topic)
+    probe.open()
+    try:
+        for _ in range(reps):
+            probe.sample()
+    finally:
+        probe.close()
+    return probe.result()
+
+
+def floor_rows(results: dict[int, dict]) -> list[list[object]]:
+    rows = []
+    for n, r in sorted(results.items()):
+        rows.append(
+            [
+                str(n),
+                r["first_ms"]["median"],
+                r["all_ms"]["median"],
+                r["all_ms"]["p95"],
+                r["all_ms"]["n"],
+            ]
+        )
+    return rows
+
+
+FLOOR_HEADERS = ["subscribers", "first ms (med)", "all ms (med)", "all ms (p95)", "samples"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
+    parser.add_argument("--providers", type=int, default=3, help="subscribers (default 3)")
+    parser.add_argument("--reps", type=int, default=30, help="broadcasts (default 30)")
+    args = parser.parse_args(argv)
+    say(machine_line(machine()))
+    with Cluster(kinds={"message"}) as cluster:
+        progress(f"starting bootstrap, leader and {args.providers} providers")
+        cluster.start_bootstrap()
+        (leader,) = cluster.start_nodes(["leader"], ["--no-auto-join"], role="leader")
+        providers = cluster.add_providers(args.providers)
+        result = measure_floor(leader, providers, args.reps)
+    say(table(FLOOR_HEADERS, floor_rows({args.providers: result})))
+    return 0 if not math.isnan(result["all_ms"]["median"]) else 1  # type: ignore[index]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,462 @@
+"""Console responsiveness: start-up to first frame, and event -> rendered latency under a burst.
+
+1. Import times, each in a fresh interpreter (median of ``--reps``): the bare interpreter,
+   ``console.app`` (Textual and the panes), ``node.host`` (libp2p).
+2. ``rnet node`` start -> first frame: the real command (``python -m node node``, console, sim
+   backend, a bootstrap address nobody listens on) in a pseudo-terminal of 120x40; the first
+   frame is the first time the screen output shows the footer's key labels.
+3. In process, Textual's headless driver (``App.run_test()``): ``make_app()`` -> first display.
+4. Event -> rendered, p95: runtime events (``node.events`` objects: session snapshots, peer
+   info, messages, log lines) enter the App the way ``NodeRuntime.emit`` delivers them (one
+   ``loop.call_soon_threadsafe`` each, to the link's subscriber), 1,000 at once, ``--bursts``
+   times. An event counts as rendered at the first display (``App.post_display_hook``, called
+   after every compositor update, headless too) after the pane refresh that folded it in.
+   Also reported: the same 1,000 events as a stream over one second.
+
+Alone: ``python -m bench.ui``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import pty
+import re
+import select
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.cluster import DEMO_BOOTSTRAP_KEY, ROOT, free_port
+from bench.common import machine, machine_line, progress, say, summary, table
+
+logger = logging.getLogger(__name__)
+
+SIZE = (120, 40)
+FIRST_FRAME_TIMEOUT_S = 30.0
+# The footer's key labels: on screen only once the App has composed and drawn its first frame.
+FRAME_MARKERS = (b"Advertise", b"Finalize")
+_ANSI = re.compile(rb"\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. import times
+# ------------------------------------------------------------------------------------------------
+
+IMPORTS = {
+    "python (bare interpreter)": "pass",
+    "console.app (Textual)": "import console.app",
+    "node.host (libp2p)": "import node.host",
+}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT)
+    for key in ("BOOTSTRAP_NODE", "RNET_DATA_DIR"):
+        env.pop(key, None)
+    return env
+
+
+def import_times(reps: int = 3) -> dict[str, dict[str, float]]:
+    """Seconds to import each module in a fresh interpreter (whole process wall for ``pass``)."""
+    out = {}
+    for label, stmt in IMPORTS.items():
+        samples = []
+        for _ in range(reps):
+            code = f"import time; t = time.perf_counter(); {stmt}; print(time.perf_counter() - t)"
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-c", code],
+                cwd=ROOT,
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise RuntimeError(f"{stmt!r} failed: {proc.stderr.strip()[-300:]}")
+            samples.append(wall if stmt == "pass" else float(proc.stdout.strip()))
+        out[label] = summary(samples)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. rnet node -> first frame, in a pseudo-terminal
+# ------------------------------------------------------------------------------------------------
+
+
+def first_frame_pty(workdir: Path) -> dict[str, float]:
+    """Start ``rnet node`` (console) in a pty; seconds to the first frame and to exit."""
+    master, slave = pty.openpty()
+    cols, rows = SIZE
+    import fcntl
+
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    env = _env()
+    env.update(
+        {
+            "TERM": "xterm-256color",
+            "COLUMNS": str(cols),
+            "LINES": str(rows),
+            "RNET_DATA_DIR": str(workdir / "data"),
+            "XDG_CONFIG_HOME": str(workdir / "config"),
+            "RNET_BACKEND": "sim",
+            "BOOTSTRAP_KEY": DEMO_BOOTSTRAP_KEY,
+            # Nobody listens there: the node keeps retrying; the first frame does not wait on it.
+            "BOOTSTRAP_NODE": f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/"
+            "12D3KooWPvoF9HfWisUgV2P7A5fq7wW2CAAqzZE45sVbKdxGRv5s",
+        }
+    )
+    argv = [sys.executable, "-m", "node", "node", "--name", "console-bench", "--port", "0"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        cwd=workdir,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        close_fds=True,
+    )
+    os.close(slave)
+    seen = b""
+    first_frame = None
+    deadline = t0 + FIRST_FRAME_TIMEOUT_S
+    try:
+        while first_frame is None and time.perf_counter() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+            plain = _ANSI.sub(b"", seen[-200_000:])
+            if all(m in plain for m in FRAME_MARKERS):
+                first_frame = time.perf_counter() - t0
+        if first_frame is None:
+            tail = _ANSI.sub(b"", seen)[-400:].decode("utf-8", "replace")
+            raise RuntimeError(f"no first frame within {FIRST_FRAME_TIMEOUT_S:g} s: {tail!r}")
+        # SIGTERM quits like `q` (the node closes); keep draining the pty so it never blocks.
+        t_quit = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        while proc.poll() is None and time.perf_counter() - t_quit < 15:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    if not os.read(master, 65536):
+                        break
+                except OSError:
+                    break
+        proc.wait(timeout=15)
+        return {"first_frame_s": first_frame, "quit_s": time.perf_counter() - t_quit}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        os.close(master)
+
+
+# ------------------------------------------------------------------------------------------------
+# 3 and 4. in process, headless driver
+# ------------------------------------------------------------------------------------------------
+
+
+def _peer_ids(n: int) -> list[str]:
+    from protocol.identity import NaclSigner, peer_id_to_str
+
+    return [peer_id_to_str(NaclSigner(bytes([i + 1]) * 32).peer_id) for i in range(n)]
+
+
+def runtime_events(n: int = 1000, tag: str = "") -> list[Any]:
+    """A realistic mix of runtime events: a session's snapshots as scores come in, peer info,
+    topic messages and log lines (``node.events`` objects, as the runtime emits them)."""
+    from node import events as ev
+
+    peers = _peer_ids(7)
+    leader, execs, vers = peers[0], peers[1:4], peers[4:7]
+    out: list[Any] = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            done = (i // 4) % 10
+            scores = {
+                e: {
+                    v: (round(((i + j) % 100) / 100, 2) if j < done else None)
+                    for j, v in enumerate(vers)
+                }
+                for e in execs
+            }
+            out.append(
+                ev.Session(
+                    task=f"task-bench{tag}",
+                    leader=leader,
+                    role="leader",
+                    stage="verify",
+                    stage_deadline_ms=int(time.time() * 1000) + 30_000,
+                    prompt="What is the capital of France?",
+                    joined=peers[1:],
+                    executors=execs,
+                    verifiers=vers,
+                    responses={e: f"sim answer of {e[-6:]}: Paris." for e in execs},
+                    scores=scores,
+                    averages={},
+                    counts={"joined": 6, "executors": 3, "verifiers": 3, "responses": 3},
+                )
+            )
+        elif kind == 1:
+            out.append(
+                ev.PeerInfo(
+                    peer_id=peers[1 + i % 6],
+                    model="sim/honest",
+                    backend="sim",
+                    rtt_ms=float(i % 50),
+                    name=f"p{1 + i % 6}",
+                )
+            )
+        elif kind == 2:
+            out.append(ev.Message(topic="chat", sender=peers[1], kind="text", text=f"msg {tag}{i}"))
+        else:
+            out.append(ev.Log(level="INFO", logger="bench", message=f"log line {tag}{i}"))
+    return out
+
+
+class _Probe:
+    """Hooks on the App: when each pane refresh happened, and when each display followed it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.first_display: float | None = None
+        self.displays = 0
+        self._pending: list[int] = []
+        self.rendered_upto = 0
+        self.frames: list[tuple[float, int]] = []  # (time, events folded and drawn so far)
+        original_refresh = app._refresh_panes
+
+        def refresh_panes() -> None:
+            original_refresh()
+            self._pending.append(app.stats["events"])
+
+        def post_display_hook() -> None:
+            now = time.perf_counter()
+            self.displays += 1
+            if self.first_display is None:
+                self.first_display = now
+            if self._pending:
+                self.rendered_upto = max(self.rendered_upto, *self._pending)
+                self._pending.clear()
+                self.frames.append((now, self.rendered_upto))
+
+        # Instance attributes shadow the methods: the App looks both up on ``self``.
+        app._refresh_panes = refresh_panes
+        app.post_display_hook = post_display_hook
+
+    def rendered_at(self, index: int) -> float | None:
+        """When the event with global fold index ``index`` (0-based) was first on screen."""
+        for t, upto in self.frames:
+            if upto > index:
+                return t
+        return None
+
+
+async def _wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.perf_counter() + timeout
+    while not predicate():
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[str, Any]:
+    from console.app import make_app
+    from console.link import ScriptedLink
+    from console.settings import Settings
+
+    link = ScriptedLink()
+    t0 = time.perf_counter()
+    app = make_app(link, settings=Settings(), save_settings=False)
+    probe = _Probe(app)
+    out: dict[str, Any] = {}
+    async with app.run_test(size=SIZE, headless=True) as pilot:
+        await _wait(lambda: probe.first_display is not None, 30, "first display")
+        out["mount_to_first_frame_s"] = probe.first_display - t0  # type: ignore[operator]
+        await pilot.pause()
+        loop = asyncio.get_running_loop()
+        latencies: list[float] = []
+        burst_totals: list[float] = []
+        repaints = []
+        for b in range(bursts):
+            await _wait(
+                lambda: not app._dirty and app._refresh_timer is None, 10, "an idle console"
+            )
+            events = runtime_events(events_per_burst, tag=f"b{b}-")
+            base = app.stats["events"]
+            r0 = app.stats["repaints"]
+            emitted = []
+            for event in events:
+                # what NodeRuntime.emit does for every event: schedule the sinks on the loop
+                emitted.append(time.perf_counter())
+                loop.call_soon_threadsafe(link.emit, event)
+            last = base + len(events) - 1
+            await _wait(lambda last=last: probe.rendered_at(last) is not None, 60, "the burst")
+            for i, t_emit in enumerate(emitted):
+                latencies.append(probe.rendered_at(base + i) - t_emit)  # type: ignore[operator]
+            burst_totals.append(probe.rendered_at(last) - emitted[0])  # type: ignore[operator]
+            repaints.append(app.stats["repaints"] - r0)
+        out["burst"] = {
+            "events": events_per_burst,
+            "bursts": bursts,
+            "latency_ms": summary([x * 1000 for x in latencies]),
+            "whole_burst_ms": summary([x * 1000 for x in burst_totals]),
+            "repaints_per_burst": statistics.median(repaints) if repaints else 0,
+        }
+        if stream:
+            await _wait(lambda: not app._dirty and app._refresh_timer is None, 10, "idle")
+            events = runtime_events(events_per_burst, tag="s-")
+            base = app.stats["events"]
+            emitted = [0.0] * len(events)
+
+            def emit(i: int, event: Any) -> None:
+                emitted[i] = time.perf_counter()
+                link.emit(event)
+
+            start = loop.time()
+            for i, event in enumerate(events):
+                loop.call_at(start + i / len(events), emit, i, event)
+            last = base + len(events) - 1
+            await _wait(lambda: probe.rendered_at(last) is not None, 60, "the stream")
+            lat = [probe.rendered_at(base + i) - t for i, t in enumerate(emitted)]  # type: ignore[operator]
+            out["stream"] = {
+                "events": len(events),
+                "over_s": 1.0,
+                "latency_ms": summary([x * 1000 for x in lat]),
+            }
+        out["displays"] = probe.displays
+        # Sanity: the last burst's final log line really is in the log pane.
+        out["log_tail_ok"] = (
+            any(f"log line b{bursts - 1}-" in line for line in app.log_pane.visible_text()[-5:])
+            if hasattr(app.log_pane, "visible_text")
+            else None
+        )
+    return out
+
+
+def run(
+    *,
+    reps: int = 3,
+    bursts: int = 5,
+    events: int = 1000,
+    pty_start: bool = True,
+    stream: bool = True,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    progress("console: import times")
+    out["imports_s"] = import_times(reps)
+    if pty_start:
+        progress("console: rnet node -> first frame (pty)")
+        samples = []
+        quits = []
+        for _ in range(reps):
+            with tempfile.TemporaryDirectory(prefix="rnet-bench-ui-") as tmp:
+                r = first_frame_pty(Path(tmp))
+            samples.append(r["first_frame_s"])
+            quits.append(r["quit_s"])
+        out["first_frame_s"] = summary(samples)
+        out["quit_s"] = summary(quits)
+    progress(f"console: {bursts} bursts of {events} events (headless)")
+    saved = os.environ.get("XDG_CONFIG_HOME")
+    with tempfile.TemporaryDirectory(prefix="rnet-bench-ui-") as tmp:
+        os.environ["XDG_CONFIG_HOME"] = tmp  # no user settings (theme, keymap) leak in
+        try:
+            out.update(asyncio.run(_headless(bursts, events, stream)))
+        finally:
+            if saved is None:
+                os.environ.pop("XDG_CONFIG_HOME", None)
+            else:
+                os.environ["XDG_CONFIG_HOME"] = saved
+    return out
+
+
+UI_HEADERS = ["measure", "median", "p95", "n"]
+
+
+def ui_rows(r: dict[str, Any]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for label, s in r["imports_s"].items():
+        rows.append([f"import {label} (ms)", s["median"] * 1000, s["p95"] * 1000, s["n"]])
+    if "first_frame_s" in r:
+        s = r["first_frame_s"]
+        rows.append(
+            [
+                "rnet node start -> first frame, pty (ms)",
+                s["median"] * 1000,
+                s["p95"] * 1000,
+                s["n"],
+            ]
+        )
+    rows.append(
+        ["make_app -> first frame, headless (ms)", r["mount_to_first_frame_s"] * 1000, "-", 1]
+    )
+    b = r["burst"]
+    rows.append(
+        [
+            f"event -> rendered, burst of {b['events']} (ms)",
+            b["latency_ms"]["median"],
+            b["latency_ms"]["p95"],
+            b["latency_ms"]["n"],
+        ]
+    )
+    rows.append(
+        [
+            "whole burst folded + drawn (ms)",
+            b["whole_burst_ms"]["median"],
+            b["whole_burst_ms"]["p95"],
+            b["bursts"],
+        ]
+    )
+    if "stream" in r:
+        s = r["stream"]["latency_ms"]
+        rows.append(
+            [
+                f"event -> rendered, {r['stream']['events']} over 1 s (ms)",
+                s["median"],
+                s["p95"],
+                s["n"],
+            ]
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ui", description=__doc__)
+    parser.add_argument("--reps", type=int, default=3, help="start-up repetitions (default 3)")
+    parser.add_argument("--bursts", type=int, default=5, help="bursts (default 5)")
+    parser.add_argument("--events", type=int, default=1000, help="events per burst (1000)")
+    parser.add_argument("--no-pty", action="store_true", help="skip the real start-up in a pty")
+    args = parser.parse_args(argv)
+    say(machine_line(machine()))
+    r = run(reps=args.reps, bursts=args.bursts, events=args.events, pty_start=not args.no_pty)
+    say(table(UI_HEADERS, ui_rows(r)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
