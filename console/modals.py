@@ -80,6 +80,7 @@ class AdvertiseModal(FormModal):
     """``a``: advertise a session (topic, prompt) -> ``adv <topic> <prompt>``."""
 
     heading = "Advertise a session"
+    AUTO_FOCUS = "#prompt"  # the topic comes prefilled
     fields = (("topic", "Topic (task id)", ""), ("prompt", "Prompt", ""))
 
     def build_command(self) -> str:
@@ -93,6 +94,7 @@ class PipeModal(FormModal):
     """``p``: run a whole session -> ``pipe <N> <prompt>``."""
 
     heading = "Pipe a prompt through the swarm"
+    AUTO_FOCUS = "#prompt"  # N comes prefilled
     fields = (("count", "Providers (N)", "3"), ("prompt", "Prompt", ""))
 
     def build_command(self) -> str:

@@ -18,8 +18,7 @@ async def test_pipe_key_opens_modal_and_runs_pipe_command() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "PipeModal")
-        await pilot.press("enter")  # count keeps its default, focus moves to the prompt
-        await pilot.press(*"What is 2+2?")
+        await pilot.press(*"What is 2+2?")  # the prompt has focus; N keeps its default
         await pilot.press("enter")
         await wait_for(pilot, lambda: link.commands == ["pipe 3 'What is 2+2?'"])
         assert app.screen.__class__.__name__ == "Screen"

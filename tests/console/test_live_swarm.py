@@ -69,7 +69,7 @@ async def test_pipe_key_runs_a_real_session_until_the_scores_show_a_winner(tmp_p
             await pilot.press("escape")
             await pilot.press("p")
             await wait_for(pilot, lambda: app.screen.__class__.__name__ == "PipeModal")
-            await pilot.press("enter", *"What is the capital of France?", "enter")
+            await pilot.press(*"What is the capital of France?", "enter")
             await wait_for(pilot, lambda: app.selected_session is not None, 30, "a session")
             view = app.selected_session
             await wait_for(
