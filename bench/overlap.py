@@ -55,9 +55,12 @@ def run(
     gen_ms: int = GEN_MS,
     judge_ms: int = JUDGE_MS,
     cluster: Cluster | None = None,
+    providers: int = EXECUTORS + VERIFIERS,
 ) -> dict[str, Any]:
-    n = EXECUTORS + VERIFIERS
-    judge_s = concurrent_judging_s(judge_ms, EXECUTORS)
+    """``providers`` (default 6) split n//2 executors / the rest verifiers by the leader.
+    With ``cluster``, its leader and providers are reused (more are started if needed)."""
+    n = providers
+    judge_s = concurrent_judging_s(judge_ms, n // 2)
     ideal_s = gen_ms / 1000 + judge_s
     own = cluster is None
     cluster = cluster or Cluster()
@@ -69,17 +72,17 @@ def run(
         if leader is None:
             (leader,) = cluster.start_nodes(["leader"], ["--no-auto-join"], role="leader")
         timed = ["--sim-gen-ms", str(gen_ms), "--sim-judge-ms", str(judge_ms)]
-        providers = cluster.providers
-        if len(providers) < n:
-            progress(f"overlap: starting {n - len(providers)} providers ({gen_ms}/{judge_ms} ms)")
-            cluster.add_providers(n - len(providers), timed)
-        providers = cluster.providers[:n]
-        warm_up(leader, n, providers)
+        have = cluster.providers
+        if len(have) < n:
+            progress(f"overlap: starting {n - len(have)} providers ({gen_ms}/{judge_ms} ms)")
+            cluster.add_providers(n - len(have), timed)
+        nodes = cluster.providers[:n]
+        warm_up(leader, n, nodes)
         progress(f"overlap: {sessions} sessions")
         results = []
         for _ in range(sessions):
             try:
-                results.append(run_session(leader, n, providers))
+                results.append(run_session(leader, n, nodes))
             except BenchError as exc:
                 results.append({"ok": False, "error": str(exc)})
     finally:
