@@ -125,6 +125,8 @@ class RnetConsole(App[int]):
         self._loop_thread = threading.get_ident()
         #: Counters for benchmarks and tests: events folded, wake-ups handled, pane repaints.
         self.stats = {"events": 0, "batches": 0, "repaints": 0}
+        #: ``time.monotonic()`` of the last pane repaint (event -> screen latency in benchmarks).
+        self.last_repaint = 0.0
         self.set_reactive(RnetConsole.simulated, simulated)
         if self.settings.problem:
             self.state.note(self.settings.problem, "warning")
@@ -283,6 +285,7 @@ class RnetConsole(App[int]):
             return  # shutting down: the panes may already be gone
         self._last_refresh = time.monotonic()
         self.stats["repaints"] += 1
+        self.last_repaint = self._last_refresh
         dirty, self._dirty = self._dirty, set()
         if "peers" in dirty:
             self.peers = self.state.peers_snapshot()
