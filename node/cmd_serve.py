@@ -188,7 +188,9 @@ async def serve_from_args(runtime: Any, args: argparse.Namespace) -> Any:
 
     listen, options = gateway_settings(args)
     handle = await start_gateway(runtime, listen, **options)
-    _announce(bool(getattr(args, "json", False)), handle.url, options)
+    if getattr(args, "no_ui", False):
+        # Headless: stdout is ours. Under the console it is the screen: the console shows it.
+        _announce(bool(getattr(args, "json", False)), handle.url, options)
     return handle
 
 

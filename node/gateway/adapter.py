@@ -31,7 +31,10 @@ class RuntimeSwarm:
 
     def join_window_s(self, timeout_s: float) -> float:
         """The join deadline of a session run with ``timeout_s`` (the engine fits its stages)."""
-        return self._engine().options.fitted(timeout_s).join_ms / 1000
+        engine = getattr(self.runtime, "sessions", None)
+        if engine is None:
+            return 0.0  # run() fails at once: nothing to wait for
+        return engine.options.fitted(timeout_s).join_ms / 1000
 
     def provider_models(self) -> Mapping[str, str]:
         me = getattr(self.runtime, "peer_id_str", "")

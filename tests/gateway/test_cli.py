@@ -52,3 +52,43 @@ def test_serve_help_documents_the_gateway(tmp_path: Path) -> None:
     assert proc.returncode == 0
     for flag in ("--listen", "--providers", "--timeout", "--aggregator", "--token", "--bootstrap"):
         assert flag in proc.stdout
+
+
+class _NoSessionsRuntime:
+    """A runtime without a sessions engine: the gateway must still serve, and say so per request."""
+
+    peer_id_str = "12D3KooWSelf"
+
+    def provider_peers(self) -> list:
+        return []
+
+
+@pytest.mark.parametrize(("no_ui", "json_lines"), [(False, False), (True, False), (True, True)])
+async def test_serve_from_args_announces_only_when_headless(
+    capsys: pytest.CaptureFixture[str], no_ui: bool, json_lines: bool
+) -> None:
+    import argparse
+    import json
+
+    import httpx
+
+    from node.cmd_serve import serve_from_args
+
+    args = argparse.Namespace(serve="127.0.0.1:0", no_ui=no_ui, json=json_lines)
+    handle = await serve_from_args(_NoSessionsRuntime(), args)
+    try:
+        out = capsys.readouterr().out
+        if not no_ui:
+            assert out == ""  # under the console, stdout is the screen
+        elif json_lines:
+            assert json.loads(out)["url"] == handle.url
+        else:
+            assert handle.url in out and "/v1" in out
+        async with httpx.AsyncClient(base_url=handle.url) as client:
+            reply = await client.post(
+                "/api/generate", json={"model": "swarm", "prompt": "x", "stream": False}
+            )
+        assert reply.status_code == 503 and "no sessions engine" in reply.json()["error"]
+    finally:
+        await handle.close()
+    assert await serve_from_args(_NoSessionsRuntime(), argparse.Namespace(serve=None)) is None
