@@ -125,6 +125,14 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         help="at most this many providers learned from the bootstrap are dialed directly "
         "(default: 4; 0 = star only)",
     )
+    g.add_argument(
+        "--hung-after",
+        type=float,
+        default=None,
+        metavar="S",
+        help="drop a connected peer that has not answered pings for S seconds (default: 15; "
+        "$RNET_HUNG_AFTER)",
+    )
     g.add_argument("--json", action="store_true", help="headless: one JSON object per event line")
     g.add_argument("--no-ui", action="store_true", help="run headless (no console)")
     g.add_argument(
@@ -156,6 +164,7 @@ class NodeConfig:
     max_dials: int
     json: bool
     log_level: str
+    hung_after: float = 15.0
     name_explicit: bool = True
 
 
@@ -193,6 +202,14 @@ def resolve_node_config(args: argparse.Namespace, role: str) -> NodeConfig:
         max_dials = 4
     if max_dials < 0:
         raise ConfigError("--max-dials must be >= 0")
+    hung_after = getattr(args, "hung_after", None)
+    if hung_after is None:
+        try:
+            hung_after = float(getenv("RNET_HUNG_AFTER", "15", dotenv=dotenv))
+        except ValueError:
+            raise ConfigError("RNET_HUNG_AFTER must be a number of seconds") from None
+    if not 1.0 <= hung_after <= 3600.0:
+        raise ConfigError("--hung-after must be between 1 and 3600 seconds")
     log_level = getattr(args, "log_level", None) or getenv("RNET_LOG_LEVEL", "info", dotenv=dotenv)
     if log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"unknown log level {log_level!r}")
@@ -206,6 +223,7 @@ def resolve_node_config(args: argparse.Namespace, role: str) -> NodeConfig:
         bootstrap_key=bootstrap_key if role == "bootstrap" else None,
         router=router,
         max_dials=max_dials,
+        hung_after=hung_after,
         json=bool(getattr(args, "json", False)),
         log_level=log_level.lower(),
         name_explicit=name_explicit or bool(getattr(args, "data_dir", None)),

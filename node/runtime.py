@@ -84,8 +84,8 @@ def _process_start_monotonic() -> float:
 
 PROCESS_START = _process_start_monotonic()
 HEARTBEAT_INTERVAL_S = 2.0
-HEARTBEAT_TIMEOUT_S = 2.0
-HEARTBEAT_MISSES = 2  # consecutive failed pings before a peer is dropped as hung
+# A ping may wait this long: a node busy with a burst answers late, and that is not a hang.
+HEARTBEAT_TIMEOUT_S = 5.0
 TOPOLOGY_DEBOUNCE_S = 0.05
 ROUTE_WAIT_S = 3.0  # longest a publish waits for the bootstrap to relay a freshly joined topic
 
@@ -103,7 +103,7 @@ class _PeerRecord:
     backend: str = ""
     addrs: tuple[str, ...] = ()
     rtt_ms: float | None = None
-    misses: int = 0
+    last_ok: float = 0.0  # monotonic time of the last pong (or of connecting)
     presence_seq: int = -1
 
 
@@ -787,6 +787,8 @@ class NodeRuntime:
     # -- change notifications from the host (sync, trio side) ---------------------------------
 
     def _on_peer_change(self, peer: str, what: str) -> None:
+        if what == "connected":
+            self._record(peer).last_ok = time.monotonic()
         if self._role_impl is not None:
             self._role_impl.on_connection(peer, what)
         self._mark_peers_dirty()
@@ -813,7 +815,6 @@ class NodeRuntime:
             self._known = known
             for peer in sorted(joined):
                 rec = self._record(peer)
-                rec.misses = 0
                 self.emit(ev.PeerJoined(peer_id=peer, addr=self.host.peer_addr(peer)))
                 self._emit_peer_info(rec, "connected")
             for peer in sorted(left):
@@ -843,20 +844,26 @@ class NodeRuntime:
 
         from node.host import HostError
 
+        hung_after = self.config.hung_after
+
         async def probe(peer: str) -> None:
             rec = self._record(peer)
+            if not rec.last_ok:
+                rec.last_ok = time.monotonic()
             try:
-                rtt = await self.host.ping_once(peer, timeout=HEARTBEAT_TIMEOUT_S)
+                rtt = await self.host.ping_once(peer, timeout=min(HEARTBEAT_TIMEOUT_S, hung_after))
             except HostError as exc:
-                rec.misses += 1
-                logger.debug("heartbeat %s missed (%d): %s", peer[-6:], rec.misses, exc)
-                if rec.misses >= HEARTBEAT_MISSES and self.host.is_connected(peer):
-                    logger.warning("peer %s does not answer pings; dropping it", peer[-6:])
+                silent = time.monotonic() - rec.last_ok
+                logger.debug("heartbeat %s missed (silent %.1f s): %s", peer[-6:], silent, exc)
+                if silent >= hung_after and self.host.is_connected(peer):
+                    logger.warning(
+                        "peer %s has not answered pings for %.0f s; dropping it", peer[-6:], silent
+                    )
                     await self.host.disconnect(peer)
                     self._mark_peers_dirty()
                 return
             first = rec.rtt_ms is None
-            rec.misses = 0
+            rec.last_ok = time.monotonic()
             rec.rtt_ms = rtt
             if first and peer in self._known:
                 self._emit_peer_info(rec, "connected")

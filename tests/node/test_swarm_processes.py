@@ -317,7 +317,7 @@ def test_bootstrap_started_after_the_providers_is_found_and_hung_peers_are_dropp
 ) -> None:
     with Swarm(tmp_path) as s:
         # --max-dials 0: a pure star, so everything below goes through the bootstrap
-        ps = s.start_providers(2, ["--max-dials", "0"], wait=False)
+        ps = s.start_providers(2, ["--max-dials", "0", "--hung-after", "3"], wait=False)
         for p in ps:
             p.wait_for(
                 lambda e: e["event"] == "log" and "unreachable" in e["message"],
@@ -325,7 +325,7 @@ def test_bootstrap_started_after_the_providers_is_found_and_hung_peers_are_dropp
                 what="a failed dial of the bootstrap",
             )
         assert all(p.ready is None for p in ps)
-        boot = s.start_bootstrap()
+        boot = s.start_bootstrap(["--hung-after", "3"])
         up = time.monotonic()
         for p in ps:
             p.wait_ready(timeout=10)
