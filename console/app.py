@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Minimum time between two repaints of the panes: bursts are folded, then drawn once.
-REFRESH_INTERVAL_S = 0.05
+REFRESH_INTERVAL_S = 1 / 30
 
 
 def _binding(
