@@ -34,10 +34,13 @@ async def _outcome(request: web.Request, task: asyncio.Task[SwarmResult]) -> Swa
         if request.app[STATE_KEY].closing:
             raise ApiError(503, "the gateway is shutting down", "unavailable")
         raise ApiError(503, "the swarm session was cancelled on this node", "unavailable")
-    try:
-        result = task.result()
-    except SwarmUnavailable as exc:
-        raise _unavailable(exc) from None
+    exc = task.exception()
+    if isinstance(exc, SwarmUnavailable):
+        raise _unavailable(exc)
+    if exc is not None:
+        log.error("gateway: session failed", exc_info=exc)
+        raise ApiError(500, "internal error in the swarm session (see the node's log)", "internal")
+    result = task.result()
     if not isinstance(result, SwarmResult):
         raise ApiError(500, f"sessions engine returned {type(result).__name__}, not a result")
     if not result.text:
@@ -105,9 +108,8 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
         task.cancel()
         await asyncio.wait({task})
     if not task.cancelled() and task.exception() is not None:
-        exc = task.exception()
-        if not isinstance(exc, SwarmUnavailable):
-            log.error("gateway: session failed", exc_info=exc)
+        # Retrieved here so asyncio does not warn; _outcome reported it if the reply got that far.
+        log.debug("gateway: session ended with %r", task.exception())
 
 
 def _head_start(request: web.Request) -> float:

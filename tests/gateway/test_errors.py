@@ -298,3 +298,25 @@ async def test_session_cancelled_by_the_node_is_503(start) -> None:
         assert "cancelled on this node" in ollama_error(reply, 503)
         del served.fake.run
         await still_serving(client)
+
+
+async def test_session_bug_after_headers_is_reported_in_stream(start) -> None:
+    served: Served = await start()
+    served.fake.hold = asyncio.Event()
+    served.fake.fail_after_assign = RuntimeError("engine bug")  # type: ignore[assignment]
+    body = {"model": "swarm", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    async with (
+        httpx.AsyncClient(base_url=served.url) as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as reply,
+    ):
+        assert reply.status_code == 200  # headers out: the bug comes later
+        served.fake.hold.set()
+        text = (await reply.aread()).decode()
+    events = [e for e in text.split("\n\n") if e]
+    error = json.loads(events[-2].removeprefix("data: "))["error"]
+    assert error["code"] == "internal" and "internal error" in error["message"]
+    assert events[-1] == "data: [DONE]"
+    served.fake.hold = None
+    served.fake.fail_after_assign = None
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        await still_serving(client)
