@@ -96,3 +96,4 @@ async def test_pipe_key_runs_a_real_session_until_the_scores_show_a_winner(tmp_p
             )
             await pilot.press("q")
         assert link.closed  # quitting closed the node (q -> on_unmount -> aclose)
+        assert not runtime.bridge.running  # ... all the way down: trio guest run finished
