@@ -68,13 +68,21 @@ def rnet(*args: str, cwd: Path, timeout: float = 30.0) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module")
 def swarm4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
-    """Bootstrap + 4 sim providers at zero model latency, shared by a module's tests."""
+    """Bootstrap + 4 sim providers at zero model latency, shared by a module's tests.
+
+    Plus one provider started with ``--no-auto-join`` ("shy"): it sees every advertisement and
+    must never take part. ``swarm.providers`` lists the four joiners only.
+    """
     with Swarm(tmp_path_factory.mktemp("swarm4")) as swarm:
         swarm.start_bootstrap(timeout=60)
+        shy = swarm.start_provider("shy", ["--no-auto-join"], wait=False)
         providers = swarm.start_providers(4, timeout=60)
+        shy.wait_ready(60)
+        shy.role = "observer"  # not in swarm.providers
+        swarm.shy = shy  # type: ignore[attr-defined]
         # Everyone sees everyone (through the bootstrap's map): sessions can start.
         swarm.wait_until(
-            lambda: all(len(p.peer_ids()) >= 4 for p in providers), 60, "providers see each other"
+            lambda: all(len(p.peer_ids()) >= 5 for p in providers), 60, "providers see each other"
         )
         yield swarm
 

@@ -234,3 +234,21 @@ def test_bad_pipe_input_is_one_line_and_nonzero(tmp_path: Path) -> None:
     bad = rnet("pipe", "1", "hi", "--timeout", "5", cwd=tmp_path)
     assert bad.returncode == 2 and "at least 2" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_not_enough_participants_is_one_line_and_nonzero(swarm4: Swarm, tmp_path: Path) -> None:
+    # A join window shorter than any join's trip: the session cannot start, and says so.
+    run = run_pipe(swarm4, tmp_path / "leader", 2, "What is 2+2?", "--join-deadline", "0.01")
+    assert run.returncode == 1
+    assert len(run.lines) == 1 and run.lines[0]["event"] == "error"
+    assert "not enough participants" in run.lines[0]["message"]
+    task = run.lines[0]["task"]
+    for node in swarm4.providers:
+        node.wait_event("session", 20, task=task, stage="aborted")
+
+
+def test_no_auto_join_node_saw_everything_and_joined_nothing(swarm4: Swarm) -> None:
+    shy = swarm4.shy  # type: ignore[attr-defined]
+    adverts = shy.find_all(lambda e: e.get("event") == "message" and e.get("kind") == "advertise")
+    assert len(adverts) >= 5, "every advertisement of this module reached it"
+    assert not shy.find(lambda e: e.get("event") in ("session", "result"))
