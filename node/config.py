@@ -123,7 +123,7 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         type=int,
         default=None,
         help="at most this many providers learned from the bootstrap are dialed directly "
-        "(default: 4; 0 = star only)",
+        "(default: 2; 0 = star only). Each direct link multiplies floodsub traffic: keep it small",
     )
     g.add_argument(
         "--hung-after",
@@ -199,7 +199,7 @@ def resolve_node_config(args: argparse.Namespace, role: str) -> NodeConfig:
         raise ConfigError(f"unknown pubsub router {router!r} (floodsub or gossipsub)")
     max_dials = getattr(args, "max_dials", None)
     if max_dials is None:
-        max_dials = 4
+        max_dials = 2
     if max_dials < 0:
         raise ConfigError("--max-dials must be >= 0")
     hung_after = getattr(args, "hung_after", None)
