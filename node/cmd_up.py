@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.config import add_node_flags
-
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROVIDERS = 3
@@ -50,7 +48,10 @@ INHERITED_FLAGS = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_node_flags(parser, role="provider")
+    # The leader takes every `rnet node` flag (session deadlines, --serve ...) plus --providers.
+    from node.cmd_node import configure as configure_node
+
+    configure_node(parser)
     parser.add_argument(
         "--providers",
         type=int,
@@ -62,7 +63,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--port is the bootstrap's port (default: a free one); --data-dir is the root of the "
         "local swarm (default: $RNET_DATA_DIR/up), one subdirectory per node plus logs/. "
         "With the ollama backend (default) and no reachable Ollama or model, the swarm runs the "
-        "simulated backend instead and says so."
+        "simulated backend instead and says so. --serve ADDR also serves the local swarm as an "
+        "Ollama/OpenAI-compatible endpoint (N providers per request)."
     )
 
 

@@ -19,13 +19,16 @@ SIZE = (120, 40)
 
 
 def leader_runtime(swarm: Swarm, data_dir: Path):
-    from node.config import add_node_flags, resolve_node_config
+    from node.cmd_node import configure
+    from node.config import resolve_node_config
     from node.runtime import build_runtime
 
     parser = argparse.ArgumentParser()
-    add_node_flags(parser)
+    configure(parser)  # exactly the flags of `rnet node`
     args = parser.parse_args(
         [
+            "--serve",
+            "127.0.0.1:0",
             "--bootstrap",
             swarm.bootstrap_maddr,
             "--name",
@@ -36,7 +39,7 @@ def leader_runtime(swarm: Swarm, data_dir: Path):
             "sim",
         ]
     )
-    return build_runtime(args, resolve_node_config(args, "provider"))
+    return build_runtime(args, resolve_node_config(args, "provider")), args
 
 
 def connected(app) -> int:
@@ -47,13 +50,22 @@ async def test_pipe_key_runs_a_real_session_until_the_scores_show_a_winner(tmp_p
     with Swarm(tmp_path / "swarm") as swarm:
         swarm.start_bootstrap()
         swarm.start_providers(3)
-        runtime = leader_runtime(swarm, tmp_path / "leader")
-        link = RuntimeLink(runtime)
+        runtime, args = leader_runtime(swarm, tmp_path / "leader")
+        link = RuntimeLink(runtime, args)
         app = make_app(link, backend="sim/honest", simulated=True)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.state.peer_id != "", 60, "leader ready")
             await wait_for(pilot, lambda: connected(app) >= 4, 60, "bootstrap + 3 peers")
             await wait_for(pilot, lambda: app.peers_pane.row_count >= 4, 10, "peer rows")
+            # --serve: the gateway runs next to the console and says where.
+            await wait_for(
+                pilot,
+                lambda: any(
+                    e.text.startswith("serving at http://127.0.0.1:") for e in app.state.log
+                ),
+                30,
+                "the gateway",
+            )
             await wait_for(
                 pilot, lambda: "swarm/mesh" in str(app.mesh_pane.render()), 30, "mesh topics"
             )
