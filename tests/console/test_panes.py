@@ -199,3 +199,29 @@ async def test_simulated_backend_is_labelled_in_header_and_banner_shown() -> Non
         assert app.sub_title.startswith("SIMULATED sim/honest")
         banner = app.query_one("#banner")
         assert banner.display and "SIMULATED" in str(banner.render())
+
+
+async def test_80x24_keeps_every_pane_usable_and_quit_visible() -> None:
+    from textual.widgets._footer import FooterKey
+
+    app = make_app(
+        ScriptedLink(),
+        backend="sim/honest",
+        simulated=True,
+        banner="SIMULATED backend: no Ollama at http://127.0.0.1:11434. For real answers: "
+        "`ollama serve`, `ollama pull qwen2.5:1.5b` (or --ollama-host URL).",
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.feed(session(), result())
+        matrix = app.scores_pane.matrix
+        await wait_for(pilot, lambda: matrix.row_count == 2)
+        await pilot.pause()
+        for pane in (app.peers_pane, app.mesh_pane, app.sessions_pane, app.log_pane):
+            assert pane.region.height >= 4, pane
+        assert matrix.region.height >= 3  # header + both executors
+        assert app.scores_pane.winner_line.region.height >= 1
+        assert app.query_one("#banner").region.height == 2
+        keys = {k.action: k for k in app.query(FooterKey)}
+        for action in ("app.pipe", "app.quit", "app.help"):
+            key = keys.get(action) or keys[action.removeprefix("app.")]
+            assert key.region.right <= 80, action
