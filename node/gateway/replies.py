@@ -29,10 +29,13 @@ def split_text(text: str) -> list[str]:
 
 @dataclass(slots=True)
 class Timing:
+    """When the request started and when its session had participants (monotonic ns)."""
+
     started_ns: int
     assigned_ns: int | None = None
 
-    def durations(self, result: SwarmResult) -> dict[str, int]:
+    def durations(self) -> dict[str, int]:
+        """Ollama's duration fields: joining counts as loading, the rest as evaluation."""
         now = time.monotonic_ns()
         total = now - self.started_ns
         load = (self.assigned_ns or self.started_ns) - self.started_ns
@@ -52,7 +55,6 @@ class Dialect:
     """How one endpoint renders chunks, the final record, keep-alives and in-stream errors."""
 
     content_type = "application/x-ndjson"
-    default_stream = True
     openai = False
 
     def __init__(self, model: str, prompt: str) -> None:
@@ -91,7 +93,7 @@ class Dialect:
         return {
             "done": True,
             "done_reason": "stop",
-            **timing.durations(result),
+            **timing.durations(),
             "prompt_eval_count": _word_count(self.prompt),
             "prompt_eval_duration": 0,
             "eval_count": _word_count(result.text),
@@ -129,7 +131,6 @@ class OllamaChat(Dialect):
 
 class OpenAIChat(Dialect):
     content_type = "text/event-stream"
-    default_stream = False
     openai = True
 
     def __init__(self, model: str, prompt: str, include_usage: bool = False) -> None:
