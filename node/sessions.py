@@ -79,6 +79,8 @@ class SessionOptions:
     """How this node leads and joins sessions. Durations in ms."""
 
     join_ms: int = 10_000
+    # `adv` waits for a human's `ack`: its join window is longer unless --join-deadline is given.
+    manual_join_ms: int = 60_000
     exec_ms: int = 60_000
     verify_ms: int = 60_000
     aggregator: str = "mean"
@@ -89,7 +91,7 @@ class SessionOptions:
     grace_ms: int = 5_000
 
     def __post_init__(self) -> None:
-        for name in ("join_ms", "exec_ms", "verify_ms"):
+        for name in ("join_ms", "manual_join_ms", "exec_ms", "verify_ms"):
             value = getattr(self, name)
             if not 1 <= value <= 3_600_000:
                 raise ValueError(f"{name.replace('_ms', '')} deadline must be within 1 ms..1 h")
@@ -128,7 +130,7 @@ def add_session_flags(parser: argparse.ArgumentParser, *, leader: bool = True) -
             type=float,
             default=None,
             metavar="S",
-            help="seconds a session waits for joins (default: 10)",
+            help="seconds a session waits for joins (default: 10; 60 for a manual adv)",
         )
         g.add_argument(
             "--exec-deadline",
@@ -186,6 +188,8 @@ def options_from_args(args: Any) -> SessionOptions:
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"--{flag.replace('_', '-')} must be a positive number of seconds")
             kw[name] = max(1, int(value * 1000))
+            if name == "join_ms":
+                kw["manual_join_ms"] = kw[name]
     for flag in ("aggregator", "split"):
         value = getattr(args, flag, None)
         if value:
@@ -965,8 +969,11 @@ def register_session_commands(interpreter: Any, engine: SessionEngine) -> None:
         if not args:
             raise usage_error(usage, "a topic (the session's task id) is needed")
         task, prompt = args[0], " ".join(args[1:]).strip() or DEFAULT_PROMPT
+        manual = replace(engine.options, join_ms=engine.options.manual_join_ms)
         await runtime.call(
-            functools.partial(engine.start_leader, task, prompt, auto_finalize=False)
+            functools.partial(
+                engine.start_leader, task, prompt, options=manual, auto_finalize=False
+            )
         )
         return f"advertised {task}: {prompt!r} (ack {task} once peers joined)"
 

@@ -1,0 +1,139 @@
+"""The session engine in one process, over a stand-in runtime (no network): auto-join and its
+limits, the options, and the event shapes. The multi-process tests cover the real wiring."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from node import events as ev
+from node.sessions import (
+    SessionEngine,
+    SessionOptions,
+    add_session_flags,
+    options_from_args,
+    result_event,
+)
+from protocol.envelope import seal
+from protocol.identity import NaclSigner, peer_id_to_str
+from protocol.messages import Advertise
+
+ME = NaclSigner(bytes([9]) * 32)
+LEADERS = [NaclSigner(bytes([20 + i]) * 32) for i in range(3)]
+
+
+class FakeBackend:
+    model, backend = "sim/honest", "sim"
+
+
+@dataclass
+class FakeHost:
+    def topic_peers(self, topic: str) -> set[str]:
+        return {peer_id_to_str(s.peer_id) for s in LEADERS}  # a route exists at once
+
+
+@dataclass
+class FakeRuntime:
+    """What the engine uses of NodeRuntime, recorded."""
+
+    nursery: Any = None
+    peer_id: bytes = ME.peer_id
+    host: FakeHost = field(default_factory=FakeHost)
+    events: list = field(default_factory=list)
+    joined: list = field(default_factory=list)
+    published: list = field(default_factory=list)
+    seq: int = 0
+
+    def emit(self, event: ev.Event) -> None:
+        self.events.append(event)
+
+    def reject(self, *args: Any) -> None:
+        self.events.append(("rejected", args))
+
+    async def join_topic(self, topic: str, handler: Any) -> bool:
+        self.joined.append(topic)
+        return True
+
+    async def leave_topic(self, topic: str) -> bool:
+        return True
+
+    async def publish_envelope(self, topic: str, body: Any, task: str = "") -> Any:
+        self.seq += 1
+        env = seal(body, task=task, signer=ME, seq=self.seq, ts_ms=int(time.time() * 1000))
+        self.published.append(env)
+        return env
+
+
+def advertise(leader: NaclSigner, task: str) -> Any:
+    return seal(Advertise(prompt="What is 2+2?"), task=task, signer=leader, seq=1, ts_ms=1)
+
+
+async def feed_adverts(options: SessionOptions) -> FakeRuntime:
+    rt = FakeRuntime()
+    engine = SessionEngine(rt, FakeBackend(), None, options)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        rt.nursery = nursery
+        for i, leader in enumerate(LEADERS):
+            await engine._on_advertise(advertise(leader, f"task-{i}"))
+        await engine._on_advertise(advertise(LEADERS[0], "task-0"))  # seen again: ignored
+        with trio.fail_after(5):
+            await trio.testing.wait_all_tasks_blocked()  # the engine's tasks published the joins
+        nursery.cancel_scope.cancel()
+    return rt
+
+
+def test_auto_join_respects_the_session_limit() -> None:
+    rt = trio.run(feed_adverts, SessionOptions(max_sessions=2))
+    assert sorted(rt.joined) == ["task-0", "task-1"]
+    assert [e.kind for e in rt.published] == ["join", "join"]
+    shown = [e for e in rt.events if isinstance(e, ev.Message) and e.kind == "advertise"]
+    assert len(shown) == 4, "every advertisement is shown, joined or not"
+    sessions = [e for e in rt.events if isinstance(e, ev.Session)]
+    assert {s.task for s in sessions} == {"task-0", "task-1"}
+    assert all(s.role == "pending" and s.stage == "advertise" for s in sessions)
+
+
+def test_no_auto_join_joins_nothing() -> None:
+    rt = trio.run(feed_adverts, SessionOptions(auto_join=False))
+    assert rt.joined == [] and rt.published == []
+
+
+def test_options_from_flags_and_fitting() -> None:
+    parser = argparse.ArgumentParser()
+    add_session_flags(parser)
+    args = parser.parse_args(
+        ["--join-deadline", "2", "--exec-deadline", "0.5", "--aggregator", "median"]
+    )
+    opts = options_from_args(args)
+    assert (opts.join_ms, opts.manual_join_ms, opts.exec_ms, opts.aggregator) == (
+        2000,
+        2000,
+        500,
+        "median",
+    )
+    assert options_from_args(parser.parse_args([])) == SessionOptions()
+    with pytest.raises(ValueError, match="positive"):
+        options_from_args(parser.parse_args(["--verify-deadline", "-1"]))
+    with pytest.raises(ValueError, match="max sessions"):
+        SessionOptions(max_sessions=-1)
+    fitted = SessionOptions().fitted(10)
+    assert fitted.join_ms + fitted.exec_ms + fitted.verify_ms <= 9_000
+    assert SessionOptions(join_ms=100, exec_ms=100, verify_ms=100).fitted(10).join_ms == 100
+
+
+def test_result_event_without_a_result_is_empty_not_zero() -> None:
+    from protocol.session import LeaderSession
+
+    machine = LeaderSession(
+        "t", ME.peer_id, Advertise(prompt="q"), rng=__import__("random").Random(0)
+    )
+    machine.start(0)
+    evt = result_event("t", ME.peer_id, None, machine.snapshot(), {"total": 1.0})
+    assert evt.winner is None and evt.score is None and evt.text == ""
+    assert evt.to_dict()["missing"] == {"executors": [], "verifiers": [], "scores": {}}
