@@ -445,7 +445,7 @@ class RnetConsole(App[int]):
         seen: dict[str, Binding] = {}
         for _key, bindings in self._bindings.key_to_bindings.items():
             for binding in bindings:
-                if binding.id and binding.show:
+                if binding.id and binding.show and self.check_action(binding.action, ()):
                     seen.setdefault(binding.id, binding)
         order = [b.id for b in self.BINDINGS if isinstance(b, Binding)]
         return sorted(seen.values(), key=lambda b: order.index(b.id) if b.id in order else 99)
