@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.node.swarm import DEMO_BOOTSTRAP_ID, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,7 +44,19 @@ def test_serve_rejects_bad_settings(tmp_path: Path, args: list[str], needle: str
 
 
 def test_node_serve_flag_refuses_public_bind_without_token(tmp_path: Path) -> None:
-    proc = rnet(tmp_path, "node", "--no-ui", "--backend", "sim", "--serve", "0.0.0.0:1")
+    # A bootstrap address nobody listens on: this node must not wander into another test's swarm.
+    nowhere = f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/{DEMO_BOOTSTRAP_ID}"
+    proc = rnet(
+        tmp_path,
+        "node",
+        "--no-ui",
+        "--backend",
+        "sim",
+        "--bootstrap",
+        nowhere,
+        "--serve",
+        "0.0.0.0:1",
+    )
     assert proc.returncode == 2
     assert "--token" in proc.stderr or "--token" in proc.stdout
 
