@@ -115,7 +115,19 @@ def add_serve_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+EPILOG = """\
+Each request runs one swarm session led by this node; the reply is the winning answer.
+  Ollama:  OLLAMA_HOST=127.0.0.1:11500  (ollama.generate(model="swarm", prompt=...))
+  OpenAI:  OpenAI(base_url="http://127.0.0.1:11500/v1", api_key="unused"), model "swarm"
+  curl:    curl http://127.0.0.1:11500/api/generate -d '{"model": "swarm", "prompt": "Hi"}'
+Endpoints: /api/generate /api/chat /api/tags /api/show /api/version /v1/chat/completions
+/v1/models. Loopback only unless --token is set (then 'Authorization: Bearer <token>').
+"""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_node_flags(parser, role="provider")
     try:
         from node.sessions import add_session_flags
