@@ -76,7 +76,8 @@ def build_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             g = goal(name, r["ratio"], 1.5, "x")
             g["note"] = (
                 f"median {r['wall_ms']['median']:.0f} ms vs floor "
-                f"{r['floor']['all_ms']['median']:.1f} ms"
+                f"{r['floor']['all_ms']['median']:.1f} ms; against the message-weighted floor "
+                f"({r['message_weighted_floor_ms']:.0f} ms) {r['ratio_weighted']:.2f}x"
             )
         goals.append(g)
     ov = results.get("overlap")
@@ -139,11 +140,17 @@ def markdown(results: dict[str, Any]) -> str:
             "**Protocol overhead** (sim backend, zero model time; 1 leader + N providers, each a "
             "process; floor = one floodsub broadcast to all N, interleaved with the sessions; "
             "session = `pipe N` on the leader's stdin -> its `result` line; ratio = median "
-            "session / (5 sequential broadcast rounds x median floor)):",
+            "session / (5 sequential broadcast rounds x median floor); the weighted floor "
+            "gives each round its real shape: 2 one-to-all rounds (advertise, assign) + the "
+            "measured many-to-all rounds with N (joins), N/2 (responses) and N/2 (scores) "
+            "senders publishing at once):",
             "",
             md_table(session.SESSION_HEADERS, session.session_rows(results["sessions"])),
             "",
         ]
+        notes = session.session_notes(results["sessions"])
+        if notes:
+            lines += [*notes, ""]
     ov = results.get("overlap")
     if ov:
         lines += [
@@ -247,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("\n== summary ==")
     if results.get("sessions"):
         say(table(session.SESSION_HEADERS, session.session_rows(results["sessions"])))
+        for line in session.session_notes(results["sessions"]):
+            say(line)
     say("")
     for g in results["goals"]:
         say(goal_line(g).replace("**", ""))

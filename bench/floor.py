@@ -27,52 +27,73 @@ SAMPLE_TIMEOUT_S = 15.0
 
 @dataclass
 class FloorProbe:
-    """A leader and its subscribers on one floor topic; ``sample()`` is one broadcast."""
+    """A leader and its providers on one floor topic.
+
+    ``sample()``: one broadcast, leader -> every provider (the floor of the brief).
+    ``sample_many(k)``: ``k`` providers publish at the same moment and every node (leader and
+    providers) must receive every one of those messages but its own: a round with ``k``
+    senders, the shape of a session's join (k = N), response (k = executors) and score
+    (k = verifiers) rounds. Times are from the first command line written to the last event read.
+    """
 
     leader: Node
     subscribers: Sequence[Node]
     topic: str
     first_ms: list[float] = field(default_factory=list)
     all_ms: list[float] = field(default_factory=list)
+    many_ms: dict[int, list[float]] = field(default_factory=dict)
     failures: int = 0
     _i: int = 0
 
+    @property
+    def everyone(self) -> list[Node]:
+        return [self.leader, *self.subscribers]
+
     def open(self) -> None:
-        """Subscribe every provider, then wait until a broadcast reaches all of them."""
-        for node in self.subscribers:
+        """Subscribe every node, then wait until a broadcast reaches all of them."""
+        for node in self.everyone:
             node.command(f"join {self.topic}")
+        missing: list[str] = []
         for attempt in range(10):
             try:
-                self._broadcast(timeout=5.0)
+                self._round([self.leader], timeout=5.0)
                 return
-            except BenchError:
+            except BenchError as exc:
+                missing = [str(exc)[:300]]
                 logger.info("floor topic %s not routed yet (attempt %d)", self.topic, attempt + 1)
-        raise BenchError(f"a broadcast on {self.topic} never reached every provider")
+        raise BenchError(f"a broadcast on {self.topic} never reached every node: {missing}")
 
     def close(self) -> None:
-        for node in self.subscribers:
+        for node in self.everyone:
             if node.alive:
                 node.command(f"leave {self.topic}", ok=False)
 
-    def _broadcast(self, timeout: float) -> tuple[float, float]:
+    def _round(self, senders: Sequence[Node], timeout: float) -> tuple[float, float]:
+        """Every sender publishes one message; (first, last) arrival in ms after the first send."""
         self._i += 1
-        text = f"{self.topic}-{self._i}"
-        marks = [n.mark() for n in self.subscribers]
-        t0 = self.leader.send(f"publish {self.topic} {text}")
+        texts = {s.name: f"{self.topic}-{self._i}-{s.name}" for s in senders}
+        receivers = [n for n in self.everyone if n not in senders or len(senders) > 1]
+        marks = {n.name: n.mark() for n in receivers}
+        sent = [s.send(f"publish {self.topic} {texts[s.name]}") for s in senders]
+        t0 = min(sent)
         times = []
-        for node, since in zip(self.subscribers, marks, strict=True):
-            e = node.wait_for(
-                lambda e: e.get("event") == "message" and e.get("text") == text,
-                timeout,
-                since,
-                what=f"floor message {text}",
-            )
-            times.append((e["_t"] - t0) * 1000)
+        for node in receivers:
+            for sender in senders:
+                if sender is node:
+                    continue  # a node does not see its own publish
+                text = texts[sender.name]
+                e = node.wait_for(
+                    lambda e, text=text: e.get("event") == "message" and e.get("text") == text,
+                    timeout,
+                    marks[node.name],
+                    what=f"floor message {text}",
+                )
+                times.append((e["_t"] - t0) * 1000)
         return min(times), max(times)
 
     def sample(self) -> None:
         try:
-            first, last = self._broadcast(SAMPLE_TIMEOUT_S)
+            first, last = self._round([self.leader], SAMPLE_TIMEOUT_S)
         except BenchError as exc:
             self.failures += 1
             logger.warning("floor sample lost: %s", exc)
@@ -80,11 +101,21 @@ class FloorProbe:
         self.first_ms.append(first)
         self.all_ms.append(last)
 
+    def sample_many(self, k: int) -> None:
+        try:
+            _, last = self._round(list(self.subscribers[:k]), SAMPLE_TIMEOUT_S)
+        except BenchError as exc:
+            self.failures += 1
+            logger.warning("floor sample (%d senders) lost: %s", k, exc)
+            return
+        self.many_ms.setdefault(k, []).append(last)
+
     def result(self) -> dict[str, object]:
         return {
             "subscribers": len(self.subscribers),
             "first_ms": summary(self.first_ms),
             "all_ms": summary(self.all_ms),
+            "many_ms": {k: summary(v) for k, v in sorted(self.many_ms.items())},
             "failures": self.failures,
             "samples_all_ms": [round(x, 2) for x in self.all_ms],
         }

@@ -9,6 +9,9 @@ the sessions, so both see the same machine load.
 A session needs 5 sequential broadcast rounds before the leader has its result: advertise,
 join, assign, response, scores (verifiers batch their scores into one message); the result's
 own broadcast makes 6 for the providers. The ratio is session wall time / (5 x floor).
+Three of those rounds have many senders at once (N joins, N/2 responses, N/2 score batches),
+so a second, message-weighted floor is measured too: 2 one-to-all broadcasts + many-to-all
+rounds of those shapes (``FloorProbe.sample_many``), with its own ratio.
 
 Alone: ``python -m bench.session --providers 3 --sessions 20`` (``--providers 3,6,12,24``);
 ``--profile`` runs the bootstrap, the leader and one provider under cProfile and says where their
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,14 +119,26 @@ def warm_up(leader: Node, n: int, participants: Sequence[Node], tries: int = 4) 
     raise BenchError(f"no session with {n} providers succeeded in {tries} warm-up tries")
 
 
+def round_shapes(n: int) -> list[int]:
+    """Senders per many-to-all round of a session with ``n`` providers (balanced split):
+    joins (n), responses (n // 2 executors), scores (the other n - n // 2, verifiers)."""
+    return sorted({n, n // 2, n - n // 2})
+
+
 def measure_size(
     cluster: Cluster,
     leader: Node,
     providers: Sequence[Node],
     sessions: int,
-    floor_per_session: int = 2,
+    floor_per_session: int = 1,
+    *,
+    deadline: float | None = None,
+    min_sessions: int = 10,
 ) -> dict[str, Any]:
-    """Floor samples and sessions, interleaved, for ``len(providers)`` providers."""
+    """Floor samples and sessions, interleaved, for ``len(providers)`` providers.
+
+    Past ``deadline`` (monotonic) it stops early, but not before ``min_sessions`` sessions.
+    """
     n = len(providers)
     started = time.monotonic()
     warm_up(leader, n, providers)
@@ -132,9 +148,14 @@ def measure_size(
     cpu_total = {x.name: 0.0 for x in nodes}
     results = []
     try:
-        for _ in range(sessions):
+        for i in range(sessions):
+            if deadline is not None and i >= min_sessions and time.monotonic() > deadline:
+                logger.warning("N=%d: stopping after %d sessions (time budget)", n, i)
+                break
             for _ in range(floor_per_session):
                 probe.sample()
+            for k in round_shapes(n):
+                probe.sample_many(k)
             before = cpu_snapshot(nodes)
             try:
                 results.append(run_session(leader, n, providers))
@@ -150,6 +171,11 @@ def measure_size(
     wall = [r["wall_ms"] for r in good]
     floor = probe.result()
     floor_med = floor["all_ms"]["median"]  # type: ignore[index]
+    many = {k: v["median"] for k, v in floor["many_ms"].items()}  # type: ignore[union-attr]
+    # The session's rounds with their real shapes: advertise and assign are one-to-all, joins,
+    # responses and scores are many-to-all rounds.
+    weighted = 2 * floor_med + many.get(n, math.nan) + many.get(n // 2, math.nan)
+    weighted += many.get(n - n // 2, math.nan)
     count = max(1, len(results))
     per_node = {name: cpu / count for name, cpu in cpu_total.items()}
     provider_cpu = [per_node[p.name] for p in providers]
@@ -157,6 +183,7 @@ def measure_size(
         k: median(r["timings"].get(k, math.nan) for r in good)
         for k in ("join", "execute", "verify", "total")
     }
+    med = median(wall)
     out = {
         "providers": n,
         "sessions": len(results),
@@ -168,8 +195,10 @@ def measure_size(
         "stages_ms_median": stage,
         "floor": floor,
         "rounds": ROUNDS_TO_LEADER_RESULT,
-        "ratio": median(wall) / (ROUNDS_TO_LEADER_RESULT * floor_med),
+        "ratio": med / (ROUNDS_TO_LEADER_RESULT * floor_med),
         "ratio_p95": summary(wall)["p95"] / (ROUNDS_TO_LEADER_RESULT * floor["all_ms"]["p95"]),  # type: ignore[index]
+        "message_weighted_floor_ms": weighted,
+        "ratio_weighted": med / weighted,
         "cpu_s_per_session": {
             "all_nodes": sum(per_node.values()),
             "leader": per_node.get(leader.name, math.nan),
@@ -180,11 +209,8 @@ def measure_size(
         "samples_wall_ms": [round(x, 1) for x in wall],
         "elapsed_s": time.monotonic() - started,
     }
-    # Busy share of the machine while sessions ran: CPU-seconds per wall-second per core.
-    med = median(wall)
     if med and not math.isnan(med):
-        import os
-
+        # Busy share of the machine while sessions ran: CPU-seconds per wall-second per core.
         out["cpu_utilisation"] = (
             out["cpu_s_per_session"]["all_nodes"] / (med / 1000) / (os.cpu_count() or 1)
         )
@@ -193,14 +219,15 @@ def measure_size(
 
 SESSION_HEADERS = [
     "N",
-    "floor ms (med/p95)",
+    "floor 1->all ms (med/p95)",
     "session ms (med)",
     "p95",
-    "leader adv->result (med)",
     "join/exec/verify ms",
-    "ratio (5 rounds)",
-    "CPU s/session (all nodes)",
-    "ok/total",
+    "ratio (5 x floor)",
+    "weighted floor ms",
+    "ratio (weighted)",
+    "CPU s/session",
+    "ok",
 ]
 
 
@@ -208,7 +235,7 @@ def session_rows(results: Sequence[dict[str, Any]]) -> list[list[Any]]:
     rows = []
     for r in results:
         if r.get("skipped"):
-            rows.append([str(r["providers"]), "-", "-", "-", "-", "-", "-", "-", r["skipped"]])
+            rows.append([str(r["providers"]), *["-"] * 8, "skipped"])
             continue
         f = r["floor"]["all_ms"]
         st = r["stages_ms_median"]
@@ -218,9 +245,10 @@ def session_rows(results: Sequence[dict[str, Any]]) -> list[list[Any]]:
                 f"{f['median']:.1f}/{f['p95']:.1f}",
                 r["wall_ms"]["median"],
                 r["wall_ms"]["p95"],
-                r["leader_total_ms"]["median"],
                 f"{st['join']:.0f}/{st['execute']:.0f}/{st['verify']:.0f}",
                 f"{r['ratio']:.2f}",
+                r["message_weighted_floor_ms"],
+                f"{r['ratio_weighted']:.2f}",
                 f"{r['cpu_s_per_session']['all_nodes']:.2f}",
                 f"{r['sessions'] - r['failed']}/{r['sessions']}",
             ]
@@ -228,12 +256,17 @@ def session_rows(results: Sequence[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+def session_notes(results: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per skipped size (why), for under the table."""
+    return [f"N={r['providers']}: {r['skipped']}" for r in results if r.get("skipped")]
+
+
 def run(
     sizes: Sequence[int] = DEFAULT_SIZES,
     sessions: int = 20,
     *,
     budget_s: float = DEFAULT_BUDGET_S,
-    floor_per_session: int = 2,
+    floor_per_session: int = 1,
     profile_dir: Path | None = None,
     cluster: Cluster | None = None,
     on_cluster: Any = None,
@@ -277,7 +310,14 @@ def run(
                 t_start = time.monotonic()
             progress(f"session: N={n}, {sessions} sessions")
             try:
-                r = measure_size(cluster, leader, providers, sessions, floor_per_session)
+                r = measure_size(
+                    cluster,
+                    leader,
+                    providers,
+                    sessions,
+                    floor_per_session,
+                    deadline=started + budget_s,
+                )
             except BenchError as exc:
                 progress(f"session N={n} failed: {exc}")
                 results.append({"providers": n, "skipped": f"failed: {exc}"[:200]})
@@ -315,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sessions", type=int, default=20, help="sessions per N (default 20)")
     parser.add_argument(
-        "--floor-per-session", type=int, default=2, help="floor broadcasts per session (2)"
+        "--floor-per-session", type=int, default=1, help="1->all broadcasts per session (1)"
     )
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds (170)")
     parser.add_argument(
@@ -345,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     say()
     say(table(SESSION_HEADERS, session_rows(results)))
+    for line in session_notes(results):
+        say(line)
     if args.profile is not None:
         from bench.profile import report
 
