@@ -252,3 +252,23 @@ def test_no_auto_join_node_saw_everything_and_joined_nothing(swarm4: Swarm) -> N
     adverts = shy.find_all(lambda e: e.get("event") == "message" and e.get("kind") == "advertise")
     assert len(adverts) >= 5, "every advertisement of this module reached it"
     assert not shy.find(lambda e: e.get("event") in ("session", "result"))
+
+
+def test_audit_and_sessions_find_every_store_under_the_data_root(swarm4: Swarm) -> None:
+    # The shared swarm's nodes keep their stores under one data root (RNET_DATA_DIR).
+    env = {**swarm4.env()}
+    listed = subprocess.run(
+        [sys.executable, "-m", "node", "sessions", "--json"],
+        env=env, capture_output=True, text=True, timeout=30, cwd=swarm4.workdir,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    manual = [r for r in rows if r["task"] == "manual-01"]
+    assert {r["node"] for r in manual} == {p.name for p in swarm4.providers}
+    assert [r["role"] for r in manual].count("leader") == 1
+    audit = subprocess.run(
+        [sys.executable, "-m", "node", "audit", "manual-01"],
+        env=env, capture_output=True, text=True, timeout=30, cwd=swarm4.workdir,
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert audit.stdout.count("audit OK") == 4
