@@ -121,7 +121,7 @@ Each request runs one swarm session led by this node; the reply is the winning a
   OpenAI:  OpenAI(base_url="http://127.0.0.1:11500/v1", api_key="unused"), model "swarm"
   curl:    curl http://127.0.0.1:11500/api/generate -d '{"model": "swarm", "prompt": "Hi"}'
 Endpoints: /api/generate /api/chat /api/tags /api/show /api/version /v1/chat/completions
-/v1/models. Loopback only unless --token is set (then 'Authorization: Bearer <token>').
+/v1/completions /v1/models. Loopback only unless --token (then 'Authorization: Bearer <token>').
 """
 
 

@@ -22,7 +22,13 @@ from node.gateway.config import (
     GatewayState,
 )
 from node.gateway.errors import ApiError, error_body, is_openai, too_large
-from node.gateway.replies import OllamaChat, OllamaGenerate, OpenAIChat, now_iso
+from node.gateway.replies import (
+    OllamaChat,
+    OllamaGenerate,
+    OpenAIChat,
+    OpenAICompletion,
+    now_iso,
+)
 from node.gateway.requests import (
     check_prompt,
     model_of,
@@ -137,6 +143,24 @@ async def _openai_chat(request: web.Request) -> web.StreamResponse:
     options = optional_field(body, "stream_options", dict, "an object") or {}
     prompt = check_prompt(request, render_chat(body.get("messages"), prompt_limit(request)))
     dialect = OpenAIChat(model, prompt, include_usage=bool(options.get("include_usage")))
+    return await answer_request(request, dialect, stream)
+
+
+async def _openai_completion(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request)
+    model = model_of(request, body)
+    stream = stream_flag(body, default=False)
+    if body.get("n", 1) not in (None, 1):
+        raise ApiError(400, "'n' must be 1: the swarm returns one winning answer", "unsupported")
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]  # a batch of one
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ApiError(400, "'prompt' is required: one non-empty string")
+    options = optional_field(body, "stream_options", dict, "an object") or {}
+    dialect = OpenAICompletion(
+        model, check_prompt(request, prompt), include_usage=bool(options.get("include_usage"))
+    )
     return await answer_request(request, dialect, stream)
 
 
@@ -256,6 +280,7 @@ def make_app(sessions: SwarmSessions, config: GatewayConfig | None = None) -> we
     app.router.add_get("/api/version", _ollama_version)
     app.router.add_post("/api/show", _ollama_show)
     app.router.add_post("/v1/chat/completions", _openai_chat)
+    app.router.add_post("/v1/completions", _openai_completion)
     app.router.add_get("/v1/models", _openai_models)
     app.router.add_get("/v1/models/{model}", _openai_model_one)
     return app

@@ -193,3 +193,37 @@ class OpenAIChat(Dialect):
             "system_fingerprint": f"rnet-{RNET_VERSION}",
             "swarm": result.metadata(),
         }
+
+
+class OpenAICompletion(OpenAIChat):
+    """Legacy ``/v1/completions``: the same stream, with ``text`` instead of message deltas."""
+
+    def __init__(self, model: str, prompt: str, include_usage: bool = False) -> None:
+        super().__init__(model, prompt, include_usage)
+        self.id = f"cmpl-{uuid.uuid4().hex}"
+
+    def _text(self, text: str, finish: str | None) -> dict[str, Any]:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+        return {**self._envelope("text_completion"), "choices": [choice]}
+
+    def opening(self) -> bytes:
+        return b""  # completions have no role chunk
+
+    def chunk(self, piece: str) -> dict[str, Any]:
+        return self._text(piece, None)
+
+    def final(self, result: SwarmResult, timing: Timing) -> dict[str, Any]:
+        return {**self._text("", "stop"), "swarm": result.metadata()}
+
+    def closing_records(self, result: SwarmResult) -> list[dict[str, Any]]:
+        if not self.include_usage:
+            return []
+        return [{**self._envelope("text_completion"), "choices": [], "usage": self._usage(result)}]
+
+    def whole(self, result: SwarmResult, timing: Timing) -> dict[str, Any]:
+        return {
+            **self._text(result.text, "stop"),
+            "usage": self._usage(result),
+            "system_fingerprint": f"rnet-{RNET_VERSION}",
+            "swarm": result.metadata(),
+        }

@@ -155,3 +155,15 @@ async def test_sync_openai_client_in_a_thread(served: Served) -> None:
     whole, streamed = await asyncio.to_thread(use_sync_client)
     assert whole == answer_for("one")
     assert streamed == answer_for("two")
+
+
+async def test_openai_legacy_completions_whole_and_streamed(served: Served) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0)
+    completion = await client.completions.create(model="swarm", prompt="legacy")
+    assert completion.choices[0].text == answer_for("legacy")
+    assert completion.choices[0].finish_reason == "stop"
+    assert (completion.model_extra or {})["swarm"]["task"] == served.fake.calls[0].task
+    stream = await client.completions.create(model="swarm", prompt=["streamed"], stream=True)
+    chunks = [chunk async for chunk in stream]
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == answer_for("streamed")
+    assert chunks[-1].choices[0].finish_reason == "stop"

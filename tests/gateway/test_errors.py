@@ -320,3 +320,18 @@ async def test_session_bug_after_headers_is_reported_in_stream(start) -> None:
     served.fake.fail_after_assign = None
     async with httpx.AsyncClient(base_url=served.url) as client:
         await still_serving(client)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "swarm"},
+        {"model": "swarm", "prompt": ["a", "b"]},
+        {"model": "swarm", "prompt": 3},
+        {"model": "swarm", "prompt": "x", "n": 3},
+    ],
+)
+async def test_openai_legacy_completions_bad_requests_are_400(served: Served, body: dict) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as client:
+        openai_error(await client.post("/v1/completions", json=body), 400)
+    assert not served.fake.calls
