@@ -1,7 +1,7 @@
 """``rnet serve``: a headless node that serves the swarm as an Ollama/OpenAI-compatible endpoint.
 
 Each HTTP completion request runs one swarm session with this node as leader (see
-``node/gateway.py``). The node joins the swarm like ``rnet node --no-ui`` (same node flags) and
+``node/gateway/``). The node joins the swarm like ``rnet node --no-ui`` (same node flags) and
 prints its events the same way; the gateway's address is announced once it listens.
 
 Light at import time (``rnet --help`` imports it): aiohttp and the runtime load in ``run``.
@@ -25,7 +25,7 @@ DEFAULT_TIMEOUT = 60.0
 AGGREGATORS = ("mean", "median", "trimmed")
 
 
-def _positive_int(text: str) -> int:
+def _provider_count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -57,7 +57,7 @@ def add_gateway_flags(parser: argparse.ArgumentParser, *, aggregator: bool = Tru
     )
     g.add_argument(
         "--providers",
-        type=_positive_int,
+        type=_provider_count,
         default=None,
         metavar="N",
         help=f"providers per session: wait for N to join, then assign roles (default: {DEFAULT_PROVIDERS})",
