@@ -532,17 +532,15 @@ class SessionEngine:
 
     async def _on_envelope(self, live: LiveSession, env: Envelope) -> None:
         """Topic handler (trio): feed the machine, store what it accepted."""
-        if live.machine.finished:
-            # The topic may linger briefly after the end; a late message changes nothing.
-            if env.kind == "result" and env.sender != live.machine.leader:
-                self._report_reject(
-                    live, "not_leader", env.sender, env.kind, "result after the end"
-                )
-            return
-        effects = live.machine.receive(env, now_ms())
         from protocol.session import Rejected
 
-        if not any(isinstance(e, Rejected) and e.sender == env.sender for e in effects):
+        finished = live.machine.finished
+        effects = live.machine.receive(env, now_ms())
+        # Stored only if accepted: no Rejected for it, and the session still live (a finished
+        # machine answers late input with a Rejected("late") or, for echoes, nothing).
+        if not finished and not any(
+            isinstance(e, Rejected) and e.sender == env.sender for e in effects
+        ):
             self._store_envelope(env, "accepted")
         self._apply(live, effects)
 
