@@ -34,6 +34,7 @@ class FrozenClock:
 @pytest.fixture
 def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(console.state, "time", FrozenClock)
+    monkeypatch.delenv("NO_COLOR", raising=False)  # colours are part of the picture
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield
