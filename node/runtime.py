@@ -31,8 +31,17 @@ Trio side (call from trio tasks, e.g. inside handlers or tasks started in ``runt
 
 Also: ``runtime.subscribe(callback) -> unsubscribe`` (event sink), ``await runtime.execute(line)``
 (run a command line, emits and returns ``command_output``), ``runtime.peer_id`` (bytes),
-``runtime.peer_id_str``, ``runtime.signer``, ``runtime.config``, ``runtime.set_presence(model,
-backend)``, ``runtime.on_close(async_fn)`` (trio cleanup before the host closes).
+``runtime.peer_id_str``, ``runtime.signer``, ``runtime.config``, ``runtime.ready``,
+``runtime.set_presence(model, backend)``, ``runtime.on_close(async_fn)`` (trio cleanup before the
+host closes), ``runtime.reject(reason, sender, topic, detail)`` (count + ``rejected`` event for a
+message an extension found invalid), ``runtime.slm_backend`` (the provider's model backend).
+
+Building one from parsed flags: ``build_runtime(args, resolve_node_config(args, role))`` (adds
+the model backend, ``slm`` and the sessions engine when present); logging:
+``setup_logging(level, runtime=..., log_file=...)``.
+
+Publishing waits (bounded, ``ROUTE_WAIT_S``) when a topic was just joined and the bootstrap's
+relay subscription has not reached us yet; otherwise it returns as soon as the message is queued.
 """
 
 from __future__ import annotations
