@@ -23,6 +23,22 @@ logger = logging.getLogger(__name__)
 # (category, substrings of the file path or function name); the first match wins.
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     (
+        "start-up (imports, class bodies)",
+        (
+            "<frozen importlib",
+            "marshal.loads",
+            "builtins.compile",
+            "__build_class__",
+            "_imp.",
+            "builtins.exec",
+            "sre_compile",
+            "re/_compiler",
+            "re/_parser",
+        ),
+    ),
+    ("socket send/recv syscalls", ("of '_socket.socket' objects",)),
+    ("stdout writes (event lines)", ("of '_io.TextIOWrapper' objects",)),
+    (
         "crypto (ed25519, noise, hashes)",
         (
             "nacl",

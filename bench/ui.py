@@ -249,11 +249,23 @@ class _Probe:
         self._pending: list[int] = []
         self.rendered_upto = 0
         self.frames: list[tuple[float, int]] = []  # (time, events folded and drawn so far)
+        self.fold_s = 0.0  # time in ConsoleState.apply (folding events into the state)
+        self.refresh_s = 0.0  # time in the App's pane refresh (snapshots -> widgets)
         original_refresh = app._refresh_panes
+        original_apply = app.state.apply
 
         def refresh_panes() -> None:
+            t = time.perf_counter()
             original_refresh()
+            self.refresh_s += time.perf_counter() - t
             self._pending.append(app.stats["events"])
+
+        def apply(event: Any, now: float | None = None) -> set[str]:
+            t = time.perf_counter()
+            try:
+                return original_apply(event, now)
+            finally:
+                self.fold_s += time.perf_counter() - t
 
         def post_display_hook() -> None:
             now = time.perf_counter()
@@ -268,6 +280,7 @@ class _Probe:
         # Instance attributes shadow the methods: the App looks both up on ``self``.
         app._refresh_panes = refresh_panes
         app.post_display_hook = post_display_hook
+        app.state.apply = apply
 
     def rendered_at(self, index: int) -> float | None:
         """When the event with global fold index ``index`` (0-based) was first on screen."""
@@ -302,6 +315,9 @@ async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[st
         loop = asyncio.get_running_loop()
         latencies: list[float] = []
         burst_totals: list[float] = []
+        fold_ms: list[float] = []
+        delivery_ms: list[float] = []
+        refresh_ms: list[float] = []
         repaints = []
         for b in range(bursts):
             await _wait(
@@ -310,23 +326,39 @@ async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[st
             events = runtime_events(events_per_burst, tag=f"b{b}-")
             base = app.stats["events"]
             r0 = app.stats["repaints"]
+            fold0, refresh0 = probe.fold_s, probe.refresh_s
             emitted = []
+            delivered = [0.0]
+
+            def deliver(event: Any, delivered: list[float] = delivered) -> None:
+                link.emit(event)
+                delivered[0] = time.perf_counter()
+
             for event in events:
                 # what NodeRuntime.emit does for every event: schedule the sinks on the loop
                 emitted.append(time.perf_counter())
-                loop.call_soon_threadsafe(link.emit, event)
+                loop.call_soon_threadsafe(deliver, event)
             last = base + len(events) - 1
             await _wait(lambda last=last: probe.rendered_at(last) is not None, 60, "the burst")
             for i, t_emit in enumerate(emitted):
                 latencies.append(probe.rendered_at(base + i) - t_emit)  # type: ignore[operator]
             burst_totals.append(probe.rendered_at(last) - emitted[0])  # type: ignore[operator]
             repaints.append(app.stats["repaints"] - r0)
+            delivery_ms.append((delivered[0] - emitted[0]) * 1000)
+            fold_ms.append((probe.fold_s - fold0) * 1000)
+            refresh_ms.append((probe.refresh_s - refresh0) * 1000)
         out["burst"] = {
             "events": events_per_burst,
             "bursts": bursts,
             "latency_ms": summary([x * 1000 for x in latencies]),
             "whole_burst_ms": summary([x * 1000 for x in burst_totals]),
             "repaints_per_burst": statistics.median(repaints) if repaints else 0,
+            # where a burst's time goes: delivery (the 1,000 loop callbacks up to the link's
+            # subscriber), folding into the state, the pane refresh (the log pane's
+            # RichLog.write dominates it); the rest is Textual's layout and compositor
+            "delivery_ms": summary(delivery_ms),
+            "fold_ms": summary(fold_ms),
+            "pane_refresh_ms": summary(refresh_ms),
         }
         if stream:
             await _wait(lambda: not app._dirty and app._refresh_timer is None, 10, "idle")
@@ -429,6 +461,30 @@ def ui_rows(r: dict[str, Any]) -> list[list[Any]]:
             "whole burst folded + drawn (ms)",
             b["whole_burst_ms"]["median"],
             b["whole_burst_ms"]["p95"],
+            b["bursts"],
+        ]
+    )
+    rows.append(
+        [
+            "  of which delivering them to the App (ms)",
+            b["delivery_ms"]["median"],
+            b["delivery_ms"]["p95"],
+            b["bursts"],
+        ]
+    )
+    rows.append(
+        [
+            "  of which folding events into the state (ms)",
+            b["fold_ms"]["median"],
+            b["fold_ms"]["p95"],
+            b["bursts"],
+        ]
+    )
+    rows.append(
+        [
+            "  of which the pane refresh (ms)",
+            b["pane_refresh_ms"]["median"],
+            b["pane_refresh_ms"]["p95"],
             b["bursts"],
         ]
     )
