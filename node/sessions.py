@@ -322,6 +322,11 @@ class SessionEngine:
         )
         if env.sender == self.me or env.task in self.sessions:
             return  # our own echo, or a task id we already run (first advertiser wins)
+        if self.store is not None and self.store.has_session(env.task):
+            # A task id this node already took part in (before a restart, or a replayed
+            # advertisement): joining again would mix two sessions in one transcript.
+            logger.info("not joining %s: this node already has a session with that id", env.task)
+            return
         if not self.options.auto_join or self.backend is None:
             return
         active = sum(1 for s in self.sessions.values() if not s.is_leader and not s.finished)
@@ -389,8 +394,11 @@ class SessionEngine:
             )
         except ProtocolError as exc:
             raise CommandError(f"cannot advertise: {exc.message}") from None
-        if task in self.sessions:
-            raise CommandError(f"session {task} already exists on this node")
+        if task in self.sessions or (self.store is not None and self.store.has_session(task)):
+            raise CommandError(
+                f"session {task} already exists on this node (see `rnet sessions`); "
+                "pick another topic"
+            )
         machine = LeaderSession(
             task,
             self.me,

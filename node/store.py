@@ -212,6 +212,12 @@ class Store:
         ).fetchall()
         return [StoredSession(*row[:9], bool(row[9]), int(row[10])) for row in rows]
 
+    def has_session(self, task: str) -> bool:
+        return (
+            self._db.execute("SELECT 1 FROM sessions WHERE task = ? LIMIT 1", (task,)).fetchone()
+            is not None
+        )
+
     def session(self, task: str) -> StoredSession | None:
         for s in self.sessions():
             if s.task == task:

@@ -125,6 +125,7 @@ def test_manual_adv_ack_finalize_over_stdin(swarm4: Swarm) -> None:
     assert "already" in leader.command(f"finalize {task}", ok=False)["text"]
     assert "no session" in leader.command("ack nope", ok=False)["text"]
     assert "led by another node" in others[0].command(f"finalize {task}", ok=False)["text"]
+    assert "already exists" in leader.command(f"adv {task} again?", ok=False)["text"]
     assert "usage" in leader.command("adv", ok=False)["text"]
     assert "must" in leader.command("adv bad/topic hi", ok=False)["text"]
 
