@@ -477,7 +477,6 @@ class SessionEngine:
 
     async def _sender(self, live: LiveSession, receive: Any) -> None:
         """Carry out network effects in order. Awaiting each publish paces bursts."""
-        from protocol.errors import ProtocolError
 
         rt = self.runtime
         try:
@@ -494,7 +493,7 @@ class SessionEngine:
                     else:
                         env = await rt.publish_envelope(arg.topic, arg.body, arg.task)
                         self._store_envelope(env, "sent")
-                except (ProtocolError, OSError, RuntimeError) as exc:
+                except Exception as exc:
                     # A publish that cannot go out is a missing message: the deadlines cope.
                     logger.warning("session %s: %s failed: %s", live.task, op, exc)
                     rt.emit(
@@ -622,8 +621,12 @@ class SessionEngine:
                 gen = await self.runtime.run_asyncio(self.backend.generate, eff.prompt, params)
         except trio.TooSlowError:
             effects = live.machine.generation_failed("deadline passed", now_ms())
-        except (SLMError, OSError, ValueError) as exc:
+        except SLMError as exc:
             effects = live.machine.generation_failed(str(exc), now_ms())
+        except Exception as exc:
+            # Whatever broke in the model client, this executor is missing; the session goes on.
+            logger.exception("session %s: generation failed", live.task)
+            effects = live.machine.generation_failed(f"{type(exc).__name__}: {exc}", now_ms())
         else:
             gen_ms = int((time.perf_counter() - started) * 1000)
             effects = live.machine.generation_done(gen.text, gen.model, gen_ms, now_ms())
@@ -640,8 +643,13 @@ class SessionEngine:
                 j = await self.runtime.run_asyncio(self.backend.judge, eff.prompt, eff.text)
         except trio.TooSlowError:
             effects = live.machine.judgement_failed(eff.executor, "deadline passed", now_ms())
-        except (SLMError, OSError, ValueError) as exc:
+        except SLMError as exc:
             effects = live.machine.judgement_failed(eff.executor, str(exc), now_ms())
+        except Exception as exc:
+            logger.exception("session %s: judging failed", live.task)
+            effects = live.machine.judgement_failed(
+                eff.executor, f"{type(exc).__name__}: {exc}", now_ms()
+            )
         else:
             if j.score is None:
                 effects = live.machine.judgement_failed(
