@@ -97,12 +97,17 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         help="where this node keeps its key and store (default: $RNET_DATA_DIR or "
         "$XDG_DATA_HOME/rnet or ~/.local/share/rnet, then /<name>)",
     )
+    bootstrap = role == "bootstrap"
+    # Provider-only flags stay accepted on the bootstrap (launchers pass one flag set to every
+    # node) but are hidden from its --help: it dials nobody and runs no model.
     g.add_argument(
         "--bootstrap",
         default=None,
         metavar="MADDR",
-        help="bootstrap multiaddr /ip4/../tcp/../p2p/.. (default: $BOOTSTRAP_NODE, else the demo "
-        "bootstrap on 127.0.0.1:8888)",
+        help=argparse.SUPPRESS
+        if bootstrap
+        else "bootstrap multiaddr /ip4/../tcp/../p2p/.. (default: $BOOTSTRAP_NODE, else the "
+        "demo bootstrap on 127.0.0.1:8888)",
     )
     g.add_argument("--host", default=None, help=f"address to listen on (default: {DEFAULT_HOST})")
     g.add_argument(
@@ -122,7 +127,9 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         "--max-dials",
         type=int,
         default=None,
-        help="at most this many providers learned from the bootstrap are dialed directly "
+        help=argparse.SUPPRESS
+        if bootstrap
+        else "at most this many providers learned from the bootstrap are dialed directly "
         "(default: 2; 0 = star only). Each direct link multiplies floodsub traffic: keep it small",
     )
     g.add_argument(
@@ -146,7 +153,11 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
     except ImportError:
         pass  # the SLM backends are optional until node/slm lands
     else:
+        before = len(parser._actions)
         add_backend_flags(parser)
+        if bootstrap:
+            for action in parser._actions[before:]:
+                action.help = argparse.SUPPRESS
 
 
 @dataclass(frozen=True, slots=True)
