@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from node import events as ev
 from node.commands import CommandError, usage_error
+from protocol.messages import AGGREGATORS
 
 if TYPE_CHECKING:
     import trio
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "What is the capital of France?"
-AGGREGATORS = ("mean", "median", "trimmed")
 # Finished sessions kept in memory (for `sessions`, late messages); older ones only in the store.
 KEEP_FINISHED = 64
 # Upper bound on waiting for the hub to relay a new task topic before our join goes out.
@@ -253,7 +253,6 @@ class LiveSession:
     stage_times: dict[str, int] = field(default_factory=dict)
     result_event: ev.Result | None = None
     abort_reason: str | None = None
-    models: dict[bytes, str] = field(default_factory=dict)
     on_stage: Callable[[str], None] | None = None
 
     @property
