@@ -126,12 +126,16 @@ class LocalSwarm:
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         logger.info("started %s (pid %d), log %s", name, child.process.pid, log_path)
-        # One waiter thread per child: an unexpected exit becomes an error line in the console's
-        # log at once (through logging), instead of a silently missing peer.
-        threading.Thread(
-            target=self._watch, args=(child,), name=f"wait-{name}", daemon=True
-        ).start()
         return child
+
+    def watch(self) -> None:
+        """One waiter thread per child: an unexpected exit becomes an error line in the console's
+        log at once (through logging) instead of a silently missing peer. Started after every
+        spawn, because forking with ``preexec_fn`` is only safe while there are no threads."""
+        for child in self.children:
+            threading.Thread(
+                target=self._watch, args=(child,), name=f"wait-{child.name}", daemon=True
+            ).start()
 
     def _watch(self, child: Child) -> None:
         assert child.process is not None
@@ -242,8 +246,12 @@ def fallback_banner(exc: Exception, backend: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from node.config import ConfigError, user_data_root
 
-    if not 1 <= args.providers <= 64:
-        print("rnet up: --providers must be between 1 and 64", file=sys.stderr)
+    if not 2 <= args.providers <= 64:
+        print(
+            "rnet up: --providers must be between 2 and 64 (a session needs one executor and "
+            "one verifier)",
+            file=sys.stderr,
+        )
         return 2
     try:
         banner = check_backend(args)
@@ -310,6 +318,7 @@ def run(args: argparse.Namespace) -> int:
                     *_inherited(args),
                 ],
             )
+        swarm.watch()
         leader = copy.copy(args)
         leader.bootstrap, leader.port, leader.role = bootstrap_node, None, "provider"
         leader.name = args.name or "leader"

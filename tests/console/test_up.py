@@ -148,6 +148,7 @@ def test_local_swarm_reports_a_crashed_child_and_kills_a_stubborn_one(
             "time.sleep(60)\n",
         ],
     )
+    swarm.watch()
     try:
         wait_until(
             lambda: any("crash exited with code 3" in r.getMessage() for r in caplog.records),
