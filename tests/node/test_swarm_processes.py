@@ -79,6 +79,33 @@ def test_all_ready_and_every_node_sees_the_others(swarm: Swarm) -> None:
     )
 
 
+def test_bootstrap_answers_the_peer_list_protocol(swarm: Swarm) -> None:
+    import trio
+
+    from node.host import SwarmHost
+    from node.keys import keypair_from_seed
+
+    ps = providers(swarm)
+    reply: dict = {}
+
+    async def ask() -> None:
+        host = SwarmHost(keypair_from_seed(bytes(range(2, 34))))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(host.run)
+            await host.connect(swarm.bootstrap_maddr)
+            reply.update(await host.request_peer_list(swarm.bootstrap.peer_id, timeout=20))
+            await host.close()
+
+    trio.run(ask)
+    listed = {p["peer_id"]: p for p in reply["peers"]}
+    for p in ps:
+        entry = listed[p.peer_id]
+        assert entry["name"] == p.name and entry["role"] == "provider"
+        assert entry["backend"] == "sim" and entry["model"]
+        assert p.addr in entry["addrs"]
+    assert {p.peer_id for p in ps} <= set(reply["topics"][MESH])
+
+
 def test_network_commands_and_direct_links(swarm: Swarm) -> None:
     ps = providers(swarm)
     a, b = ps[0], ps[1]
