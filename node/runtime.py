@@ -92,7 +92,9 @@ def _process_start_monotonic() -> float:
 
 
 PROCESS_START = _process_start_monotonic()
-HEARTBEAT_INTERVAL_S = 2.0
+# Pings cost the hub CPU (a stream negotiation each): every 5 s, or faster for a short
+# --hung-after so a hang is still noticed within about that time.
+HEARTBEAT_INTERVAL_S = 5.0
 # A ping may wait this long: a node busy with a burst answers late, and that is not a hang.
 HEARTBEAT_TIMEOUT_S = 5.0
 TOPOLOGY_DEBOUNCE_S = 0.05
@@ -878,7 +880,7 @@ class NodeRuntime:
                 self._emit_peer_info(rec, "connected")
 
         while True:
-            await trio.sleep(HEARTBEAT_INTERVAL_S)
+            await trio.sleep(min(HEARTBEAT_INTERVAL_S, hung_after / 3))
             async with trio.open_nursery() as nursery:
                 for peer in self.host.connected_peers():
                     nursery.start_soon(probe, peer)
