@@ -46,7 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"give up after S seconds in all, start-up included (default: {DEFAULT_TIMEOUT_S:g})",
     )
     add_node_flags(parser)
-    add_session_flags(parser)
+    add_session_flags(parser, participant=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -121,8 +121,11 @@ class SessionOptions:
         )
 
 
-def add_session_flags(parser: argparse.ArgumentParser, *, leader: bool = True) -> None:
-    """Session options shared by ``rnet node`` (providers) and ``rnet pipe`` (a leader)."""
+def add_session_flags(
+    parser: argparse.ArgumentParser, *, leader: bool = True, participant: bool = True
+) -> None:
+    """Session options: ``leader`` ones (deadlines, aggregator, split) for whoever advertises,
+    ``participant`` ones (auto-join, its limit) for providers. ``rnet pipe`` only leads."""
     g = parser.add_argument_group("sessions")
     if leader:
         g.add_argument(
@@ -158,7 +161,7 @@ def add_session_flags(parser: argparse.ArgumentParser, *, leader: bool = True) -
             default=None,
             help="role split: balanced (n//2 executors, default) or original (random index)",
         )
-    if not any(a.dest == "no_auto_join" for a in parser._actions):
+    if participant and not any(a.dest == "no_auto_join" for a in parser._actions):
         g.add_argument(
             "--no-auto-join",
             action="store_true",
