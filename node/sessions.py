@@ -1012,7 +1012,8 @@ def register_session_commands(interpreter: Any, engine: SessionEngine) -> None:
         n = parse_int(args[0], "provider_count", usage, lo=2, hi=64)
         prompt = " ".join(args[1:]).strip() or DEFAULT_PROMPT
         opts = engine.options
-        timeout_s = (opts.join_ms + opts.exec_ms + opts.verify_ms) / 1000 + 2
+        # Room for the configured deadlines as they are (see SessionOptions.fitted's margin).
+        timeout_s = ((opts.join_ms + opts.exec_ms + opts.verify_ms) / 1000 + 0.2) / 0.9 + 1
         try:
             evt = await engine.run_pipe(prompt, n, timeout_s=timeout_s)
         except SessionFailed as exc:
