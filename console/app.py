@@ -437,7 +437,13 @@ class RnetConsole(App[int]):
     def action_help(self) -> None:
         keys = []
         for binding in self._binding_list():
-            keys.append((self.get_key_display(binding), binding.tooltip or binding.description))
+            keys.append(
+                (
+                    self.get_key_display(binding),
+                    binding.tooltip or binding.description,
+                    binding.id or binding.action,
+                )
+            )
         self.push_screen(HelpModal(keys, self.link.command_names()))
 
     def _binding_list(self) -> list[Binding]:

@@ -150,7 +150,7 @@ class HelpModal(ModalScreen[None]):
         ),
     ]
 
-    def __init__(self, keys: Iterable[tuple[str, str]], commands: Iterable[str]) -> None:
+    def __init__(self, keys: Iterable[tuple[str, str, str]], commands: Iterable[str]) -> None:
         super().__init__()
         self.keys = list(keys)
         self.commands = list(commands)
@@ -158,9 +158,14 @@ class HelpModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         text = Text()
         text.append("Keys\n", style="bold underline")
-        for key, description in self.keys:
+        for key, description, binding_id in self.keys:
             text.append(f"  {key:>8}  ", style="bold")
-            text.append(f"{description}\n")
+            text.append(description)
+            text.append(f"  [{binding_id}]\n", style="dim")
+        text.append(
+            '\nRebind keys in console.toml ([keymap] binding-id = "key"); see README.\n',
+            style="dim",
+        )
         text.append(
             "\nCommands (type : to enter one; `help` lists usage)\n", style="bold underline"
         )

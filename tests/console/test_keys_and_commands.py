@@ -168,7 +168,7 @@ async def test_help_lists_keys_with_their_descriptions() -> None:
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HelpModal")
         text = str(app.screen.query_one("#help-text").render())
-        assert "Run a whole session" in text and "pipe" in text
+        assert "Run a whole session" in text and "[pipe]" in text  # the id for console.toml
         await pilot.press("escape")
 
 
