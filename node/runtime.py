@@ -140,13 +140,21 @@ class _Topic:
 
 @dataclass
 class RejectCounter:
+    """Rejected messages: total, per reason, per sender (bounded)."""
+
     total: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    by_sender: dict[str, int] = field(default_factory=dict)
 
-    def add(self, reason: str) -> int:
+    def add(self, reason: str, sender: str = "") -> int:
         self.total += 1
         self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        if len(self.by_sender) < 10_000 or sender in self.by_sender:
+            self.by_sender[sender] = self.by_sender.get(sender, 0) + 1
         return self.total
+
+    def from_sender(self, sender: str) -> int:
+        return self.by_sender.get(sender, 0)
 
 
 class NodeRuntime:
@@ -569,8 +577,18 @@ class NodeRuntime:
 
     def reject(self, reason: str, sender: str, topic: str, detail: str = "") -> None:
         """Count and report a message that failed validation (also usable by extensions)."""
-        total = self.rejects.add(reason)
-        logger.info("rejected %s from %s on %s: %s", reason, sender[-6:], topic, detail)
+        total = self.rejects.add(reason, sender)
+        per_sender = self.rejects.from_sender(sender)
+        # A hostile peer must not flood the log: the first few per sender, then every 100th.
+        if per_sender <= 5 or per_sender % 100 == 0:
+            logger.info(
+                "rejected %s from %s on %s (%d from it so far): %s",
+                reason,
+                sender[-6:],
+                topic,
+                per_sender,
+                detail,
+            )
         self.emit(
             ev.Rejected(reason=reason, sender=sender, topic=topic, detail=detail, count=total)
         )
