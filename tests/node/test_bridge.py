@@ -16,15 +16,14 @@ async def test_calls_cross_both_ways_and_errors_propagate() -> None:
     try:
 
         async def in_trio(x: int) -> int:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
             trio.lowlevel.current_trio_token()  # really inside trio
             return x * 2
 
         assert await bridge.run(in_trio, 21) == 42
 
         async def asyncio_side(x: int) -> str:
-            await asyncio.sleep(0)
-            asyncio.current_task()  # really inside asyncio
+            assert asyncio.current_task() is not None  # really inside asyncio
             return f"got {x}"
 
         async def trio_calls_asyncio() -> str:
@@ -56,9 +55,11 @@ async def test_cancelling_the_asyncio_side_cancels_the_trio_task() -> None:
     bridge = TrioBridge()
     await bridge.start()
     cancelled = asyncio.Event()
+    running = asyncio.Event()
     try:
 
         async def forever() -> None:
+            bridge.call_soon_asyncio(running.set)
             try:
                 await trio.sleep_forever()
             except trio.Cancelled:
@@ -66,7 +67,7 @@ async def test_cancelling_the_asyncio_side_cancels_the_trio_task() -> None:
                 raise
 
         task = asyncio.create_task(bridge.run(forever))
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(running.wait(), 5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -77,7 +78,7 @@ async def test_cancelling_the_asyncio_side_cancels_the_trio_task() -> None:
 
         async def slow() -> None:
             try:
-                await asyncio.sleep(60)
+                await asyncio.Event().wait()  # until cancelled
             except asyncio.CancelledError:
                 asyncio_cancelled.set()
                 raise
@@ -99,14 +100,17 @@ async def test_aclose_stops_background_tasks() -> None:
     await bridge.start()
     stopped = asyncio.Event()
 
+    running = asyncio.Event()
+
     async def background() -> None:
+        bridge.call_soon_asyncio(running.set)
         try:
             await trio.sleep_forever()
         finally:
             bridge.call_soon_asyncio(stopped.set)
 
     bridge.start_soon(background)
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(running.wait(), 5)
     await asyncio.wait_for(bridge.aclose(), 5)
     await asyncio.wait_for(stopped.wait(), 5)
     assert not bridge.running

@@ -20,9 +20,13 @@ def test_two_hosts_deliver_a_burst_in_order_without_echo(router: str) -> None:
             await nursery.start(a.run)
             await nursery.start(b.run)
 
+            all_in = trio.Event()
+
             def collect(name: str):
                 async def handler(msg: PubsubMessage) -> None:
                     got[name].append(msg.data)
+                    if len(got["a"]) == 300:
+                        all_in.set()
 
                 return handler
 
@@ -36,8 +40,7 @@ def test_two_hosts_deliver_a_burst_in_order_without_echo(router: str) -> None:
             for i in range(300):
                 await b.publish("t", b"m%d" % i)
             with trio.fail_after(30):
-                while len(got["a"]) < 300:
-                    await trio.sleep(0.01)
+                await all_in.wait()
             await a.close()
             await b.close()
 
