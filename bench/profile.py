@@ -1,5 +1,7 @@
 """Where a node's CPU time goes: cProfile output grouped by what the code is.
 
+``python -m bench.session --spy`` samples running nodes with py-spy (no slowdown) and
+:func:`spy_report` says which of our functions and which libp2p layers are on the stack.
 ``python -m bench.session --profile`` writes ``<name>.prof`` for the bootstrap, the leader and
 one provider; :func:`report` sums each function's own time (``tottime``) into categories by the
 file it lives in (crypto, msgpack, SQLite, JSON events, libp2p layers, trio, asyncio, ours...)
@@ -134,11 +136,128 @@ def report(directory: Path) -> str:
     return "\n".join(parts) if parts else f"no .prof files in {directory}"
 
 
+# ------------------------------------------------------------------------------------------------
+# py-spy: sampled wall-clock stacks of running nodes (no slowdown, real deployment timing)
+# ------------------------------------------------------------------------------------------------
+
+# (label, substring of a frame): a sample counts for every label whose frame is on its stack.
+SPY_FUNCTIONS: list[tuple[str, str]] = [
+    ("ours: JSON event lines (EventPrinter)", "EventPrinter.__call__"),
+    ("ours: session snapshots -> events", "SessionEngine._emit_snapshot"),
+    ("ours: SQLite store writes", "(node/store.py"),
+    ("ours: inbound envelopes (_on_pubsub_message)", "NodeRuntime._on_pubsub_message"),
+    ("  of which open_envelope (decode + verify)", "open_envelope"),
+    ("ours: seal + publish (publish_envelope)", "NodeRuntime.publish_envelope"),
+    ("ours: bootstrap relay + bootmesh (on_topology)", "BootstrapRole.on_topology"),
+    ("ours: heartbeat pings", "NodeRuntime._heartbeat_loop"),
+    ("libp2p pubsub: receive (push_msg)", "Pubsub.push_msg"),
+    ("libp2p pubsub: message signatures", "signature"),
+    ("libp2p floodsub fan-out (FloodSub.publish)", "FloodSub.publish"),
+    ("libp2p noise/yamux: writes", "SecureSession.write"),
+    ("libp2p noise/yamux: reads", "SecureSession.read"),
+]
+# Leaf frames that mean "waiting", not working.
+SPY_IDLE = (
+    "select (selectors",
+    "EpollSelector",
+    "Condition.wait",
+    "_read_stdin",
+    "_work (trio/_core/_thread_cache",
+    "get_events",
+    "_worker (concurrent",
+)
+
+
+def start_spies(exe: str, directory: Path, n: int, nodes: Sequence[object]) -> list[object]:
+    """``py-spy record`` (raw stacks, 100 Hz, non-blocking) on each node; stop with stop_spies."""
+    import subprocess
+
+    directory.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for node in nodes:
+        out = directory / f"N{n}_{node.name}.txt"  # type: ignore[attr-defined]
+        spies.append(
+            subprocess.Popen(
+                [
+                    exe,
+                    "record",
+                    "-r",
+                    "100",
+                    "-f",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(out),
+                    "-p",
+                    str(node.pid),
+                ],  # type: ignore[attr-defined]
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+    return spies
+
+
+def stop_spies(spies: Sequence[object]) -> None:
+    import signal
+    import subprocess
+
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
+    for spy in spies:
+        try:
+            spy.wait(timeout=20)  # type: ignore[attr-defined]
+        except subprocess.TimeoutExpired:
+            spy.kill()  # type: ignore[attr-defined]
+
+
+def spy_summary(path: Path) -> dict[str, object]:
+    total = idle = 0
+    counts = dict.fromkeys((label for label, _ in SPY_FUNCTIONS), 0)
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, num = line.rpartition(" ")
+        try:
+            n = int(num)
+        except ValueError:
+            continue
+        frames = stack.split(";")
+        total += n
+        if any(x in frames[-1] for x in SPY_IDLE):
+            idle += n
+            continue
+        for label, needle in SPY_FUNCTIONS:
+            if any(needle in f for f in frames):
+                counts[label] += n
+    return {"samples": total, "idle": idle, "busy": total - idle, "functions": counts}
+
+
+def spy_report(directory: Path) -> str:
+    parts = [
+        "py-spy, share of each node's non-idle samples (wall clock: includes time runnable but "
+        "waiting for a CPU, so it shows proportions, not CPU seconds):"
+    ]
+    for path in sorted(Path(directory).glob("*.txt")):
+        s = spy_summary(path)
+        busy = s["busy"] or 1
+        parts.append(f"{path.stem}: {s['busy']} busy of {s['samples']} samples")
+        rows = [
+            [label, f"{count / busy * 100:.1f}%"]
+            for label, count in s["functions"].items()  # type: ignore[union-attr]
+            if count
+        ]
+        parts.append(table(["on the stack", "share"], rows))
+        parts.append("")
+    return "\n".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("directory", type=Path)
+    parser.add_argument("directory", type=Path, help="*.prof (cProfile) and/or *.txt (py-spy raw)")
     args = parser.parse_args(argv)
-    print(report(args.directory))
+    if any(Path(args.directory).glob("*.prof")):
+        print(report(args.directory))
+    if any(Path(args.directory).glob("*.txt")):
+        print(spy_report(args.directory))
     return 0
 
 

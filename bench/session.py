@@ -134,10 +134,13 @@ def measure_size(
     *,
     deadline: float | None = None,
     min_sessions: int = 10,
+    spy: tuple[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Floor samples and sessions, interleaved, for ``len(providers)`` providers.
 
     Past ``deadline`` (monotonic) it stops early, but not before ``min_sessions`` sessions.
+    ``spy`` = (py-spy executable, output dir): the floor is sampled first, then py-spy records
+    the leader, one provider and the bootstrap during the sessions only.
     """
     n = len(providers)
     started = time.monotonic()
@@ -146,16 +149,30 @@ def measure_size(
     probe.open()
     nodes = [x for x in cluster.nodes if x.alive]
     cpu_total = {x.name: 0.0 for x in nodes}
+    watched = [x for x in (leader, providers[0], cluster.bootstrap) if x is not None]
+    counts0 = {x.name: dict(x.counts) for x in watched}
+    bytes0 = {x.name: x.bytes_out for x in watched}
     results = []
+    spies: list[Any] = []
     try:
+        if spy is not None:
+            for _ in range(sessions):
+                for _ in range(floor_per_session):
+                    probe.sample()
+                for k in round_shapes(n):
+                    probe.sample_many(k)
+            from bench.profile import start_spies
+
+            spies = start_spies(spy[0], spy[1], n, watched)
         for i in range(sessions):
             if deadline is not None and i >= min_sessions and time.monotonic() > deadline:
                 logger.warning("N=%d: stopping after %d sessions (time budget)", n, i)
                 break
-            for _ in range(floor_per_session):
-                probe.sample()
-            for k in round_shapes(n):
-                probe.sample_many(k)
+            if spy is None:
+                for _ in range(floor_per_session):
+                    probe.sample()
+                for k in round_shapes(n):
+                    probe.sample_many(k)
             before = cpu_snapshot(nodes)
             try:
                 results.append(run_session(leader, n, providers))
@@ -165,7 +182,22 @@ def measure_size(
             after = cpu_snapshot(nodes)
             for name in cpu_total:
                 cpu_total[name] += after[name] - before[name]
+        # What each node printed per session (floor rounds' message events included).
+        done = max(1, len(results))
+        events_per_session = {
+            x.name: {
+                k: round((v - counts0[x.name].get(k, 0)) / done, 1)
+                for k, v in sorted(x.counts.items())
+                if v - counts0[x.name].get(k, 0) > 0
+            }
+            for x in watched
+        }
+        stdout_bytes_per_session = {x.name: (x.bytes_out - bytes0[x.name]) / done for x in watched}
     finally:
+        if spies:
+            from bench.profile import stop_spies
+
+            stop_spies(spies)
         probe.close()
     good = [r for r in results if r.get("ok")]
     wall = [r["wall_ms"] for r in good]
@@ -207,6 +239,8 @@ def measure_size(
             "provider_max": max(provider_cpu) if provider_cpu else math.nan,
         },
         "samples_wall_ms": [round(x, 1) for x in wall],
+        "events_per_session": events_per_session,
+        "stdout_bytes_per_session": stdout_bytes_per_session,
         "elapsed_s": time.monotonic() - started,
     }
     if med and not math.isnan(med):
@@ -270,6 +304,7 @@ def run(
     profile_dir: Path | None = None,
     cluster: Cluster | None = None,
     on_cluster: Any = None,
+    spy: tuple[str, Path] | None = None,
 ) -> list[dict[str, Any]]:
     """Every size in ``sizes`` (ascending), growing one swarm; sizes that would not fit in the
     remaining ``budget_s`` are skipped (and say so). ``on_cluster(cluster, leader, providers)``
@@ -317,6 +352,7 @@ def run(
                     sessions,
                     floor_per_session,
                     deadline=started + budget_s,
+                    spy=spy,
                 )
             except BenchError as exc:
                 progress(f"session N={n} failed: {exc}")
@@ -368,7 +404,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run bootstrap, leader and p1 under cProfile (into DIR, default "
         "bench/results/profile) and print where their CPU time goes",
     )
+    parser.add_argument(
+        "--spy",
+        type=Path,
+        nargs="?",
+        const=Path("bench/results/spy"),
+        default=None,
+        metavar="DIR",
+        help="sample the leader, p1 and the bootstrap with py-spy during the sessions (py-spy "
+        "on PATH or in $PY_SPY; `pip install --target /tmp/pyspy py-spy` and "
+        "PY_SPY=/tmp/pyspy/bin/py-spy) and print where their time goes",
+    )
     args = parser.parse_args(argv)
+    spy = None
+    if args.spy is not None:
+        import shutil
+
+        exe = os.environ.get("PY_SPY") or shutil.which("py-spy")
+        if not exe:
+            parser.error("--spy needs py-spy: on PATH, or its path in $PY_SPY")
+        spy = (exe, args.spy)
     try:
         sizes = [int(x) for x in args.providers.split(",") if x.strip()]
     except ValueError:
@@ -382,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         budget_s=args.budget,
         floor_per_session=args.floor_per_session,
         profile_dir=args.profile,
+        spy=spy,
     )
     say()
     say(table(SESSION_HEADERS, session_rows(results)))
@@ -392,6 +448,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         say()
         say(report(args.profile))
+    if spy is not None:
+        from bench.profile import spy_report
+
+        say()
+        say(spy_report(spy[1]))
     return 0 if any(not r.get("skipped") for r in results) else 1
 
 
