@@ -409,19 +409,7 @@ class NodeRuntime:
             finally:
                 finished.set()
 
-        try:
-            await self.nursery.start(run_host)
-        except OSError as exc:
-            raise RuntimeError_(
-                f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
-            ) from exc
-        except BaseExceptionGroup as group:
-            oserr = _find(group, OSError)
-            if oserr is not None:
-                raise RuntimeError_(
-                    f"cannot listen on {cfg.host}:{cfg.port}: {oserr.strerror or oserr}"
-                ) from group
-            raise
+        await self.nursery.start(run_host)
         if not host.addrs():
             # libp2p logs a failed listen and carries on with no address; we stop instead.
             await host.close()
@@ -1007,17 +995,6 @@ def tame_libp2p_logging() -> None:
     # every failed dial (a bootstrap not up yet) is an ERROR there; we report dials ourselves
     logging.getLogger("libp2p.transport").setLevel(logging.INFO if verbose else logging.CRITICAL)
     logging.getLogger("libp2p.network.auto_connector").setLevel(logging.WARNING)
-
-
-def _find(group: BaseExceptionGroup, kind: type[BaseException]) -> Any:
-    for exc in group.exceptions:
-        if isinstance(exc, kind):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            found = _find(exc, kind)
-            if found is not None:
-                return found
-    return None
 
 
 def _check_topic(topic: str) -> None:
