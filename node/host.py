@@ -60,6 +60,7 @@ SUBSCRIPTION_QUEUE_SIZE = 8192
 # publish() waits while a peer's outbound queue holds more than this.
 PUBLISH_HIGH_WATER = PEER_QUEUE_SIZE // 2
 CLOSE_TIMEOUT_S = 2.0
+MAX_TOPICS_PER_PEER = 4096
 
 
 class HostError(Exception):
@@ -226,7 +227,14 @@ class SwarmHost:
             )
         else:
             pubsub_router = FloodSub(protocols=[FLOODSUB_PROTOCOL_ID])
-        self.pubsub = _ObservedPubsub(self.host, pubsub_router, strict_signing=True)
+        self.pubsub = _ObservedPubsub(
+            self.host,
+            pubsub_router,
+            strict_signing=True,
+            # every session is a topic: the hub must accept more than libp2p's default 100
+            # subscriptions per peer, or it silently stops relaying a busy node's sessions
+            max_subscriptions_per_peer=MAX_TOPICS_PER_PEER,
+        )
         # pitfall 5: a restarted peer must not reuse seqnos its old self already used
         self.pubsub.counter = time.time_ns()
         if on_topology_change is not None:

@@ -46,7 +46,9 @@ class ProviderRole:
 
     async def start(self) -> None:
         if self.bootstrap_id == self.rt.peer_id_str:
-            raise ValueError(
+            from node.runtime import RuntimeError_
+
+            raise RuntimeError_(
                 "this node's key is the bootstrap's key: give the provider its own data dir"
             )
         self.rt.nursery.start_soon(self._bootstrap_loop)
