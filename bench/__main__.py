@@ -151,6 +151,28 @@ def markdown(results: dict[str, Any]) -> str:
         notes = session.session_notes(results["sessions"])
         if notes:
             lines += [*notes, ""]
+        for r in results["sessions"]:
+            if r.get("skipped") or not r.get("events_per_session"):
+                continue
+            per = r["events_per_session"]
+            cpu = r["cpu_s_per_session"]
+            lines.append(
+                f"- N={r['providers']}: CPU per session {cpu['all_nodes']:.2f} s over all nodes "
+                f"(leader {cpu['leader']:.3f}, bootstrap {cpu['bootstrap']:.3f}, provider mean "
+                f"{cpu['provider_mean']:.3f}), {r.get('cpu_utilisation', math.nan) * 100:.0f}% "
+                "of the machine's cores busy with our nodes during a session; events printed "
+                "per session: "
+                + "; ".join(
+                    f"{name} "
+                    + ", ".join(
+                        f"{k} {v:g}"
+                        for k, v in counts.items()
+                        if k in ("session", "bootmesh", "mesh", "message")
+                    )
+                    for name, counts in per.items()
+                )
+            )
+        lines.append("")
     ov = results.get("overlap")
     if ov:
         lines += [
