@@ -156,7 +156,7 @@ def goal_line(g: dict[str, Any]) -> str:
     if g["met"]:
         how = f"{abs(g['margin_pct']):.0f}% under the limit"
     else:
-        how = f"{value / limit:.1f}x the limit" if limit else "over"
+        how = f"{value / limit:.2f}x the limit" if limit else "over"
     note = f" — {g['note']}" if g.get("note") else ""
     return f"- {g['name']}: {fmt(value, 2)}{unit} vs <= {fmt(limit, 2)}{unit}: **{verdict}** ({how}){note}"
 

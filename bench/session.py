@@ -41,6 +41,7 @@ PROMPT = "What is the capital of France?"
 SESSION_TIMEOUT_S = 40.0
 ZERO_MODEL_TIME = ("--sim-gen-ms", "0", "--sim-judge-ms", "0")
 DEFAULT_SIZES = (3, 6, 12, 24)
+MIN_SESSIONS = 10  # a size is measured only if at least this many sessions fit the budget
 # The whole `make bench` should stay within ~5 minutes on 2 cores: the session part gets this.
 DEFAULT_BUDGET_S = 170.0
 
@@ -133,7 +134,7 @@ def measure_size(
     floor_per_session: int = 1,
     *,
     deadline: float | None = None,
-    min_sessions: int = 10,
+    min_sessions: int = MIN_SESSIONS,
     spy: tuple[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Floor samples and sessions, interleaved, for ``len(providers)`` providers.
@@ -320,15 +321,21 @@ def run(
         (leader,) = cluster.start_nodes(
             ["leader"], ["--no-auto-join"], role="leader", python_prefix=prefix_for("leader")
         )
-        last: tuple[int, float] | None = None
+        last: tuple[int, float, int] | None = None
         for n in sorted(sizes):
             if last is not None:
-                prev_n, prev_s = last
-                # sessions cost ~ N^1.5 here (more messages, more processes on the same cores)
-                estimate = prev_s * (n / prev_n) ** 1.5 + (n - prev_n) * 0.8
+                prev_n, prev_s, prev_count = last
+                # Measured here: a session's cost grows ~N^2 to N^3 (N^2 deliveries through the
+                # hub, more processes on the same cores); the size must fit its minimum number
+                # of sessions (measure_size stops at the deadline after that many).
+                per_iteration = prev_s / max(1, prev_count)
+                estimate = per_iteration * (n / prev_n) ** 2.5 * MIN_SESSIONS + (n - prev_n)
                 left = budget_s - (time.monotonic() - started)
                 if estimate > left:
-                    note = f"skipped: would take ~{estimate:.0f} s, {max(left, 0):.0f} s left"
+                    note = (
+                        f"skipped: {MIN_SESSIONS} sessions would take ~{estimate:.0f} s, "
+                        f"{max(left, 0):.0f} s of the time budget left"
+                    )
                     progress(f"session N={n} {note}")
                     results.append({"providers": n, "skipped": note})
                     continue
@@ -359,7 +366,7 @@ def run(
                 results.append({"providers": n, "skipped": f"failed: {exc}"[:200]})
                 break
             results.append(r)
-            last = (n, time.monotonic() - t_start)
+            last = (n, time.monotonic() - t_start, r["sessions"] + 1)
             say(table(SESSION_HEADERS, session_rows([r])))
     finally:
         if own:
