@@ -244,10 +244,13 @@ def measure_size(
         "stdout_bytes_per_session": stdout_bytes_per_session,
         "elapsed_s": time.monotonic() - started,
     }
-    if med and not math.isnan(med):
-        # Busy share of the machine while sessions ran: CPU-seconds per wall-second per core.
+    # Busy share of the machine while sessions ran: CPU-seconds per wall-second per core. The
+    # CPU is read around the whole session (until every participant printed its result), so
+    # divide by that time, not by the leader's.
+    span = median(r["all_ms"] for r in good if "all_ms" in r)
+    if span and not math.isnan(span):
         out["cpu_utilisation"] = (
-            out["cpu_s_per_session"]["all_nodes"] / (med / 1000) / (os.cpu_count() or 1)
+            out["cpu_s_per_session"]["all_nodes"] / (span / 1000) / (os.cpu_count() or 1)
         )
     return out
 
