@@ -13,7 +13,11 @@ It runs no model and takes no session role. It
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from node.config import MESH_TOPIC
 
@@ -22,12 +26,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+BOOTMESH_MIN_INTERVAL_S = 0.25
+
 
 class BootstrapRole:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.rt = runtime
         self._published: dict[str, list[str]] | None = None
         self._relayed: set[str] = set()
+        self._last_bootmesh = -math.inf
 
     async def start(self) -> None:
         self.rt.host.serve_peer_list(self.peer_list)
@@ -69,21 +76,43 @@ class BootstrapRole:
     def on_bootmesh(self, topics: dict[str, list[str]]) -> None:
         pass
 
+    def on_subscriptions(self) -> None:
+        """A peer (un)subscribed (sync, trio side): relay a new topic at once, not after the
+        debounce -- a session's first messages wait for the hub to be on its topics."""
+        wanted = self.rt.host.remote_topics() - {MESH_TOPIC}
+        for topic in sorted(wanted - self._relayed):
+            self._relayed.add(topic)
+            self.rt.nursery.start_soon(self._relay, topic)
+
+    async def _relay(self, topic: str) -> None:
+        try:
+            await self.rt.join_topic(topic, relay_only=True)
+            logger.debug("relaying topic %s", topic)
+        except Exception as exc:
+            self._relayed.discard(topic)
+            logger.warning("cannot relay topic %r: %s", topic, exc)
+
     async def on_topology(self) -> None:
         view = self.topics_map()
         await self._sync_relays(view)
-        if view != self._published:
-            await self._publish_bootmesh(view)
+        if view == self._published:
+            return
+        # A session start is a burst of subscriptions spread over more than the debounce; each
+        # bootmesh goes to every peer, so publish at most one per interval (the last state wins).
+        wait = self._last_bootmesh + BOOTMESH_MIN_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            await trio.sleep(wait)
+            view = self.topics_map()
+            if view == self._published:
+                return
+        self._last_bootmesh = time.monotonic()
+        await self._publish_bootmesh(view)
 
     async def _sync_relays(self, view: dict[str, list[str]]) -> None:
         wanted = set(view) - {MESH_TOPIC}
         for topic in sorted(wanted - self._relayed):
-            try:
-                await self.rt.join_topic(topic, relay_only=True)
-                self._relayed.add(topic)
-                logger.debug("relaying topic %s", topic)
-            except Exception as exc:
-                logger.warning("cannot relay topic %r: %s", topic, exc)
+            self._relayed.add(topic)
+            await self._relay(topic)
         for topic in sorted(self._relayed - wanted):
             self._relayed.discard(topic)
             try:

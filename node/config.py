@@ -210,7 +210,11 @@ def resolve_node_config(args: argparse.Namespace, role: str) -> NodeConfig:
         raise ConfigError(f"unknown pubsub router {router!r} (floodsub or gossipsub)")
     max_dials = getattr(args, "max_dials", None)
     if max_dials is None:
-        max_dials = 2
+        raw = getenv("RNET_MAX_DIALS", "2", dotenv=dotenv)
+        try:
+            max_dials = int(raw)
+        except ValueError:
+            raise ConfigError(f"RNET_MAX_DIALS must be a whole number, not {raw!r}") from None
     if max_dials < 0:
         raise ConfigError("--max-dials must be >= 0")
     hung_after = getattr(args, "hung_after", None)

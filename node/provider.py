@@ -216,5 +216,8 @@ class ProviderRole:
         if self._missing_from_bootmesh():
             self._heal.set()
 
+    def on_subscriptions(self) -> None:
+        pass
+
     async def on_topology(self) -> None:
         pass

@@ -400,6 +400,7 @@ class NodeRuntime:
             on_topology_change=self._on_topology_change,
         )
         self._host = host
+        host.set_hub(self._bootstrap_id)
         self.peer_id_str = host.peer_id_str
         finished = self._host_finished
 
@@ -753,7 +754,15 @@ class NodeRuntime:
         return self.host.mesh()
 
     def set_bootstrap_id(self, peer: str | None) -> None:
+        """The hub this node routes through (providers: their bootstrap)."""
         self._bootstrap_id = peer
+        if self._host is not None:
+            self._host.set_hub(peer)
+
+    @property
+    def bootstrap_id(self) -> str | None:
+        """Base58 ID of this node's bootstrap (None on the bootstrap itself)."""
+        return self._bootstrap_id
 
     def peers(self) -> list[PeerView]:
         """(g) Every peer currently known online, with its presence and last RTT."""
@@ -816,6 +825,8 @@ class NodeRuntime:
             self._peers_dirty.set()
 
     def _on_topology_change(self) -> None:
+        if self._role_impl is not None:
+            self._role_impl.on_subscriptions()
         if self._topology_dirty is not None:
             self._topology_dirty.set()
 

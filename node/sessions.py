@@ -510,19 +510,21 @@ class SessionEngine:
         """Participant: hold our first publish until someone can carry it to the leader.
 
         A floodsub node sends a message only to peers it knows subscribed to the topic. The
-        advertisement can overtake the hub's relay subscription to the new task topic (it relays
-        after a short debounce), and a ``join`` published before that reaches nobody. So wait
-        (on libp2p's subscription event, bounded) until the leader itself or the bootstrap hub is
-        subscribed to the task topic.
+        advertisement can overtake the hub's relay subscription to the session's leader topic
+        (the hub relays a topic as soon as the leader's subscription reaches it, but that
+        announcement still has to travel), and a ``join`` published before it reaches nobody.
+        So wait (on libp2p's subscription event, bounded) until the leader itself or the
+        bootstrap hub is subscribed to the leader topic, where the join goes.
         """
         import trio
 
+        from protocol.envelope import leader_topic
         from protocol.identity import peer_id_to_str
 
         host = self.runtime.host
-        topic = live.task
+        topic = leader_topic(live.task)
         candidates = [peer_id_to_str(live.machine.leader)]
-        hub = getattr(self.runtime, "_bootstrap_id", None)
+        hub = self.runtime.bootstrap_id
         if hub:
             candidates.append(hub)
         if any(p in host.topic_peers(topic) for p in candidates):

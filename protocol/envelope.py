@@ -37,6 +37,8 @@ from protocol.errors import (
 from protocol.identity import Signer, is_peer_id, short_id, verify
 from protocol.messages import (
     KINDS,
+    LEADER_KINDS,
+    LEADER_TOPIC_SUFFIX,
     MAX_PROMPT_CHARS,
     MAX_REASON_CHARS,
     MAX_RESPONSE_CHARS,
@@ -59,6 +61,7 @@ __all__ = [
     "Envelope",
     "ReplayGuard",
     "canonical",
+    "leader_topic",
     "open_envelope",
     "seal",
     "topic_for",
@@ -97,9 +100,24 @@ def validate_task(task: object, kind: str = "advertise") -> str:
     return task
 
 
+def leader_topic(task: str) -> str:
+    """The session's topic for messages only its leader needs (``join``, ``score``, ``scores``).
+
+    Only the leader subscribes to it, so through the hub each such message costs two hops
+    instead of one delivery per participant (joins and score batches are most of a session's
+    messages). Participants publish into it without subscribing.
+    """
+    return task + LEADER_TOPIC_SUFFIX
+
+
 def topic_for(kind: str, task: str) -> str:
-    """Where a message of ``kind`` is published: ``swarm/mesh`` or the session's own topic."""
-    return MESH_TOPIC if kind in MESH_KINDS else task
+    """Where a message of ``kind`` is published: ``swarm/mesh``, the session's leader topic
+    (:func:`leader_topic`) or the session's own topic (its task id)."""
+    if kind in MESH_KINDS:
+        return MESH_TOPIC
+    if kind in LEADER_KINDS:
+        return leader_topic(task)
+    return task
 
 
 def _canonical_value(value: Any) -> Any:

@@ -506,6 +506,10 @@ BODY_TYPES: dict[str, type[Any]] = {
 KINDS: tuple[str, ...] = tuple(BODY_TYPES)
 # kinds published on MESH_TOPIC; every other kind goes to the session's own topic (its task id)
 MESH_KINDS = frozenset({"advertise", "presence", "bootmesh"})
+# kinds only the leader needs: published on the session's leader topic (``<task>/lead``), which
+# only the leader subscribes to, so the hub forwards each to one peer instead of to everyone
+LEADER_KINDS = frozenset({"join", "score", "scores"})
+LEADER_TOPIC_SUFFIX = "/lead"  # task ids cannot contain "/": no clash with a task topic
 
 
 def body_from_wire(kind: str, data: object) -> Body:

@@ -14,7 +14,8 @@ Leader (the node that advertised)::
                       auto_assign_at=None | N,    # pipe N: assign once N joined
                       auto_finalize=True,         # finalize as soon as every score arrived
                       split="balanced" | "original")
-    s.start(now_ms)              -> [Subscribe(task), Publish(MESH_TOPIC, advertise), StageChanged]
+    s.start(now_ms)              -> [Subscribe(task), Subscribe(leader_topic(task)),
+                                     Publish(MESH_TOPIC, advertise), StageChanged]
     s.receive(envelope, now_ms)  -> effects   # envelope already passed open_envelope + ReplayGuard
     s.tick(now_ms)               -> effects   # call at (or after) s.next_deadline()
     s.ack(now_ms)                -> effects   # operator: assign roles now (needs >= 2 joined)
@@ -29,12 +30,13 @@ Participant (a provider that saw an ``advertise``; ``join=False`` only watches):
     p = ParticipantSession(task, me, leader, Advertise(...), model="qwen2.5:1.5b", backend="ollama",
                            grace_ms=5_000, batch_scores=False, join=True)
     p = ParticipantSession.from_advertise(envelope, me, model=..., backend=...)
-    p.start(now_ms)              -> [Subscribe(task), Publish(task, Join), StageChanged]
+    p.start(now_ms)              -> [Subscribe(task), Publish(leader_topic(task), Join), StageChanged]
     p.receive(envelope, now_ms)  -> effects   # may emit Generate (executor) / Judge (verifier)
     p.tick(now_ms)               -> effects
     p.generation_done(text, model, gen_ms, now_ms)        -> [Publish(task, Response)]
     p.generation_failed(error, now_ms)                    -> [Notice]   (this executor is missing)
-    p.judgement_done(executor, score, reason, judge_model, now_ms) -> [Publish(task, Score)]
+    p.judgement_done(executor, score, reason, judge_model, now_ms)
+                                 -> [Publish(leader_topic(task), Score)]
     p.judgement_failed(executor, error, now_ms)           -> [Notice]   (that score is missing)
     p.next_deadline(), p.snapshot(), p.finished, p.result, p.stage, p.role
 
@@ -119,7 +121,7 @@ from protocol.effects import (
     Subscribe,
     Unsubscribe,
 )
-from protocol.envelope import Envelope, validate_task
+from protocol.envelope import Envelope, leader_topic, validate_task
 from protocol.errors import StateError
 from protocol.identity import is_peer_id, short_id
 from protocol.messages import (
@@ -488,6 +490,7 @@ class LeaderSession(_Session):
         self.join_deadline = now_ms + self.advertise.join_ms
         return [
             Subscribe(self.task),  # before advertising, so no join is missed
+            Subscribe(leader_topic(self.task)),  # where joins and scores come
             Publish(MESH_TOPIC, self.task, self.advertise),
             StageChanged(self.task, self.stage, self.next_deadline()),
         ]
@@ -605,6 +608,7 @@ class LeaderSession(_Session):
             self._go("finalize"),
             Finished(self.task, self.result),
             Unsubscribe(self.task),
+            Unsubscribe(leader_topic(self.task)),
         ]
 
     def _abort(self, reason: str) -> list[Effect]:
@@ -615,6 +619,7 @@ class LeaderSession(_Session):
             self._go("abort"),
             Aborted(self.task, reason),
             Unsubscribe(self.task),
+            Unsubscribe(leader_topic(self.task)),
         ]
 
 
@@ -673,7 +678,7 @@ class ParticipantSession(_Session):
         effects: list[Effect] = [Subscribe(self.task)]
         if self.join:
             self.joined[self.me] = Join(self.model, self.backend)
-            effects.append(Publish(self.task, self.task, self.joined[self.me]))
+            effects.append(Publish(leader_topic(self.task), self.task, self.joined[self.me]))
         effects.append(StageChanged(self.task, self.stage, self.next_deadline()))
         return effects
 
@@ -741,7 +746,7 @@ class ParticipantSession(_Session):
             effects += self._flush_batch()
         else:
             body = Score(entry.executor, entry.score, entry.reason, self.judge_model)
-            effects.append(Publish(self.task, self.task, body))
+            effects.append(Publish(leader_topic(self.task), self.task, body))
         return effects + self._check_scores_complete()
 
     def judgement_failed(self, executor: bytes, error: str, now_ms: int) -> list[Effect]:
@@ -770,7 +775,7 @@ class ParticipantSession(_Session):
             return []
         body = Scores(tuple(self.unsent), self.judge_model)
         self.unsent = []
-        return [Publish(self.task, self.task, body)]
+        return [Publish(leader_topic(self.task), self.task, body)]
 
     # -- deadlines ------------------------------------------------------------------------------
     def _stage_deadline(self) -> int | None:

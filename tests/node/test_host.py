@@ -73,3 +73,85 @@ def test_bad_addresses_and_a_peer_that_comes_up_after_a_failed_dial() -> None:
             await late.close()
 
     trio.run(main)
+
+
+def test_leaves_route_through_the_hub_and_flood_their_direct_links_only_without_it() -> None:
+    """Floodsub over a star with extra direct links: while the hub is there every message is
+    sent once to the hub and once by the hub to each other leaf (no duplicates over the direct
+    links); once the hub is gone the direct links carry the messages (plain floodsub)."""
+    got: dict[str, list[bytes]] = {"hub": [], "a": [], "b": [], "c": []}
+    sends: list[int] = []
+
+    async def main() -> None:
+        hub = SwarmHost(keypair_from_seed(bytes([10] * 32)))
+        a, b, c = (SwarmHost(keypair_from_seed(bytes([11 + i] * 32))) for i in range(3))
+        leaves = {"a": a, "b": b, "c": c}
+        for host in (hub, a, b, c):
+            router = host.pubsub.router
+            original = router._get_peers_to_send
+
+            def counted(*args, _original=original, **kwargs):  # type: ignore[no-untyped-def]
+                peers = list(_original(*args, **kwargs))
+                sends.append(len(peers))
+                return peers
+
+            router._get_peers_to_send = counted  # type: ignore[method-assign]
+        arrived = trio.Event()
+        expect = {"a": 0, "b": 1, "c": 1}
+
+        def collect(name: str):  # type: ignore[no-untyped-def]
+            async def handler(msg: PubsubMessage) -> None:
+                got[name].append(msg.data)
+                if all(len(got[n]) >= k for n, k in expect.items()):
+                    arrived.set()
+
+            return handler
+
+        async with trio.open_nursery() as nursery:
+            for host in (hub, a, b, c):
+                await nursery.start(host.run)
+            await hub.subscribe("t", collect("hub"))
+            for name, leaf in leaves.items():
+                await leaf.subscribe("t", collect(name))
+                await leaf.connect(hub.addrs()[0])
+                leaf.set_hub(hub.peer_id_str)
+            await a.connect(b.addrs()[0])  # direct links a-b and b-c
+            await b.connect(c.addrs()[0])
+            links = [(hub, a), (hub, b), (hub, c), (a, b), (b, a), (b, c), (c, b)]
+            links += [(x, hub) for x in (a, b, c)]
+            for x, y in links:
+                await x.wait_for_subscription(y.peer_id_str, "t", 10)
+
+            sends.clear()
+            await a.publish("t", b"via hub")
+            with trio.fail_after(20):
+                await arrived.wait()
+            # a -> hub, hub -> b and c; nobody forwards over a direct link
+            with trio.fail_after(20):
+                while sum(sends) < 3 or len(sends) < 4:
+                    await trio.sleep(0.01)  # poll interval; bounded by fail_after
+            assert sum(sends) == 3, sends
+
+            await hub.close()
+            with trio.fail_after(20):
+                while any(leaf.is_connected(hub.peer_id_str) for leaf in leaves.values()):
+                    await trio.sleep(0.01)  # poll interval; bounded by fail_after
+            # a -> b -> c over the direct links. The first publish over a link that never carried
+            # one can be lost in py-libp2p 0.8.1 (measured here; later ones arrive), so publish
+            # until one gets through: the point is that the direct links carry it at all.
+            for attempt in range(100):
+                await a.publish("t", b"without hub %d" % attempt)
+                with trio.move_on_after(0.2):
+                    while len(got["c"]) < 2:
+                        await trio.sleep(0.01)  # poll interval; bounded by move_on_after
+                if len(got["c"]) >= 2:
+                    break
+            for leaf in leaves.values():
+                await leaf.close()
+
+    trio.run(main)
+    assert got["a"] == []
+    assert got["b"][0] == got["c"][0] == b"via hub"  # exactly once each, not once per link
+    assert got["c"][1].startswith(b"without hub")  # relayed by b over the direct links
+    for name in ("b", "c"):
+        assert len(got[name]) == len(set(got[name]))  # and never twice

@@ -13,6 +13,7 @@ from protocol.envelope import (
     canonical,
     open_envelope,
     seal,
+    leader_topic,
     topic_for,
 )
 from protocol.errors import (
@@ -52,9 +53,12 @@ def test_seal_open_round_trips_every_kind(body: Body, seq: int, ts: int) -> None
     got = open_envelope(env.raw, expected_sender=ALICE.peer_id)
     assert got == env
     assert got.body == body
-    assert got.topic == (
-        MESH_TOPIC if body.KIND in ("advertise", "presence", "bootmesh") else "task-1"
-    )
+    if body.KIND in ("advertise", "presence", "bootmesh"):
+        assert got.topic == MESH_TOPIC
+    elif body.KIND in ("join", "score", "scores"):
+        assert got.topic == "task-1/lead"  # only the leader needs these
+    else:
+        assert got.topic == "task-1"
 
 
 @given(st.binary(max_size=512))
@@ -199,7 +203,9 @@ def test_seal_rejects_bad_task_and_seq() -> None:
 
 def test_topic_for() -> None:
     assert topic_for("advertise", "t1") == MESH_TOPIC
-    assert topic_for("score", "t1") == "t1"
+    assert topic_for("score", "t1") == "t1/lead"
+    assert topic_for("join", "t1") == leader_topic("t1") == "t1/lead"
+    assert topic_for("response", "t1") == "t1"
 
 
 def test_replay_guard() -> None:

@@ -95,6 +95,7 @@ def test_leader_start_effects() -> None:
     leader = LeaderSession(TASK, LEAD.peer_id, ADV, rng=random.Random(0))
     assert leader.start(100) == [
         Subscribe(TASK),
+        Subscribe(TASK + "/lead"),  # joins and scores come only to the leader
         Publish(MESH_TOPIC, TASK, ADV),
         StageChanged(TASK, Stage.ADVERTISE, 1_100),
     ]
@@ -320,6 +321,8 @@ def test_participant_joins_on_start() -> None:
     session, effects = participant(P[0])
     assert effects[0] == Subscribe(TASK)
     assert published(effects, Join) == [Join("m", "sim")]
+    # a join goes to the leader's topic only (the leader subscribed to it before advertising)
+    assert [e.topic for e in effects if isinstance(e, Publish)] == [TASK + "/lead"]
     assert session.role == Role.PENDING and session.next_deadline() == 1_000 + 5_000
 
 
@@ -365,7 +368,9 @@ def test_verifier_judges_each_response_as_it_arrives() -> None:
     ]
     assert judge.executor == e2
     # judgements complete out of order, each published at once
-    assert published(session.judgement_done(e2, 0.3, "meh", "j", 400), Score) == [
+    done = session.judgement_done(e2, 0.3, "meh", "j", 400)
+    assert [e.topic for e in done if isinstance(e, Publish)] == [TASK + "/lead"]  # leader only
+    assert published(done, Score) == [
         Score(e2, 0.3, "meh", "j")
     ]
     assert published(session.judgement_done(e1, 0.9, "good", "j", 500), Score) == [
