@@ -118,6 +118,7 @@ class RnetConsole(App[int]):
         self.default_providers = default_providers
         self.state = ConsoleState(role=role)
         self._inbox: list[Any] = []
+        self._wake_pending = False
         self._dirty: set[str] = set()
         self._refresh_timer: Any = None
         self._last_refresh = 0.0
@@ -253,7 +254,9 @@ class RnetConsole(App[int]):
                 self._loop.call_soon_threadsafe(self._on_node_event, event)
             return
         self._inbox.append(event)
-        self.post_message(EventsArrived())
+        if not self._wake_pending:
+            # One wake-up per batch: the events that follow it join the same inbox.
+            self._wake_pending = self.post_message(EventsArrived())
 
     def feed(self, *events: Any) -> None:
         """Push events as if the node emitted them (tests, benchmarks, the log handler)."""
@@ -261,6 +264,7 @@ class RnetConsole(App[int]):
             self._on_node_event(event)
 
     def on_events_arrived(self, _: EventsArrived) -> None:
+        self._wake_pending = False
         batch, self._inbox = self._inbox, []
         self.stats["batches"] += 1
         self.stats["events"] += len(batch)

@@ -1,4 +1,9 @@
-"""Log pane: every event as a line, filterable; errors and rejections stand out."""
+"""Log pane: every event as a line, filterable; errors and rejections stand out.
+
+The lines live in ``LogView``, which lays them out lazily: an entry is wrapped and drawn only
+when it scrolls into view, so a burst of hundreds of lines costs a list append per line and one
+screenful of rendering, while every line stays in the pane and scrollable.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,14 @@ from collections.abc import Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.cache import LRUCache
 from textual.containers import Vertical
+from textual.events import Resize
+from textual.geometry import Size
 from textual.reactive import reactive
-from textual.widgets import Input, RichLog
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Input
 
 from console.state import LOG_LIMIT, LogEntry
 
@@ -21,8 +31,11 @@ LEVEL_STYLES = {
     "error": "bold red",
     "command": "bold cyan",
 }
-#: Lines kept on screen; the full history (LOG_LIMIT) stays searchable through the filter.
+#: Entries kept in the pane; the full history (LOG_LIMIT) stays searchable through the filter.
 SCREEN_LINES = 1000
+#: Cells before the source: ``HH:MM:SS `` and, for errors and warnings, a mark and a space.
+STAMP_CELLS = 9
+MARKED_LEVELS = frozenset({"error", "warning"})
 
 
 def render_entry(entry: LogEntry) -> Text:
@@ -44,6 +57,140 @@ def render_entry(entry: LogEntry) -> Text:
     return text
 
 
+def one_line_cells(entry: LogEntry) -> int | None:
+    """Cells ``render_entry`` needs on one line, or None when only rendering can tell (several
+    lines, tabs, control or wide characters)."""
+    body = f"{entry.source}: {entry.text}"
+    if not (body.isascii() and body.isprintable()):
+        return None
+    return STAMP_CELLS + (2 if entry.level in MARKED_LEVELS else 0) + len(body)
+
+
+class LogView(ScrollView, can_focus=True):
+    """The pane's lines: entries wrapped to the width, drawn only when on screen.
+
+    ``_rows`` has one ``(entry, line of that entry)`` per screen line, so scrolling anywhere
+    costs a lookup; an entry's height comes from its length (one line when it fits, the common
+    case) or, for the rest, from rendering it once.
+    """
+
+    DEFAULT_CSS = """
+    LogView {
+        background: $surface;
+        color: $foreground;
+        overflow-y: scroll;
+        &:focus {
+            background-tint: $foreground 5%;
+        }
+    }
+    """
+
+    def __init__(self, max_entries: int = SCREEN_LINES, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.max_entries = max_entries
+        self._entries: deque[LogEntry] = deque()
+        self._heights: deque[int] = deque()
+        self._rows: list[tuple[LogEntry, int]] = []
+        self._width = 0  # the width _rows is laid out for (0: not known yet)
+        self._strips: LRUCache[tuple[LogEntry, int], list[Strip]] = LRUCache(1024)
+
+    @property
+    def line_count(self) -> int:
+        """Screen lines the entries take at the current width."""
+        return len(self._rows)
+
+    @property
+    def entries(self) -> list[LogEntry]:
+        return list(self._entries)
+
+    def add(self, entries: Iterable[LogEntry]) -> None:
+        """Append entries and follow the end; only the lines that end up on screen are drawn."""
+        new = list(entries)[-self.max_entries :]
+        if not new:
+            return
+        self._entries.extend(new)
+        if self._width:
+            for entry in new:
+                self._append_rows(entry)
+        dropped = 0
+        while len(self._entries) > self.max_entries:
+            self._entries.popleft()
+            dropped += self._heights.popleft() if self._width else 0
+        if dropped:
+            del self._rows[:dropped]
+        self._update_size()
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._heights.clear()
+        self._rows.clear()
+        self._update_size()
+
+    def _append_rows(self, entry: LogEntry) -> None:
+        height = self._height(entry)
+        self._heights.append(height)
+        self._rows.extend((entry, i) for i in range(height))
+
+    def _height(self, entry: LogEntry) -> int:
+        cells = one_line_cells(entry)
+        if cells is not None and cells <= self._width:
+            return 1
+        return len(self._render(entry))
+
+    def _render(self, entry: LogEntry) -> list[Strip]:
+        key = (entry, self._width)
+        strips = self._strips.get(key)
+        if strips is None:
+            text = render_entry(entry)
+            text.expand_tabs()
+            console = self.app.console
+            options = console.options.update_width(self._width)
+            lines = console.render_lines(text, options, pad=False)
+            strips = self._strips[key] = [Strip(line) for line in lines] or [Strip.blank(0)]
+        return strips
+
+    def _layout(self, width: int) -> None:
+        """Lay every entry out again for a new width (a resize)."""
+        self._width = width
+        self._heights.clear()
+        self._rows.clear()
+        if width:
+            for entry in self._entries:
+                self._append_rows(entry)
+        self._update_size()
+
+    def _update_size(self) -> None:
+        self.virtual_size = Size(self._width, len(self._rows))
+        if self._width and self.size.height:
+            # Now, not after the next refresh: the frame that draws new lines shows them.
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.refresh()
+
+    def on_resize(self, event: Resize) -> None:
+        width = self.scrollable_content_region.width
+        if width != self._width:
+            self._layout(width)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        if width != self._width:
+            self._layout(width)
+        index = scroll_y + y
+        if index >= len(self._rows):
+            return Strip.blank(width, self.rich_style)
+        entry, line = self._rows[index]
+        strips = self._render(entry)
+        strip = strips[line] if line < len(strips) else Strip.blank(width)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_style(
+            self.rich_style
+        )
+
+
 class LogPane(Vertical):
     """Append-only view of log entries; ``filter_text`` re-renders the matching history."""
 
@@ -57,28 +204,22 @@ class LogPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="filter the log (text or level: error, warning…)", id="log-filter")
-        yield RichLog(id="log-lines", max_lines=SCREEN_LINES, wrap=True, markup=False)
+        yield LogView(id="log-lines")
 
     @property
-    def lines(self) -> RichLog:
-        return self.query_one("#log-lines", RichLog)
+    def lines(self) -> LogView:
+        return self.query_one("#log-lines", LogView)
 
     @property
     def filter_input(self) -> Input:
         return self.query_one("#log-filter", Input)
 
     def add_entries(self, entries: Iterable[LogEntry]) -> None:
-        """Append new entries (a batch per repaint: one write call per visible line)."""
+        """Append new entries (a batch per repaint)."""
         entries = list(entries)
         self._history.extend(entries)
-        shown = [e for e in entries if e.matches(self.filter_text)][-SCREEN_LINES:]
-        self._write(shown)
-
-    def _write(self, entries: list[LogEntry]) -> None:
-        # One write per batch: RichLog renders each write separately (~1 ms a call), so a burst
-        # of hundreds of lines costs one render instead of hundreds.
-        if entries:
-            self.lines.write(Text("\n").join(render_entry(e) for e in entries))
+        needle = self.filter_text
+        self.lines.add(e for e in entries if e.matches(needle))
 
     def visible_text(self) -> list[str]:
         """The matching lines as plain text (for tests and the help screen)."""
@@ -89,8 +230,9 @@ class LogPane(Vertical):
         self.filter_input.focus()
 
     def watch_filter_text(self, needle: str) -> None:
-        self.lines.clear()
-        self._write([e for e in self._history if e.matches(needle)][-SCREEN_LINES:])
+        view = self.lines
+        view.clear()
+        view.add(e for e in self._history if e.matches(needle))
         self.border_title = f"Log · filter: {needle}" if needle else "Log"
 
     def on_input_changed(self, event: Input.Changed) -> None:

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from console.panes.cells import same_cell
 from console.state import short_id
 
 
@@ -22,6 +23,7 @@ class MeshPane(Static):
     def __init__(self, **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
         self.border_title = "Mesh · local"
+        self._shown: Text | None = None
 
     def on_mount(self) -> None:
         self._render_topics()
@@ -47,4 +49,7 @@ class MeshPane(Static):
             text.append(topic, style="bold")
             text.append(f" ({len(peers)}) ", style="dim")
             text.append(" ".join(short_id(p) for p in peers))
-        self.update(text)
+        if not same_cell(self._shown, text):
+            # Static.update lays the screen out again; the mesh is re-sent unchanged often.
+            self._shown = text
+            self.update(text)

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
+from console.panes.cells import drop_rows_except, put_row
 from console.state import Peer, short_id
 
 
@@ -29,7 +30,7 @@ class PeersPane(DataTable):
         self.show_cursor = False
 
     def watch_peers(self, peers: tuple[Peer, ...]) -> None:
-        self.clear()
+        # In place: only the cells that changed are redrawn (a burst of pings changes RTTs).
         for peer in peers:
             lost = peer.state != "connected"
             style = "dim" if lost else ""
@@ -39,13 +40,18 @@ class PeersPane(DataTable):
                 model = f"{model} ({peer.backend})"
             model = " · ".join(part for part in (peer.name, model) if part) or "-"
             state = Text("lost", style="bold red") if lost else Text("up", style="green")
-            self.add_row(
-                Text(short_id(peer.peer_id), style=style or "bold"),
-                state,
-                Text(rtt, style=style),
-                Text(model, style=style),
-                Text(peer.addr or "-", style="dim"),
-                key=peer.peer_id,
+            put_row(
+                self,
+                peer.peer_id,
+                {
+                    "peer": Text(short_id(peer.peer_id), style=style or "bold"),
+                    "state": state,
+                    "rtt": Text(rtt, style=style),
+                    "model": Text(model, style=style),
+                    "addr": Text(peer.addr or "-", style="dim"),
+                },
             )
+        if len(self.rows) != len(peers):
+            drop_rows_except(self, {peer.peer_id for peer in peers})
         connected = sum(1 for p in peers if p.state == "connected")
         self.border_title = f"Peers {connected}/{len(peers)}" if peers else "Peers"

@@ -9,6 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
 from console.messages import ShowText
+from console.panes.cells import put_row, same_cell
 from console.state import SessionView, short_id
 
 
@@ -31,6 +32,8 @@ class ScoresPane(Vertical):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.border_title = "Scores"
+        self._shape: tuple[str, tuple[str, ...], tuple[str, ...]] | None = None
+        self._winner_shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield DataTable(id="score-matrix", cursor_type="row", show_cursor=False)
@@ -48,18 +51,24 @@ class ScoresPane(Vertical):
 
     def watch_session(self, view: SessionView | None) -> None:
         table = self.matrix
-        table.clear(columns=True)
         if view is None:
+            table.clear(columns=True)
+            self._shape = None
             self.border_title = "Scores"
             return
         self.border_title = f"Scores · {view.task}"
-        verifiers = view.verifiers
-        table.add_column("executor", key="executor")
-        for verifier in verifiers:
-            table.add_column(short_id(verifier), key=verifier)
-        table.add_column("avg", key="avg")
+        verifiers, executors = view.verifiers, view.executors
+        shape = (view.task, tuple(verifiers), tuple(executors))
+        if shape != self._shape:
+            # Another session or other roles: rebuild. Otherwise only changed cells are written.
+            self._shape = shape
+            table.clear(columns=True)
+            table.add_column("executor", key="executor")
+            for verifier in verifiers:
+                table.add_column(short_id(verifier), key=verifier)
+            table.add_column("avg", key="avg")
         averages, winner = view.averages, view.winner
-        for executor in view.executors:
+        for executor in executors:
             is_winner = executor == winner
             name = Text(
                 ("★ " if is_winner else "  ") + short_id(executor),
@@ -76,8 +85,15 @@ class ScoresPane(Vertical):
             if is_winner:
                 for cell in cells:
                     cell.stylize("green")
-            table.add_row(name, *cells, avg_text, key=executor)
-        self.winner_line.update(self._winner_text(view))
+            row: dict[str, Text] = {"executor": name}
+            row.update(zip(verifiers, cells, strict=True))
+            row["avg"] = avg_text
+            put_row(table, executor, row)
+        winner_text = self._winner_text(view)
+        if not same_cell(self._winner_shown, winner_text):
+            # Static.update lays the whole screen out again: only when the line really changed.
+            self._winner_shown = winner_text
+            self.winner_line.update(winner_text)
 
     def _winner_text(self, view: SessionView) -> Text:
         if view.stage_index < 0:

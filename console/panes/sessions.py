@@ -8,6 +8,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable
 
 from console.messages import SessionSelected
+from console.panes.cells import put_row
 from console.state import STAGES, SessionView, short_id
 
 STAGE_LABELS = ("Adv", "Exe", "Ver", "Fin")
@@ -82,21 +83,21 @@ class SessionsPane(DataTable):
         self._clock = self.set_interval(0.5, self._tick, pause=True)
 
     def watch_sessions(self, sessions: tuple[SessionView, ...]) -> None:
-        # Update rows in place (sessions never disappear) so the cursor stays where it is.
+        # Update rows in place (sessions never disappear) so the cursor stays where it is;
+        # only changed cells are written (a snapshot often changes just a count).
         for view in sessions:
-            cells = {
-                "task": Text(display_task(view.task), style="bold"),
-                "stage": stage_line(view),
-                "counts": counts_text(view),
-                "deadline": deadline_text(view),
-                "role": Text(view.role or "-", style="dim"),
-                "leader": Text(short_id(view.leader), style="dim"),
-            }
-            if view.task in self.rows:
-                for column, value in cells.items():
-                    self.update_cell(view.task, column, value, update_width=True)
-            else:
-                self.add_row(*cells.values(), key=view.task)
+            put_row(
+                self,
+                view.task,
+                {
+                    "task": Text(display_task(view.task), style="bold"),
+                    "stage": stage_line(view),
+                    "counts": counts_text(view),
+                    "deadline": deadline_text(view),
+                    "role": Text(view.role or "-", style="dim"),
+                    "leader": Text(short_id(view.leader), style="dim"),
+                },
+            )
         self._move_cursor_to(self.selected)
         self.border_title = f"Sessions {len(sessions)}" if sessions else "Sessions"
         live = any(v.deadline_left_s() is not None for v in sessions)
@@ -116,7 +117,7 @@ class SessionsPane(DataTable):
     def _tick(self) -> None:
         for view in self.sessions:
             if view.task in self.rows:
-                self.update_cell(view.task, "deadline", deadline_text(view))
+                put_row(self, view.task, {"deadline": deadline_text(view)})
 
     def action_cursor_up(self) -> None:
         self._user_moved = True

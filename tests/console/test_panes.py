@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from console.app import make_app
 from console.link import ScriptedLink
+from console.panes.log import SCREEN_LINES, LogView, render_entry
 from console.panes.sessions import SEPARATOR
 from console.state import short_id
 from tests.console.helpers import (
@@ -167,9 +168,47 @@ async def test_log_pane_filters_and_errors_stand_out() -> None:
         await pilot.press(*"hello")
         await wait_for(pilot, lambda: log.filter_text == "hello")
         assert log.visible_text() == ["[chat] " + short_id(PEERS[0]) + " text: hello swarm"]
-        assert len(log.lines.lines) == 1
+        assert log.lines.line_count == 1
         log.filter_input.value = "error"
         await wait_for(pilot, lambda: log.visible_text() == ["judge timed out"])
+
+
+def shown_lines(view: LogView) -> list[str]:
+    """The log view's lines as drawn now (what the terminal shows)."""
+    return [view.render_line(y).text.rstrip() for y in range(view.scrollable_content_region.height)]
+
+
+async def test_log_keeps_every_line_of_a_burst_wrapped_and_scrollable() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        long = "word " * 60  # 300 characters: wraps over several lines at this width
+        table = "peer    rtt\nabc123  3ms\ndef456  4ms"
+        app.feed(
+            *(
+                {"event": "log", "level": "info", "logger": "t", "message": f"l{i}"}
+                for i in range(1500)
+            ),
+            {"event": "log", "level": "info", "logger": "t", "message": long.strip()},
+            {"event": "command_output", "command": "peers", "text": table, "ok": True},
+        )
+        view = app.log_pane.lines
+        await wait_for(pilot, lambda: any("def456" in line for line in shown_lines(view)))
+        entries = view.entries
+        assert len(entries) == SCREEN_LINES and entries[-3].text == "l1499"
+        width = view.scrollable_content_region.width
+        wrapped = len(render_entry(entries[-2]).wrap(app.console, width))
+        assert wrapped > 1
+        # every entry one line, except the long one (wrapped) and the table (a line per row)
+        assert view.line_count == SCREEN_LINES - 2 + wrapped + 4
+        bottom = shown_lines(view)
+        assert bottom[-1].endswith("def456  4ms") and bottom[-4].endswith("peers:")
+        assert " ".join(bottom[-4 - wrapped :]).count("word") == 60
+
+        view.scroll_to(y=0, animate=False, immediate=True)
+        await pilot.pause()
+        top = shown_lines(view)
+        assert top[0].endswith(f"t: {entries[0].text}") and entries[0].text == "l502"
+        assert top[1].endswith("t: l503")
 
 
 async def test_bootstrap_role_shows_peers_and_mesh_only() -> None:

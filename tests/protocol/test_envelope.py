@@ -11,9 +11,9 @@ from protocol.envelope import (
     MAX_ENVELOPE_BYTES,
     ReplayGuard,
     canonical,
+    leader_topic,
     open_envelope,
     seal,
-    leader_topic,
     topic_for,
 )
 from protocol.errors import (

@@ -370,9 +370,7 @@ def test_verifier_judges_each_response_as_it_arrives() -> None:
     # judgements complete out of order, each published at once
     done = session.judgement_done(e2, 0.3, "meh", "j", 400)
     assert [e.topic for e in done if isinstance(e, Publish)] == [TASK + "/lead"]  # leader only
-    assert published(done, Score) == [
-        Score(e2, 0.3, "meh", "j")
-    ]
+    assert published(done, Score) == [Score(e2, 0.3, "meh", "j")]
     assert published(session.judgement_done(e1, 0.9, "good", "j", 500), Score) == [
         Score(e1, 0.9, "good", "j")
     ]
