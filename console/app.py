@@ -11,6 +11,7 @@ share that one path.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import signal
@@ -119,6 +120,7 @@ class RnetConsole(App[int]):
         self.state = ConsoleState(role=role)
         self._inbox: list[Any] = []
         self._wake_pending = False
+        self._heap_frozen = False
         self._dirty: set[str] = set()
         self._refresh_timer: Any = None
         self._last_refresh = 0.0
@@ -214,13 +216,25 @@ class RnetConsole(App[int]):
         self._request_refresh({"log"})
         await self.link.start()
         self.command_input.set_command_names(self.link.command_names())
+        self.call_after_refresh(self._freeze_heap)
         preflight = getattr(self.link, "preflight", None)
         if preflight is not None:
             problem = await preflight()
             if problem:
                 self._show_banner(problem, error=True)
 
+    def _freeze_heap(self) -> None:
+        """Take what start-up built (Textual, the node, libp2p) out of the garbage collector's
+        full passes: those objects live as long as the process, and rescanning them made every
+        full collection a 25-60 ms stall of the UI (longer on a loaded machine)."""
+        if self.is_running and not self._heap_frozen:
+            self._heap_frozen = True
+            gc.collect()  # what start-up already dropped is not kept forever
+            gc.freeze()
+
     async def on_unmount(self) -> None:
+        if self._heap_frozen:
+            gc.unfreeze()  # back to normal collection (tests run many apps in one process)
         if self.handle_signals and self._loop is not None:
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 self._loop.remove_signal_handler(sig)
