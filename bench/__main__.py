@@ -142,8 +142,9 @@ def markdown(results: dict[str, Any]) -> str:
             "session = `pipe N` on the leader's stdin -> its `result` line; ratio = median "
             "session / (5 sequential broadcast rounds x median floor); the weighted floor "
             "gives each round its real shape: 2 one-to-all rounds (advertise, assign) + the "
-            "measured many-to-all rounds with N (joins), N/2 (responses) and N/2 (scores) "
-            "senders publishing at once):",
+            "measured rounds of N joins and N/2 score batches sent to the leader only (the "
+            "session's leader topic) and N/2 responses sent to everyone, all senders publishing "
+            "at once):",
             "",
             md_table(session.SESSION_HEADERS, session.session_rows(results["sessions"])),
             "",

@@ -32,8 +32,11 @@ class FloorProbe:
     ``sample()``: one broadcast, leader -> every provider (the floor of the brief).
     ``sample_many(k)``: ``k`` providers publish at the same moment and every node (leader and
     providers) must receive every one of those messages but its own: a round with ``k``
-    senders, the shape of a session's join (k = N), response (k = executors) and score
-    (k = verifiers) rounds. Times are from the first command line written to the last event read.
+    senders, the shape of a session's response round (k = executors).
+    ``sample_to_one(k)``: ``k`` providers publish at the same moment on a second topic only the
+    leader joined, and the leader must receive all of them: the shape of a session's join
+    (k = N) and score (k = verifiers) rounds, which go to the session's leader topic.
+    Times are from the first command line written to the last event read.
     """
 
     leader: Node
@@ -42,6 +45,7 @@ class FloorProbe:
     first_ms: list[float] = field(default_factory=list)
     all_ms: list[float] = field(default_factory=list)
     many_ms: dict[int, list[float]] = field(default_factory=dict)
+    to_one_ms: dict[int, list[float]] = field(default_factory=dict)
     failures: int = 0
     _i: int = 0
 
@@ -53,28 +57,43 @@ class FloorProbe:
         """Subscribe every node, then wait until a broadcast reaches all of them."""
         for node in self.everyone:
             node.command(f"join {self.topic}")
+        self.leader.command(f"join {self.lead_topic}")
         missing: list[str] = []
         for attempt in range(10):
             try:
                 self._round([self.leader], timeout=5.0)
+                self._round(self.subscribers, timeout=5.0, to_leader=True)
                 return
             except BenchError as exc:
                 missing = [str(exc)[:300]]
                 logger.info("floor topic %s not routed yet (attempt %d)", self.topic, attempt + 1)
         raise BenchError(f"a broadcast on {self.topic} never reached every node: {missing}")
 
+    @property
+    def lead_topic(self) -> str:
+        return f"{self.topic}-lead"
+
     def close(self) -> None:
         for node in self.everyone:
             if node.alive:
                 node.command(f"leave {self.topic}", ok=False)
+        if self.leader.alive:
+            self.leader.command(f"leave {self.lead_topic}", ok=False)
 
-    def _round(self, senders: Sequence[Node], timeout: float) -> tuple[float, float]:
-        """Every sender publishes one message; (first, last) arrival in ms after the first send."""
+    def _round(
+        self, senders: Sequence[Node], timeout: float, *, to_leader: bool = False
+    ) -> tuple[float, float]:
+        """Every sender publishes one message; (first, last) arrival in ms after the first send.
+        ``to_leader``: on the topic only the leader joined, and only the leader must receive."""
         self._i += 1
-        texts = {s.name: f"{self.topic}-{self._i}-{s.name}" for s in senders}
-        receivers = [n for n in self.everyone if n not in senders or len(senders) > 1]
+        topic = self.lead_topic if to_leader else self.topic
+        texts = {s.name: f"{topic}-{self._i}-{s.name}" for s in senders}
+        if to_leader:
+            receivers = [self.leader]
+        else:
+            receivers = [n for n in self.everyone if n not in senders or len(senders) > 1]
         marks = {n.name: n.mark() for n in receivers}
-        sent = [s.send(f"publish {self.topic} {texts[s.name]}") for s in senders]
+        sent = [s.send(f"publish {topic} {texts[s.name]}") for s in senders]
         t0 = min(sent)
         times = []
         for node in receivers:
@@ -110,12 +129,22 @@ class FloorProbe:
             return
         self.many_ms.setdefault(k, []).append(last)
 
+    def sample_to_one(self, k: int) -> None:
+        try:
+            _, last = self._round(list(self.subscribers[:k]), SAMPLE_TIMEOUT_S, to_leader=True)
+        except BenchError as exc:
+            self.failures += 1
+            logger.warning("floor sample (%d senders to the leader) lost: %s", k, exc)
+            return
+        self.to_one_ms.setdefault(k, []).append(last)
+
     def result(self) -> dict[str, object]:
         return {
             "subscribers": len(self.subscribers),
             "first_ms": summary(self.first_ms),
             "all_ms": summary(self.all_ms),
             "many_ms": {k: summary(v) for k, v in sorted(self.many_ms.items())},
+            "to_one_ms": {k: summary(v) for k, v in sorted(self.to_one_ms.items())},
             "failures": self.failures,
             "samples_all_ms": [round(x, 2) for x in self.all_ms],
         }

@@ -9,9 +9,10 @@ the sessions, so both see the same machine load.
 A session needs 5 sequential broadcast rounds before the leader has its result: advertise,
 join, assign, response, scores (verifiers batch their scores into one message); the result's
 own broadcast makes 6 for the providers. The ratio is session wall time / (5 x floor).
-Three of those rounds have many senders at once (N joins, N/2 responses, N/2 score batches),
-so a second, message-weighted floor is measured too: 2 one-to-all broadcasts + many-to-all
-rounds of those shapes (``FloorProbe.sample_many``), with its own ratio.
+Three of those rounds have many senders at once: N joins and N/2 score batches, which go to the
+leader only (the session's leader topic), and N/2 responses, which go to everyone. So a second,
+message-weighted floor is measured too: 2 one-to-all broadcasts + rounds of those shapes
+(``FloorProbe.sample_to_one`` / ``sample_many``), with its own ratio.
 
 Alone: ``python -m bench.session --providers 3 --sessions 20`` (``--providers 3,6,12,24``);
 ``--profile`` runs the bootstrap, the leader and one provider under cProfile and says where their
@@ -120,10 +121,19 @@ def warm_up(leader: Node, n: int, participants: Sequence[Node], tries: int = 4) 
     raise BenchError(f"no session with {n} providers succeeded in {tries} warm-up tries")
 
 
-def round_shapes(n: int) -> list[int]:
-    """Senders per many-to-all round of a session with ``n`` providers (balanced split):
-    joins (n), responses (n // 2 executors), scores (the other n - n // 2, verifiers)."""
-    return sorted({n, n // 2, n - n // 2})
+def round_shapes(n: int) -> tuple[list[int], list[int]]:
+    """Senders per round of a session with ``n`` providers (balanced split): many-to-all
+    (responses: n // 2 executors) and many-to-leader (joins: n; score batches: the other
+    n - n // 2, the verifiers)."""
+    return [n // 2], sorted({n, n - n // 2})
+
+
+def sample_round_shapes(probe: FloorProbe, n: int) -> None:
+    to_all, to_one = round_shapes(n)
+    for k in to_all:
+        probe.sample_many(k)
+    for k in to_one:
+        probe.sample_to_one(k)
 
 
 def measure_size(
@@ -160,8 +170,7 @@ def measure_size(
             for _ in range(sessions):
                 for _ in range(floor_per_session):
                     probe.sample()
-                for k in round_shapes(n):
-                    probe.sample_many(k)
+                sample_round_shapes(probe, n)
             from bench.profile import start_spies
 
             spies = start_spies(spy[0], spy[1], n, watched)
@@ -172,8 +181,7 @@ def measure_size(
             if spy is None:
                 for _ in range(floor_per_session):
                     probe.sample()
-                for k in round_shapes(n):
-                    probe.sample_many(k)
+                sample_round_shapes(probe, n)
             before = cpu_snapshot(nodes)
             try:
                 results.append(run_session(leader, n, providers))
@@ -205,10 +213,11 @@ def measure_size(
     floor = probe.result()
     floor_med = floor["all_ms"]["median"]  # type: ignore[index]
     many = {k: v["median"] for k, v in floor["many_ms"].items()}  # type: ignore[union-attr]
-    # The session's rounds with their real shapes: advertise and assign are one-to-all, joins,
-    # responses and scores are many-to-all rounds.
-    weighted = 2 * floor_med + many.get(n, math.nan) + many.get(n // 2, math.nan)
-    weighted += many.get(n - n // 2, math.nan)
+    to_one = {k: v["median"] for k, v in floor["to_one_ms"].items()}  # type: ignore[union-attr]
+    # The session's rounds with their real shapes: advertise and assign are one-to-all, joins
+    # and score batches many-to-leader, responses many-to-all.
+    weighted = 2 * floor_med + to_one.get(n, math.nan) + many.get(n // 2, math.nan)
+    weighted += to_one.get(n - n // 2, math.nan)
     count = max(1, len(results))
     per_node = {name: cpu / count for name, cpu in cpu_total.items()}
     provider_cpu = [per_node[p.name] for p in providers]

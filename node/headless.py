@@ -52,11 +52,19 @@ def format_event(event: ev.Event) -> str:
 
 
 class EventPrinter:
-    """An event sink writing to a text stream (flushed per event, for pipes)."""
+    """An event sink writing to a text stream, one line per event, for pipes.
+
+    Lines are collected and written (and flushed) once per event-loop turn: a session changes
+    state many times in one turn and each write to a pipe is a syscall and a wake-up of the
+    reader. Nothing waits: the write happens as soon as the current turn's callbacks are done.
+    Without a running loop (start-up errors) each line is written at once; ``flush()`` writes
+    whatever is pending (called on the way out).
+    """
 
     def __init__(self, stream: TextIO, *, json_lines: bool) -> None:
         self.stream = stream
         self.json_lines = json_lines
+        self._pending: list[str] = []
 
     def __call__(self, event: ev.Event) -> None:
         if self.json_lines:
@@ -67,8 +75,23 @@ class EventPrinter:
             line = format_event(event)
             if not line:
                 return
+        self._pending.append(line + "\n")
+        if len(self._pending) > 1:
+            return  # a flush is already scheduled for this turn
         try:
-            self.stream.write(line + "\n")
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        try:
+            self.stream.write(text)
             self.stream.flush()
         except (BrokenPipeError, ValueError):
             pass  # stdout closed by the reader: keep running, nothing to print to
@@ -147,6 +170,7 @@ async def _main(args: argparse.Namespace, config: object) -> int:
             except Exception:
                 logger.exception("closing the gateway failed")
         await runtime.aclose()
+        printer.flush()
     return 0
 
 
@@ -175,6 +199,7 @@ async def _maybe_serve(runtime: object, args: argparse.Namespace) -> object | No
 def _fail(printer: EventPrinter, message: str, role: str) -> None:
     if printer.json_lines:
         printer(ev.Error(message=message, source="startup"))
+        printer.flush()
     else:
         print(f"rnet {role}: {message}", file=sys.stderr)
 
