@@ -249,10 +249,10 @@ class _Probe:
         self._pending: list[int] = []
         self.rendered_upto = 0
         self.frames: list[tuple[float, int]] = []  # (time, events folded and drawn so far)
-        self.fold_s = 0.0  # time in ConsoleState.apply (folding events into the state)
+        self.fold_s = 0.0  # time in ConsoleState.apply_all (folding each batch into the state)
         self.refresh_s = 0.0  # time in the App's pane refresh (snapshots -> widgets)
         original_refresh = app._refresh_panes
-        original_apply = app.state.apply
+        original_apply_all = app.state.apply_all
 
         def refresh_panes() -> None:
             t = time.perf_counter()
@@ -260,10 +260,10 @@ class _Probe:
             self.refresh_s += time.perf_counter() - t
             self._pending.append(app.stats["events"])
 
-        def apply(event: Any, now: float | None = None) -> set[str]:
+        def apply_all(events: Any, now: float | None = None) -> set[str]:
             t = time.perf_counter()
             try:
-                return original_apply(event, now)
+                return original_apply_all(events, now)
             finally:
                 self.fold_s += time.perf_counter() - t
 
@@ -280,7 +280,7 @@ class _Probe:
         # Instance attributes shadow the methods: the App looks both up on ``self``.
         app._refresh_panes = refresh_panes
         app.post_display_hook = post_display_hook
-        app.state.apply = apply
+        app.state.apply_all = apply_all
 
     def rendered_at(self, index: int) -> float | None:
         """When the event with global fold index ``index`` (0-based) was first on screen."""

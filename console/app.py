@@ -282,10 +282,7 @@ class RnetConsole(App[int]):
         batch, self._inbox = self._inbox, []
         self.stats["batches"] += 1
         self.stats["events"] += len(batch)
-        dirty: set[str] = set()
-        for event in batch:
-            dirty |= self.state.apply(event)
-        self._request_refresh(dirty)
+        self._request_refresh(self.state.apply_all(batch))
 
     def _request_refresh(self, dirty: set[str]) -> None:
         self._dirty |= dirty

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,6 +295,41 @@ class ConsoleState:
             self._log(now, "error", kind, f"malformed event ({exc}): {_compact(data)}")
             return {"log"}
 
+    def apply_all(self, events: Sequence[Any], now: float | None = None) -> set[str]:
+        """Fold a batch in order; return the union of the areas changed.
+
+        A session snapshot followed in the same batch by a newer snapshot of that task (no
+        result between) is never on screen: it only counts and logs its stage change, without
+        the full conversion (a burst brings hundreds of snapshots of one session).
+        """
+        superseded = _superseded_snapshots(events)
+        dirty: set[str] = set()
+        for i, event in enumerate(events):
+            if i in superseded:
+                dirty |= self._pass_snapshot(event, now)
+            else:
+                dirty |= self.apply(event, now)
+        return dirty
+
+    def _pass_snapshot(self, event: Any, now: float | None) -> set[str]:
+        """A superseded snapshot: the stage-change log line of ``_on_session``, and a stand-in
+        view (task, stage, leader) the next snapshot in the batch replaces."""
+        now = time.time() if now is None else now
+        self.events_seen += 1
+        task = str(_field(event, "task"))
+        data = {key: _field(event, key) for key in ("task", "stage", "leader")}
+        old = self.sessions.get(task)
+        view = SessionView(task, data, old.result if old else None, old.first_seen if old else now)
+        self.sessions[task] = view
+        if old is None or old.data.get("stage") != data["stage"]:
+            self._log(
+                now,
+                "info",
+                "session",
+                f"session {task}: {view.stage} (leader {short_id(view.leader)})",
+            )
+        return {"sessions", "log"}
+
     def take_new_log(self) -> list[LogEntry]:
         """Log entries added since the last call (the log pane appends only these)."""
         new, self._new_log = self._new_log, []
@@ -462,6 +497,34 @@ class ConsoleState:
     def sessions_snapshot(self) -> tuple[SessionView, ...]:
         """Sessions in the order they were first seen."""
         return tuple(sorted(self.sessions.values(), key=lambda s: s.first_seen))
+
+
+def _field(event: Any, key: str) -> Any:
+    """One top-level field of an event object or dict, without converting the whole event."""
+    if isinstance(event, Mapping):
+        return event.get(key)
+    return getattr(event, key, None)
+
+
+def _superseded_snapshots(events: Sequence[Any]) -> set[int]:
+    """Indices of session snapshots whose task's next event in ``events`` is another snapshot."""
+    superseded: set[int] = set()
+    followed: set[str] = set()  # tasks whose next event (looking back from the end) is a snapshot
+    for i in range(len(events) - 1, -1, -1):
+        event = events[i]
+        kind = _field(event, "event")
+        if kind not in ("session", "result"):
+            continue
+        task = _field(event, "task")
+        if not isinstance(task, str):
+            continue  # malformed: the full fold reports it
+        if kind == "result":
+            followed.discard(task)
+        elif task in followed:
+            superseded.add(i)
+        else:
+            followed.add(task)
+    return superseded
 
 
 def _topics(raw: Any) -> dict[str, list[str]]:

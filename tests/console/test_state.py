@@ -97,6 +97,46 @@ def test_real_event_objects_are_accepted() -> None:
     assert PEERS[0] in state.peers and state.sessions["t1"].stage_index == 1
 
 
+def test_a_batch_folds_to_the_same_state_and_log_as_one_by_one() -> None:
+    from node import events as ev
+
+    def snapshot(task: str, stage: str, score: float) -> ev.Session:
+        return ev.Session(
+            task=task,
+            leader=PEERS[0],
+            role="leader",
+            stage=stage,
+            prompt="p",
+            executors=EXECUTORS,
+            verifiers=VERIFIERS,
+            scores={EXECUTORS[0]: {VERIFIERS[0]: score}},
+        )
+
+    batch: list[object] = [
+        snapshot("a", "execute", 0.1),
+        session("b", stage="advertise"),
+        snapshot("a", "execute", 0.2),
+        snapshot("a", "verify", 0.3),  # a stage change inside the batch is still logged
+        session("b", stage="execute"),
+        result("b"),  # the snapshot before a result is folded in full
+        session("b", stage="finalize"),
+        {"event": "session"},  # malformed: reported the same way
+        snapshot("a", "verify", 0.4),
+        session("b", stage="finalize"),
+    ]
+    one, whole = ConsoleState(), ConsoleState()
+    one.apply(snapshot("a", "advertise", 0.0), now=1.0)
+    whole.apply(snapshot("a", "advertise", 0.0), now=1.0)
+    dirty: set[str] = set()
+    for event in batch:
+        dirty |= one.apply(event, now=2.0)
+    assert whole.apply_all(batch, now=2.0) == dirty
+    assert whole.events_seen == one.events_seen
+    assert list(whole.log) == list(one.log)
+    assert whole.sessions == one.sessions
+    assert whole.sessions["a"].first_seen == 1.0 and whole.sessions["b"].result is not None
+
+
 def test_settings_round_trip_and_bad_values(tmp_path: Path) -> None:
     path = tmp_path / "console.toml"
     Settings(theme="rnet-light", keymap={"pipe": "ctrl+p", "quit": 'q"'}).save(path)
