@@ -11,12 +11,13 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.cache import LRUCache
 from textual.containers import Vertical
 from textual.events import Resize
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -93,6 +94,7 @@ class LogView(ScrollView, can_focus=True):
         self._rows: list[tuple[LogEntry, int]] = []
         self._width = 0  # the width _rows is laid out for (0: not known yet)
         self._strips: LRUCache[tuple[LogEntry, int], list[Strip]] = LRUCache(1024)
+        self._line_style = Style()
 
     @property
     def line_count(self) -> int:
@@ -142,11 +144,17 @@ class LogView(ScrollView, can_focus=True):
         strips = self._strips.get(key)
         if strips is None:
             text = render_entry(entry)
-            text.expand_tabs()
             console = self.app.console
-            options = console.options.update_width(self._width)
-            lines = console.render_lines(text, options, pad=False)
-            strips = self._strips[key] = [Strip(line) for line in lines] or [Strip.blank(0)]
+            cells = one_line_cells(entry)
+            if cells is not None and cells <= self._width:
+                # Fits on one line: no wrapping to do (a third of the cost of the general path).
+                strips = [Strip(list(text.render(console, end="")), cells)]
+            else:
+                text.expand_tabs()
+                options = console.options.update_width(self._width)
+                lines = console.render_lines(text, options, pad=False)
+                strips = [Strip(line) for line in lines] or [Strip.blank(0)]
+            self._strips[key] = strips
         return strips
 
     def _layout(self, width: int) -> None:
@@ -175,20 +183,24 @@ class LogView(ScrollView, can_focus=True):
         super().notify_style_update()
         self._strips.clear()
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's style walks every ancestor's styles: once per pass, not twice per line.
+        self._line_style = self.rich_style
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         if width != self._width:
             self._layout(width)
+        style = self._line_style
         index = scroll_y + y
         if index >= len(self._rows):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, style)
         entry, line = self._rows[index]
         strips = self._render(entry)
         strip = strips[line] if line < len(strips) else Strip.blank(width)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style).apply_style(
-            self.rich_style
-        )
+        return strip.crop_extend(scroll_x, scroll_x + width, style).apply_style(style)
 
 
 class LogPane(Vertical):
