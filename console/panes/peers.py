@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.reactive import reactive
-from textual.widgets import DataTable
 
-from console.panes.cells import drop_rows_except, put_row
+from console.panes.cells import CellTable, drop_rows_except, put_row
 from console.state import Peer, short_id
 
 
-class PeersPane(DataTable):
+class PeersPane(CellTable):
     """One row per known peer; lost peers stay listed, dimmed, so a drop is visible."""
 
     peers: reactive[tuple[Peer, ...]] = reactive((), init=False, always_update=True)

@@ -9,7 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
 from console.messages import ShowText
-from console.panes.cells import put_row, same_cell
+from console.panes.cells import CellTable, put_row, same_cell
 from console.state import SessionView, short_id
 
 
@@ -36,7 +36,7 @@ class ScoresPane(Vertical):
         self._winner_shown: Text | None = None
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="score-matrix", cursor_type="row", show_cursor=False)
+        yield CellTable(id="score-matrix", cursor_type="row", show_cursor=False)
         yield Static(
             Text("no session yet — press p to pipe a prompt", style="dim italic"), id="winner"
         )

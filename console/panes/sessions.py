@@ -8,7 +8,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable
 
 from console.messages import SessionSelected
-from console.panes.cells import put_row
+from console.panes.cells import CellTable, put_row
 from console.state import STAGES, SessionView, short_id
 
 STAGE_LABELS = ("Adv", "Exe", "Ver", "Fin")
@@ -56,7 +56,7 @@ def deadline_text(view: SessionView) -> Text:
     return Text(f"{left:4.1f}s", style="bold red" if left < 3 else "")
 
 
-class SessionsPane(DataTable):
+class SessionsPane(CellTable):
     """Rows keyed by task id; moving the cursor posts ``SessionSelected`` up."""
 
     sessions: reactive[tuple[SessionView, ...]] = reactive((), init=False, always_update=True)
