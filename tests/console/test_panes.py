@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from textual.widgets import DataTable
+
 from console.app import make_app
 from console.link import ScriptedLink
 from console.panes.log import SCREEN_LINES, LogView, render_entry
@@ -171,6 +173,30 @@ async def test_log_pane_filters_and_errors_stand_out() -> None:
         assert log.lines.line_count == 1
         log.filter_input.value = "error"
         await wait_for(pilot, lambda: log.visible_text() == ["judge timed out"])
+
+
+def table_lines(table: DataTable) -> list[str]:
+    """The table's lines as drawn now."""
+    return [table.render_line(y).text for y in range(table.size.height)]
+
+
+async def test_tables_redraw_changed_cells_and_theme_changes() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        info = {"event": "peer_info", "peer_id": PEERS[0], "rtt_ms": 3.0, "state": "connected"}
+        app.feed(info, {**info, "peer_id": PEERS[1], "rtt_ms": 4.0})
+        table = app.peers_pane
+        await wait_for(pilot, lambda: any("4ms" in line for line in table_lines(table)))
+        first = next(line for line in table_lines(table) if short_id(PEERS[0]) in line)
+        assert "3ms" in first
+        app.feed({**info, "rtt_ms": 7.0})  # same width: only the cell's content changes
+        await wait_for(pilot, lambda: any("7ms" in line for line in table_lines(table)))
+        assert any("4ms" in line for line in table_lines(table))  # the other row as it was
+        before = table.render_line(1)
+        await pilot.press("t")
+        await pilot.pause()
+        after = table.render_line(1)
+        assert after.text == before.text and list(after) != list(before)  # redrawn in new colours
 
 
 def shown_lines(view: LogView) -> list[str]:
