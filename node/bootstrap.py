@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BOOTMESH_MIN_INTERVAL_S = 0.25
+BOOTMESH_MIN_INTERVAL_S = 1.0
 
 
 class BootstrapRole:
@@ -81,16 +81,15 @@ class BootstrapRole:
         debounce -- a session's first messages wait for the hub to be on its topics."""
         wanted = self.rt.host.remote_topics() - {MESH_TOPIC}
         for topic in sorted(wanted - self._relayed):
-            self._relayed.add(topic)
-            self.rt.nursery.start_soon(self._relay, topic)
+            self._relay(topic)
 
-    async def _relay(self, topic: str) -> None:
+    def _relay(self, topic: str) -> None:
+        self._relayed.add(topic)  # also when refused: asked once, warned once
         try:
-            await self.rt.join_topic(topic, relay_only=True)
+            self.rt.relay_topic(topic)
             logger.debug("relaying topic %s", topic)
         except Exception as exc:
-            self._relayed.discard(topic)
-            logger.warning("cannot relay topic %r: %s", topic, exc)
+            logger.warning("cannot relay topic %r: %s", topic[:80], exc)
 
     async def on_topology(self) -> None:
         view = self.topics_map()
@@ -111,8 +110,7 @@ class BootstrapRole:
     async def _sync_relays(self, view: dict[str, list[str]]) -> None:
         wanted = set(view) - {MESH_TOPIC}
         for topic in sorted(wanted - self._relayed):
-            self._relayed.add(topic)
-            await self._relay(topic)
+            self._relay(topic)
         for topic in sorted(self._relayed - wanted):
             self._relayed.discard(topic)
             try:

@@ -48,6 +48,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub import pubsub as _pubsub_module
 from libp2p.pubsub.floodsub import PROTOCOL_ID as FLOODSUB_PROTOCOL_ID
 from libp2p.pubsub.floodsub import FloodSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.request_response import JSONCodec, RequestResponse, RequestResponseConfig
@@ -91,9 +92,13 @@ def _deepen_pubsub_queues() -> None:
 
 
 class _ObservedPubsub(Pubsub):
-    """Pubsub that reports subscription changes (for the bootstrap's event-driven mesh map)."""
+    """Pubsub that reports subscription changes (for the bootstrap's event-driven mesh map),
+    relays topics silently (the hub) and announces subscriptions to the hub only while a leaf
+    is connected to it (see :class:`_HubFirstFloodSub`)."""
 
     on_topology_change: Callable[[], None] = staticmethod(lambda: None)
+    hub_id: ID | None = None  # leaves: the bootstrap they route through
+    _relays: frozenset[str] | set[str] = frozenset()
 
     def handle_subscription(self, origin_id: ID, sub_message: Any) -> None:
         super().handle_subscription(origin_id, sub_message)
@@ -103,6 +108,52 @@ class _ObservedPubsub(Pubsub):
         super()._handle_dead_peer(peer_id)
         self.on_topology_change()
 
+    # -- the hub: forward a topic without subscribing to it -------------------------------------
+
+    def relay(self, topic: str) -> bool:
+        """Forward ``topic`` from now on, without a subscription or an announcement.
+
+        py-libp2p accepts (and so forwards) only messages on topics the node subscribed to, and
+        a subscription is announced to every peer: for the hub that is one RPC to each peer per
+        session topic, twice (join and leave). Leaves send everything to the hub anyway, so the
+        hub needs to accept the topic, nothing more. Synchronous: called while the subscription
+        that asked for it is being read, so the messages behind it on that stream are forwarded.
+        """
+        if topic in self._relays:
+            return False
+        if not isinstance(self._relays, set):
+            self._relays = set()
+        self._relays.add(topic)
+        return True
+
+    def unrelay(self, topic: str) -> bool:
+        if topic not in self._relays:
+            return False
+        self._relays.discard(topic)  # type: ignore[union-attr]
+        return True
+
+    def _is_subscribed_to_msg(self, msg: Any) -> bool:
+        return super()._is_subscribed_to_msg(msg) or any(t in self._relays for t in msg.topicIDs)
+
+    # -- leaves: subscriptions go to the hub only while it is there -----------------------------
+
+    def hub_connected(self) -> bool:
+        hub = self.hub_id
+        return hub is not None and hub in self.peers and hub in self.peer_queues
+
+    async def message_all_peers(self, raw_msg: bytes, announce: Any = None) -> None:
+        # Only subscription announcements come through here. While we route through the hub,
+        # direct peers do not need them (they learn our topics in the stream's hello, and again
+        # when the hub is lost: ProviderRole re-announces), and each costs them a read.
+        if not self.hub_connected():
+            await super().message_all_peers(raw_msg, announce)
+            return
+        hub = self.hub_id
+        assert hub is not None
+        rpc_msg = rpc_pb2.RPC()
+        rpc_msg.ParseFromString(raw_msg)
+        self._enqueue_or_retry_announce(hub, self.peer_queues[hub], rpc_msg, announce)
+
 
 class _HubFirstFloodSub(FloodSub):
     """Floodsub that sends through the hub while the hub is there (ARCHITECTURE §10 item 14).
@@ -110,37 +161,29 @@ class _HubFirstFloodSub(FloodSub):
     Providers also hold a few direct links so the swarm survives the bootstrap going away. Plain
     floodsub floods every link: with two dials per provider every message crosses each node
     three to five times, and the duplicates cost the same CPU as the first copy. So, while this
-    node is connected to the hub and the hub is on the topic:
+    node is connected to the hub:
 
-    - a message we publish goes to the hub only (it forwards to everyone else on the topic);
+    - a message we publish goes to the hub only (it forwards to everyone else on the topic; it
+      relays every topic any peer subscribed to, see ``_ObservedPubsub.relay``);
     - a message the hub forwarded to us is not forwarded again (the hub already sent it to every
       peer it has);
     - a message that reached us over a direct link (its origin lost the hub and flooded) goes on
       to the hub, so the rest of the swarm still gets it.
 
-    Without the hub (down, not yet reached, or not relaying the topic) this is plain floodsub
-    over whatever links there are. The hub itself (``hub_id`` None) is plain floodsub.
+    Without the hub (down or not yet reached) this is plain floodsub over whatever links there
+    are. The hub itself (``hub_id`` None) is plain floodsub.
     """
 
     hub_id: ID | None = None
 
     def _get_peers_to_send(self, topic_ids: Any, msg_forwarder: ID, origin: ID) -> Any:
-        topic_ids = list(topic_ids)
-        peers = list(super()._get_peers_to_send(topic_ids, msg_forwarder, origin))
         hub = self.hub_id
-        if hub is None or not self._hub_relays(hub, topic_ids):
-            return peers  # no hub to lean on: plain floodsub
-        if msg_forwarder == hub:
-            return []  # the hub already sent it to every peer it has
-        return [hub] if hub in peers else []
-
-    def _hub_relays(self, hub: ID, topic_ids: list[str]) -> bool:
         pubsub = self.pubsub
-        return (
-            pubsub is not None
-            and hub in pubsub.peers
-            and all(hub in pubsub.peer_topics.get(t, ()) for t in topic_ids)
-        )
+        if hub is None or not isinstance(pubsub, _ObservedPubsub) or not pubsub.hub_connected():
+            return super()._get_peers_to_send(topic_ids, msg_forwarder, origin)
+        if hub in (msg_forwarder, origin):
+            return []  # the hub already sent it to every peer it has
+        return [hub]
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +412,21 @@ class SwarmHost:
         """Route through ``peer`` (the bootstrap) while connected to it (see _HubFirstFloodSub)."""
         router = self.pubsub.router
         if isinstance(router, _HubFirstFloodSub):
-            router.hub_id = parse_peer_id(peer) if peer else None
+            router.hub_id = self.pubsub.hub_id = parse_peer_id(peer) if peer else None
+
+    def hub_connected(self) -> bool:
+        """True while this leaf routes through its hub (then every publish goes to the hub)."""
+        return self.pubsub.hub_connected()
+
+    def relay(self, topic: str) -> bool:
+        """Hub: forward ``topic`` without subscribing (sync; see ``_ObservedPubsub.relay``)."""
+        return self.pubsub.relay(topic)
+
+    def unrelay(self, topic: str) -> bool:
+        return self.pubsub.unrelay(topic)
+
+    def relayed_topics(self) -> list[str]:
+        return sorted(self.pubsub._relays)
 
     def is_connected(self, peer: str | ID) -> bool:
         pid = parse_peer_id(peer) if isinstance(peer, str) else peer

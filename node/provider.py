@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 1.0
 SUBSCRIBE_TIMEOUT_S = 5.0
-HEAL_GRACE_S = 1.0
+HEAL_GRACE_S = 2.5  # > the bootstrap's bootmesh interval (1 s) + debounce: no false alarms
 
 
 class ProviderRole:
@@ -200,6 +200,11 @@ class ProviderRole:
     def on_connection(self, peer: str, what: str) -> None:
         if peer == self.bootstrap_id and what == "disconnected":
             self._lost.set()
+            # While the hub was there our subscriptions went to it alone; now the direct links
+            # carry the messages (plain floodsub), so tell those peers what we are on.
+            for other in self.rt.host.connected_peers():
+                if other != peer:
+                    self.rt.host.reannounce_to(other)
 
     def on_presence(self, peer: str, record: Any) -> None:
         if record.role == "provider":

@@ -97,7 +97,7 @@ PROCESS_START = _process_start_monotonic()
 HEARTBEAT_INTERVAL_S = 5.0
 # A ping may wait this long: a node busy with a burst answers late, and that is not a hang.
 HEARTBEAT_TIMEOUT_S = 5.0
-TOPOLOGY_DEBOUNCE_S = 0.05
+TOPOLOGY_DEBOUNCE_S = 0.1
 ROUTE_WAIT_S = 3.0  # longest a publish waits for the bootstrap to relay a freshly joined topic
 
 
@@ -478,18 +478,32 @@ class NodeRuntime:
     ) -> bool:
         """Subscribe ``topic``; envelopes from others go to ``handler`` (None: message events).
 
-        ``relay_only``: subscribe only so that pubsub forwards the topic (the bootstrap's hub
-        role); messages are not even decoded — CPU on the hub is the swarm's scaling limit.
+        ``relay_only``: only forward the topic (the bootstrap's hub role, :meth:`relay_topic`);
+        messages are not even decoded — CPU on the hub is the swarm's scaling limit.
         Returns False if already joined (the handler is then replaced).
         """
         _check_topic(topic)
-        if topic in self._topics:
-            self._topics[topic].handler = handler
-            self._topics[topic].relay_only = relay_only
+        if relay_only:
+            return self.relay_topic(topic)
+        entry = self._topics.get(topic)
+        if entry is not None and not entry.relay_only:
+            entry.handler = handler
             return False
-        self._topics[topic] = _Topic(handler, relay_only)
+        self._topics[topic] = _Topic(handler, False)
+        if entry is not None:
+            self.host.unrelay(topic)  # relayed until now: a real subscription from here on
         await self.host.subscribe(topic, self._on_pubsub_message)
         self._on_topology_change()
+        return True
+
+    def relay_topic(self, topic: str) -> bool:
+        """Hub: forward ``topic`` without subscribing or announcing (synchronous, so it can be
+        done while the subscription that asked for it is read). False if already on it."""
+        _check_topic(topic)
+        if topic in self._topics:
+            return False
+        self._topics[topic] = _Topic(None, True)
+        self.host.relay(topic)
         return True
 
     async def leave_topic(self, topic: str) -> bool:
@@ -497,8 +511,12 @@ class NodeRuntime:
             raise RuntimeError_(
                 f"{MESH_TOPIC} carries presence and the mesh map; it cannot be left"
             )
-        if self._topics.pop(topic, None) is None:
+        entry = self._topics.pop(topic, None)
+        if entry is None:
             return False
+        if entry.relay_only:
+            self.host.unrelay(topic)
+            return True
         await self.host.unsubscribe(topic)
         self._on_topology_change()
         return True
@@ -548,6 +566,7 @@ class NodeRuntime:
         if (
             self.role == "bootstrap"
             or boot is None
+            or host.hub_connected()  # everything goes to the hub, which relays every topic
             or host.topic_peers(topic)
             or not host.is_connected(boot)
         ):

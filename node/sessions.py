@@ -522,6 +522,8 @@ class SessionEngine:
         from protocol.identity import peer_id_to_str
 
         host = self.runtime.host
+        if host.hub_connected():
+            return  # everything goes to the hub, which relays every topic someone subscribed to
         topic = leader_topic(live.task)
         candidates = [peer_id_to_str(live.machine.leader)]
         hub = self.runtime.bootstrap_id

@@ -28,7 +28,6 @@ def say(what: str, **fields: object) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
-    import trio
 
     from node.config import resolve_node_config
     from node.runtime import NodeRuntime, setup_logging
@@ -76,11 +75,8 @@ async def main(args: argparse.Namespace) -> int:
             return
         state["task"], state["leader"] = env.task, env.sender
         await runtime.join_topic(env.task, on_task)
-        # Wait until the hub relays the topic, or our forgeries would reach nobody.
-        hub = getattr(runtime, "_bootstrap_id", None)
-        if hub:
-            with trio.move_on_after(5):
-                await runtime.host.wait_for_subscription(hub, env.task, 5)
+        # No wait for a route: while connected to the hub everything goes to it, and it relays
+        # the task topic since the leader's subscription reached it (before the advertisement).
         say("watching", task=env.task)
 
     runtime.add_mesh_handler("advertise", on_advertise)

@@ -155,3 +155,41 @@ def test_leaves_route_through_the_hub_and_flood_their_direct_links_only_without_
     assert got["c"][1].startswith(b"without hub")  # relayed by b over the direct links
     for name in ("b", "c"):
         assert len(got[name]) == len(set(got[name]))  # and never twice
+
+
+def test_a_hub_relays_a_topic_it_never_subscribed_to_and_announces_nothing() -> None:
+    got: list[bytes] = []
+
+    async def main() -> None:
+        hub = SwarmHost(keypair_from_seed(bytes([20] * 32)))
+        a, b = (SwarmHost(keypair_from_seed(bytes([21 + i] * 32))) for i in range(2))
+        async with trio.open_nursery() as nursery:
+            for host in (hub, a, b):
+                await nursery.start(host.run)
+            arrived = trio.Event()
+
+            async def handler(msg: PubsubMessage) -> None:
+                got.append(msg.data)
+                arrived.set()
+
+            assert hub.relay("t") and not hub.relay("t")
+            for leaf in (a, b):
+                await leaf.connect(hub.addrs()[0])
+                leaf.set_hub(hub.peer_id_str)
+            await a.subscribe("t", handler)
+            await hub.wait_for_subscription(a.peer_id_str, "t", 10)
+            with trio.fail_after(10):
+                while not b.hub_connected():
+                    await trio.sleep(0.01)  # poll interval; bounded by fail_after
+            await b.publish("t", b"relayed")  # b knows no subscriber: it goes to the hub
+            with trio.fail_after(10):
+                await arrived.wait()
+            # the relay is silent: no leaf was told the hub is on the topic
+            assert hub.peer_id_str not in a.topic_peers("t") | b.topic_peers("t")
+            assert hub.relayed_topics() == ["t"] and hub.subscribed_topics() == []
+            assert hub.unrelay("t") and not hub.unrelay("t")
+            for host in (a, b, hub):
+                await host.close()
+
+    trio.run(main)
+    assert got == [b"relayed"]
