@@ -226,10 +226,13 @@ class RnetConsole(App[int]):
     def _freeze_heap(self) -> None:
         """Take what start-up built (Textual, the node, libp2p) out of the garbage collector's
         full passes: those objects live as long as the process, and rescanning them made every
-        full collection a 25-60 ms stall of the UI (longer on a loaded machine)."""
+        full collection a 25-60 ms stall of the UI (longer on a loaded machine).
+
+        No collection first: that would itself stall the first frames (~70 ms with libp2p
+        loaded); the few thousand objects start-up left unreachable are kept, once.
+        """
         if self.is_running and not self._heap_frozen:
             self._heap_frozen = True
-            gc.collect()  # what start-up already dropped is not kept forever
             gc.freeze()
 
     async def on_unmount(self) -> None:
