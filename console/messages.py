@@ -11,8 +11,8 @@ from textual.message import Message
 class EventsArrived(Message):
     """The runtime queued events for the UI. A wake-up only: the events wait in the App's inbox.
 
-    Bursts coalesce: while one of these is still queued a newer one replaces it, so 1,000
-    runtime events cost one fold-and-repaint, not 1,000 messages.
+    Bursts coalesce: the App posts one per batch (and a newer one would replace a queued one),
+    so 1,000 runtime events cost one message and one fold-and-repaint, not 1,000.
     """
 
     def can_replace(self, message: Message) -> bool:
