@@ -11,7 +11,9 @@
    ``loop.call_soon_threadsafe`` each, to the link's subscriber), 1,000 at once, ``--bursts``
    times. An event counts as rendered at the first display (``App.post_display_hook``, called
    after every compositor update, headless too) after the pane refresh that folded it in.
-   Also reported: the same 1,000 events as a stream over one second.
+   Also reported: where a burst's time goes (delivery, folding into the state, the pane
+   refresh, drawing frames, and the garbage collection that ran meanwhile), and the same 1,000
+   events as a stream over one second.
 
 Alone: ``python -m bench.ui``.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import pty
@@ -251,6 +254,9 @@ class _Probe:
         self.frames: list[tuple[float, int]] = []  # (time, events folded and drawn so far)
         self.fold_s = 0.0  # time in ConsoleState.apply_all (folding each batch into the state)
         self.refresh_s = 0.0  # time in the App's pane refresh (snapshots -> widgets)
+        self.draws: list[tuple[float, float]] = []  # (start, seconds) of each compositor pass
+        self.collections: list[tuple[float, float]] = []  # (start, seconds) of each GC pass
+        self._gc_start = 0.0
         original_refresh = app._refresh_panes
         original_apply_all = app.state.apply_all
 
@@ -282,6 +288,31 @@ class _Probe:
         app.post_display_hook = post_display_hook
         app.state.apply_all = apply_all
 
+    def watch_screen(self, screen: Any) -> None:
+        """Time every frame the screen draws (Textual's compositor: dirty widgets -> output)."""
+        original = screen._compositor_refresh
+
+        def compositor_refresh() -> None:
+            t = time.perf_counter()
+            try:
+                original()
+            finally:
+                self.draws.append((t, time.perf_counter() - t))
+
+        screen._compositor_refresh = compositor_refresh
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        """``gc.callbacks`` hook: time every collection (any generation)."""
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.collections.append((self._gc_start, time.perf_counter() - self._gc_start))
+
+    @staticmethod
+    def spent(spans: list[tuple[float, float]], start: float, end: float) -> float:
+        """Seconds of the ``spans`` that started between ``start`` and ``end``."""
+        return sum(d for t, d in spans if start <= t <= end)
+
     def rendered_at(self, index: int) -> float | None:
         """When the event with global fold index ``index`` (0-based) was first on screen."""
         for t, upto in self.frames:
@@ -308,86 +339,99 @@ async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[st
     app = make_app(link, settings=Settings(), save_settings=False)
     probe = _Probe(app)
     out: dict[str, Any] = {}
-    async with app.run_test(size=SIZE, headless=True) as pilot:
-        await _wait(lambda: probe.first_display is not None, 30, "first display")
-        out["mount_to_first_frame_s"] = probe.first_display - t0  # type: ignore[operator]
-        await pilot.pause()
-        loop = asyncio.get_running_loop()
-        latencies: list[float] = []
-        burst_totals: list[float] = []
-        fold_ms: list[float] = []
-        delivery_ms: list[float] = []
-        refresh_ms: list[float] = []
-        repaints = []
-        for b in range(bursts):
-            await _wait(
-                lambda: not app._dirty and app._refresh_timer is None, 10, "an idle console"
-            )
-            events = runtime_events(events_per_burst, tag=f"b{b}-")
-            base = app.stats["events"]
-            r0 = app.stats["repaints"]
-            fold0, refresh0 = probe.fold_s, probe.refresh_s
-            emitted = []
-            delivered = [0.0]
+    gc.callbacks.append(probe.on_gc)
+    try:
+        async with app.run_test(size=SIZE, headless=True) as pilot:
+            await _wait(lambda: probe.first_display is not None, 30, "first display")
+            out["mount_to_first_frame_s"] = probe.first_display - t0  # type: ignore[operator]
+            await pilot.pause()
+            probe.watch_screen(app.screen)
+            loop = asyncio.get_running_loop()
+            latencies: list[float] = []
+            burst_totals: list[float] = []
+            fold_ms: list[float] = []
+            delivery_ms: list[float] = []
+            refresh_ms: list[float] = []
+            draw_ms: list[float] = []
+            gc_ms: list[float] = []
+            repaints = []
+            for b in range(bursts):
+                await _wait(
+                    lambda: not app._dirty and app._refresh_timer is None, 10, "an idle console"
+                )
+                events = runtime_events(events_per_burst, tag=f"b{b}-")
+                base = app.stats["events"]
+                r0 = app.stats["repaints"]
+                fold0, refresh0 = probe.fold_s, probe.refresh_s
+                emitted = []
+                delivered = [0.0]
 
-            def deliver(event: Any, delivered: list[float] = delivered) -> None:
-                link.emit(event)
-                delivered[0] = time.perf_counter()
+                def deliver(event: Any, delivered: list[float] = delivered) -> None:
+                    link.emit(event)
+                    delivered[0] = time.perf_counter()
 
-            for event in events:
-                # what NodeRuntime.emit does for every event: schedule the sinks on the loop
-                emitted.append(time.perf_counter())
-                loop.call_soon_threadsafe(deliver, event)
-            last = base + len(events) - 1
-            await _wait(lambda last=last: probe.rendered_at(last) is not None, 60, "the burst")
-            for i, t_emit in enumerate(emitted):
-                latencies.append(probe.rendered_at(base + i) - t_emit)  # type: ignore[operator]
-            burst_totals.append(probe.rendered_at(last) - emitted[0])  # type: ignore[operator]
-            repaints.append(app.stats["repaints"] - r0)
-            delivery_ms.append((delivered[0] - emitted[0]) * 1000)
-            fold_ms.append((probe.fold_s - fold0) * 1000)
-            refresh_ms.append((probe.refresh_s - refresh0) * 1000)
-        out["burst"] = {
-            "events": events_per_burst,
-            "bursts": bursts,
-            "latency_ms": summary([x * 1000 for x in latencies]),
-            "whole_burst_ms": summary([x * 1000 for x in burst_totals]),
-            "repaints_per_burst": statistics.median(repaints) if repaints else 0,
-            # where a burst's time goes: delivery (the 1,000 loop callbacks up to the link's
-            # subscriber), folding into the state, the pane refresh (the log pane's
-            # RichLog.write dominates it); the rest is Textual's layout and compositor
-            "delivery_ms": summary(delivery_ms),
-            "fold_ms": summary(fold_ms),
-            "pane_refresh_ms": summary(refresh_ms),
-        }
-        if stream:
-            await _wait(lambda: not app._dirty and app._refresh_timer is None, 10, "idle")
-            events = runtime_events(events_per_burst, tag="s-")
-            base = app.stats["events"]
-            emitted = [0.0] * len(events)
-
-            def emit(i: int, event: Any) -> None:
-                emitted[i] = time.perf_counter()
-                link.emit(event)
-
-            start = loop.time()
-            for i, event in enumerate(events):
-                loop.call_at(start + i / len(events), emit, i, event)
-            last = base + len(events) - 1
-            await _wait(lambda: probe.rendered_at(last) is not None, 60, "the stream")
-            lat = [probe.rendered_at(base + i) - t for i, t in enumerate(emitted)]  # type: ignore[operator]
-            out["stream"] = {
-                "events": len(events),
-                "over_s": 1.0,
-                "latency_ms": summary([x * 1000 for x in lat]),
+                for event in events:
+                    # what NodeRuntime.emit does for every event: schedule the sinks on the loop
+                    emitted.append(time.perf_counter())
+                    loop.call_soon_threadsafe(deliver, event)
+                last = base + len(events) - 1
+                await _wait(lambda last=last: probe.rendered_at(last) is not None, 60, "the burst")
+                for i, t_emit in enumerate(emitted):
+                    latencies.append(probe.rendered_at(base + i) - t_emit)  # type: ignore[operator]
+                rendered = probe.rendered_at(last)
+                burst_totals.append(rendered - emitted[0])  # type: ignore[operator]
+                draw_ms.append(probe.spent(probe.draws, emitted[0], rendered) * 1000)  # type: ignore[arg-type]
+                gc_ms.append(probe.spent(probe.collections, emitted[0], rendered) * 1000)  # type: ignore[arg-type]
+                repaints.append(app.stats["repaints"] - r0)
+                delivery_ms.append((delivered[0] - emitted[0]) * 1000)
+                fold_ms.append((probe.fold_s - fold0) * 1000)
+                refresh_ms.append((probe.refresh_s - refresh0) * 1000)
+            out["burst"] = {
+                "events": events_per_burst,
+                "bursts": bursts,
+                "latency_ms": summary([x * 1000 for x in latencies]),
+                "whole_burst_ms": summary([x * 1000 for x in burst_totals]),
+                "repaints_per_burst": statistics.median(repaints) if repaints else 0,
+                # where a burst's time goes: delivery (the 1,000 loop callbacks up to the link's
+                # subscriber), folding into the state, the pane refresh (snapshots -> widgets),
+                # drawing frames (Textual's compositor, layout excluded); the rest is Textual's
+                # message passing and layout. Garbage collection runs inside any of these.
+                "delivery_ms": summary(delivery_ms),
+                "fold_ms": summary(fold_ms),
+                "pane_refresh_ms": summary(refresh_ms),
+                "draw_ms": summary(draw_ms),
+                "gc_ms": summary(gc_ms),
             }
-        out["displays"] = probe.displays
-        # Sanity: the last burst's final log line really is in the log pane.
-        out["log_tail_ok"] = (
-            any(f"log line b{bursts - 1}-" in line for line in app.log_pane.visible_text()[-5:])
-            if hasattr(app.log_pane, "visible_text")
-            else None
-        )
+            if stream:
+                await _wait(lambda: not app._dirty and app._refresh_timer is None, 10, "idle")
+                events = runtime_events(events_per_burst, tag="s-")
+                base = app.stats["events"]
+                emitted = [0.0] * len(events)
+
+                def emit(i: int, event: Any) -> None:
+                    emitted[i] = time.perf_counter()
+                    link.emit(event)
+
+                start = loop.time()
+                for i, event in enumerate(events):
+                    loop.call_at(start + i / len(events), emit, i, event)
+                last = base + len(events) - 1
+                await _wait(lambda: probe.rendered_at(last) is not None, 60, "the stream")
+                lat = [probe.rendered_at(base + i) - t for i, t in enumerate(emitted)]  # type: ignore[operator]
+                out["stream"] = {
+                    "events": len(events),
+                    "over_s": 1.0,
+                    "latency_ms": summary([x * 1000 for x in lat]),
+                }
+            out["displays"] = probe.displays
+            # Sanity: the last burst's final log line really is in the log pane.
+            out["log_tail_ok"] = (
+                any(f"log line b{bursts - 1}-" in line for line in app.log_pane.visible_text()[-5:])
+                if hasattr(app.log_pane, "visible_text")
+                else None
+            )
+    finally:
+        gc.callbacks.remove(probe.on_gc)
     return out
 
 
@@ -485,6 +529,22 @@ def ui_rows(r: dict[str, Any]) -> list[list[Any]]:
             "  of which the pane refresh (ms)",
             b["pane_refresh_ms"]["median"],
             b["pane_refresh_ms"]["p95"],
+            b["bursts"],
+        ]
+    )
+    rows.append(
+        [
+            "  of which drawing frames (compositor) (ms)",
+            b["draw_ms"]["median"],
+            b["draw_ms"]["p95"],
+            b["bursts"],
+        ]
+    )
+    rows.append(
+        [
+            "  garbage collection during the burst (ms)",
+            b["gc_ms"]["median"],
+            b["gc_ms"]["p95"],
             b["bursts"],
         ]
     )
