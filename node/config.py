@@ -130,7 +130,8 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         help=argparse.SUPPRESS
         if bootstrap
         else "at most this many providers learned from the bootstrap are dialed directly "
-        "(default: 2; 0 = star only). Each direct link multiplies floodsub traffic: keep it small",
+        "(default: 2; $RNET_MAX_DIALS; 0 = star only). While the bootstrap is reachable all "
+        "traffic goes through it; the direct links carry the messages when it is not",
     )
     g.add_argument(
         "--hung-after",

@@ -493,7 +493,9 @@ class SessionEngine:
                     elif op == "unsubscribe":
                         await rt.leave_topic(arg)
                     else:
-                        env = await rt.publish_envelope(arg.topic, arg.body, arg.task)
+                        env = await rt.publish_envelope(
+                            self._route_topic(arg.topic, arg.task), arg.body, arg.task
+                        )
                         self._store_envelope(env, "sent")
                 except Exception as exc:
                     # A publish that cannot go out is a missing message: the deadlines cope.
@@ -505,6 +507,17 @@ class SessionEngine:
                     )
         finally:
             live.outbox_drained.set()
+
+    def _route_topic(self, topic: str, task: str) -> str:
+        """The leader topic only works through the hub: floodsub forwards a topic only on nodes
+        subscribed to it, and only the leader is on its leader topic. Without the hub (down,
+        not reached) joins and scores go on the session topic, which every participant floods
+        over the direct links; the leader listens on both."""
+        from protocol.envelope import leader_topic
+
+        if topic == leader_topic(task) and not self.runtime.host.hub_connected():
+            return task
+        return topic
 
     async def _wait_for_route(self, live: LiveSession) -> None:
         """Participant: hold our first publish until someone can carry it to the leader.

@@ -1,0 +1,66 @@
+"""A session without the hub: the bootstrap is killed and the providers' direct links carry it.
+
+While the bootstrap is up every message goes through it (hub-first routing, silent relays) and
+joins and scores go to the leader's own topic. Once it is gone that topic reaches only the
+leader's direct peers, so the session must fall back to flooding its own topic over the direct
+links. A chain (``--max-dials 1``: each provider dials the next one by peer ID) puts the far end
+two hops from the leader: its join and its scores must travel through the middle node.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import assert_full_matrix
+from tests.node.swarm import Swarm, is_event
+
+pytestmark = pytest.mark.slow
+
+ZERO = ["--max-dials", "1", "--sim-gen-ms", "0", "--sim-judge-ms", "0"]
+
+
+def test_a_session_runs_over_the_direct_links_once_the_hub_is_gone(tmp_path: Path) -> None:
+    with Swarm(tmp_path) as s:
+        boot = s.start_bootstrap(timeout=60)
+        ps = s.start_providers(3, ZERO, timeout=60)
+
+        def links() -> set[frozenset[str]]:
+            found = set()
+            for a in ps:
+                text = a.command("fpeers")["text"]
+                found |= {
+                    frozenset((a.name, b.name)) for b in ps if b is not a and b.peer_id in text
+                }
+            return found
+
+        # Each provider dials at most one other (by peer ID order), so the direct links settle
+        # as a chain of two. Each `fpeers` is a round trip to a node: this polls at that pace.
+        deadline = time.monotonic() + 60
+        while len(chain := links()) < 2:
+            assert time.monotonic() < deadline, f"the providers never dialed each other: {chain}"
+        assert len(chain) == 2, chain
+        mid = next(p for p in ps if sum(p.name in link for link in chain) == 2)
+        low, high = (p for p in ps if p is not mid)  # the two ends, two hops apart
+        assert frozenset((low.name, high.name)) not in chain
+
+        marks = {p.name: p.mark() for p in ps}
+        boot.kill()
+        for p in ps:
+            p.wait_for(is_event("peer_left", peer_id=boot.peer_id), 30, marks[p.name], "hub gone")
+
+        mark = low.mark()
+        low.send("pipe 2 What is 6 times 7?")
+        result = low.wait_for(
+            lambda e: e.get("event") == "result" and bool(e.get("winner")),
+            60,
+            mark,
+            what="a result without the hub",
+        )
+        executors, verifiers = assert_full_matrix(result)  # every score arrived
+        assert set(executors + verifiers) == {mid.peer_id, high.peer_id}  # high: two hops away
+        assert result["missing"] == {"executors": [], "verifiers": [], "scores": {}}
+        # and the far end got the leader's result back over the chain
+        high.wait_for(lambda e: e.get("event") == "result" and e.get("task") == result["task"], 30)
