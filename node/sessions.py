@@ -522,27 +522,23 @@ class SessionEngine:
     async def _wait_for_route(self, live: LiveSession) -> None:
         """Participant: hold our first publish until someone can carry it to the leader.
 
-        A floodsub node sends a message only to peers it knows subscribed to the topic. The
-        advertisement can overtake the hub's relay subscription to the session's leader topic
-        (the hub relays a topic as soon as the leader's subscription reaches it, but that
-        announcement still has to travel), and a ``join`` published before it reaches nobody.
-        So wait (on libp2p's subscription event, bounded) until the leader itself or the
-        bootstrap hub is subscribed to the leader topic, where the join goes.
+        Through the hub there is nothing to wait for: every publish goes to the hub, and the
+        hub relays a topic from the moment the first subscription to it reaches it (the
+        leader's, before its advertisement). Without the hub the join goes on the session
+        topic (see ``_route_topic``), and a floodsub node sends only to peers it knows are
+        subscribed: wait (on libp2p's subscription events, bounded) until one of our direct
+        peers is on the session topic -- the leader itself, or a participant that floods it on.
         """
         import trio
 
-        from protocol.envelope import leader_topic
-        from protocol.identity import peer_id_to_str
-
         host = self.runtime.host
         if host.hub_connected():
-            return  # everything goes to the hub, which relays every topic someone subscribed to
-        topic = leader_topic(live.task)
-        candidates = [peer_id_to_str(live.machine.leader)]
-        hub = self.runtime.bootstrap_id
-        if hub:
-            candidates.append(hub)
-        if any(p in host.topic_peers(topic) for p in candidates):
+            return
+        topic = live.task
+        if host.topic_peers(topic):
+            return
+        candidates = [p for p in host.connected_peers() if p != self.runtime.bootstrap_id]
+        if not candidates:
             return
         async with trio.open_nursery() as nursery:
 

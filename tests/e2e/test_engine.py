@@ -37,6 +37,9 @@ class FakeHost:
     def topic_peers(self, topic: str) -> set[str]:
         return {peer_id_to_str(s.peer_id) for s in LEADERS}  # a route exists at once
 
+    def hub_connected(self) -> bool:
+        return True  # everything would go through the hub: no route to wait for
+
 
 @dataclass
 class FakeRuntime:
@@ -44,6 +47,7 @@ class FakeRuntime:
 
     nursery: Any = None
     peer_id: bytes = ME.peer_id
+    bootstrap_id: str | None = None
     host: FakeHost = field(default_factory=FakeHost)
     events: list = field(default_factory=list)
     joined: list = field(default_factory=list)
