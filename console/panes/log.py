@@ -103,6 +103,7 @@ class LogView(ScrollView, can_focus=True):
 
     @property
     def entries(self) -> list[LogEntry]:
+        """The entries in the view, oldest first (at most ``max_entries``)."""
         return list(self._entries)
 
     def add(self, entries: Iterable[LogEntry]) -> None:
