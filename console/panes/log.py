@@ -169,7 +169,12 @@ class LogView(ScrollView, can_focus=True):
         self._update_size()
 
     def _update_size(self) -> None:
-        self.virtual_size = Size(self._width, len(self._rows))
+        size = Size(self._width, len(self._rows))
+        if size != self.virtual_size:
+            # Not through the reactive: that lays the whole screen out again (~15 ms) on every
+            # batch while the log grows, and nothing but this view's scrollbar depends on it.
+            self.set_reactive(LogView.virtual_size, size)
+            self._scroll_update(size)
         if self._width and self.size.height:
             # Now, not after the next refresh: the frame that draws new lines shows them.
             self.scroll_end(animate=False, immediate=True, x_axis=False)

@@ -229,12 +229,32 @@ async def test_log_keeps_every_line_of_a_burst_wrapped_and_scrollable() -> None:
         bottom = shown_lines(view)
         assert bottom[-1].endswith("def456  4ms") and bottom[-4].endswith("peers:")
         assert " ".join(bottom[-4 - wrapped :]).count("word") == 60
+        # the scrollbar knows every line, and the view follows the end
+        assert view.vertical_scrollbar.window_virtual_size == view.line_count
+        assert view.scroll_y == view.max_scroll_y > 0
 
         view.scroll_to(y=0, animate=False, immediate=True)
         await pilot.pause()
         top = shown_lines(view)
         assert top[0].endswith(f"t: {entries[0].text}") and entries[0].text == "l502"
         assert top[1].endswith("t: l503")
+
+
+async def test_log_growing_batch_by_batch_follows_the_end() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.log_pane.lines
+        for batch in range(5):
+            app.feed(
+                *(
+                    {"event": "log", "level": "info", "logger": "t", "message": f"g{batch}-{i}"}
+                    for i in range(20)
+                )
+            )
+            await wait_for(pilot, lambda b=batch: shown_lines(view)[-1].endswith(f"t: g{b}-19"))
+            assert view.vertical_scrollbar.window_virtual_size == view.line_count
+            assert view.scroll_y == view.max_scroll_y
+        assert view.line_count == len(view.entries) > 100 - view.size.height
 
 
 async def test_bootstrap_role_shows_peers_and_mesh_only() -> None:
