@@ -177,6 +177,12 @@ def _check_session(report: AuditReport, envelopes: list[Envelope], *, leader_sto
             entries = [(e.body.executor, e.body.score)]
         elif isinstance(e.body, Scores):
             entries = [(x.executor, x.score) for x in e.body.entries]
+            for ex in e.body.failed:  # "could not judge": the cell stays missing
+                if e.sender not in verifiers:
+                    report.problems.append(
+                        f"failure report by {short_id(e.sender)} for {short_id(ex)}: "
+                        "not an assigned verifier, yet accepted"
+                    )
         else:
             continue
         for ex, value in entries:

@@ -317,20 +317,28 @@ class ScoreEntry(_Body):
 
 @dataclass(frozen=True, slots=True)
 class Scores(_Body):
-    """Verifier -> task topic: several judgements in one message (ARCHITECTURE §10 item 13).
+    """Verifier -> the session's leader topic: several judgements in one message (ARCHITECTURE
+    §10 item 13), and the responses this verifier could not judge.
 
-    Each entry obeys exactly the rules of a single :class:`Score`.
+    Each entry obeys exactly the rules of a single :class:`Score`. ``failed`` names executors
+    whose response the verifier's judge could not score (an error, a timeout, no usable
+    number): those cells stay *missing* (never 0.00), but the leader need not wait for them
+    until the verify deadline. At least one of ``entries`` and ``failed`` is non-empty, and no
+    executor is in both.
     """
 
     KIND: ClassVar[str] = "scores"
     entries: tuple[ScoreEntry, ...]
     judge_model: str = "unknown"
+    failed: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.entries, list | tuple):
             raise _type_error("entries", "list", self.entries)
-        if not self.entries:
-            raise RangeError("must not be empty", field="entries")
+        failed = _peers("failed", self.failed, MAX_PARTICIPANTS, empty=True)
+        _set(self, "failed", failed)
+        if not self.entries and not failed:
+            raise RangeError("must not be empty (nor failed)", field="entries")
         if len(self.entries) > MAX_PARTICIPANTS:
             raise OversizeError(f"more than {MAX_PARTICIPANTS} entries", field="entries")
         entries = []
@@ -345,6 +353,8 @@ class Scores(_Body):
                 raise
         if len({e.executor for e in entries}) != len(entries):
             raise RangeError("duplicate executor", field="entries")
+        if {e.executor for e in entries} & set(failed):
+            raise RangeError("an executor both scored and failed", field="failed")
         _text("judge_model", self.judge_model, MAX_NAME_CHARS, empty=False)
         _set(self, "entries", tuple(entries))
 

@@ -37,13 +37,18 @@ Participant (a provider that saw an ``advertise``; ``join=False`` only watches):
     p.generation_failed(error, now_ms)                    -> [Notice]   (this executor is missing)
     p.judgement_done(executor, score, reason, judge_model, now_ms)
                                  -> [Publish(leader_topic(task), Score)]
-    p.judgement_failed(executor, error, now_ms)           -> [Notice]   (that score is missing)
+    p.judgement_failed(executor, error, now_ms)
+                                 -> [Notice, Publish(leader_topic(task), Scores(failed=...))]
     p.next_deadline(), p.snapshot(), p.finished, p.result, p.stage, p.role
 
 ``batch_scores=True``: a verifier sends one ``scores`` message once it has judged everything it
 will get (every executor answered, or its execute deadline passed, and no judgement is still
 running) instead of one ``score`` per response: fewer messages through the hub (ARCHITECTURE
 §10 item 13) at the price of the slowest judgement. Leaders accept both forms, entry by entry.
+
+A judgement that fails (an error, a timeout, no usable number) is reported to the leader as
+``Scores.failed`` (in the batch, or alone): that cell stays *missing*, never 0.00, and the
+leader finalizes once every cell is scored or reported instead of waiting for the deadline.
 
 ``SessionSnapshot.to_dict()`` gives the snapshot with base58 peer IDs (JSON-able). Deadlines in
 snapshots and effects are in the clock you pass as ``now_ms`` (use a monotonic ms clock).
@@ -270,6 +275,8 @@ class _Session:
         self.verifiers: tuple[bytes, ...] = ()
         self.responses: dict[bytes, Response] = {}
         self.scores: dict[bytes, dict[bytes, float]] = {}
+        # executor -> verifiers that reported they could not judge it (cells missing, settled)
+        self.failed: dict[bytes, set[bytes]] = {}
         self.result: Result | None = None
         self.abort_reason: str | None = None
         # absolute deadlines in this node's clock, set as the stages begin
@@ -420,7 +427,7 @@ class _Session:
             return "not_verifier"
         if executor not in self.executors:
             return "unknown_executor"
-        if verifier in self.scores.get(executor, {}):
+        if verifier in self.scores.get(executor, {}) or verifier in self.failed.get(executor, ()):
             return "duplicate"
         if self.verify_deadline is not None and now_ms >= self.verify_deadline:
             return "late"
@@ -438,6 +445,20 @@ class _Session:
             self.scores.setdefault(executor, {})[env.sender] = value
         return effects
 
+    def _record_failures(self, env: Envelope, now_ms: int) -> list[Effect]:
+        """A ``scores`` batch's ``failed`` list: cells that will stay missing, settled now."""
+        body = env.body
+        if not isinstance(body, Scores):
+            return []
+        effects: list[Effect] = []
+        for executor in body.failed:
+            verdict = self._score_verdict(env.sender, executor, now_ms)
+            if verdict is not None:
+                effects += self._reject(env, verdict, f"failure report for {short_id(executor)}")
+                continue
+            self.failed.setdefault(executor, set()).add(env.sender)
+        return effects
+
     def _score_entries(self, env: Envelope) -> list[tuple[bytes, float]]:
         body = env.body
         if isinstance(body, Score):
@@ -449,9 +470,13 @@ class _Session:
         return bool(self.executors) and all(ex in self.responses for ex in self.executors)
 
     def _scores_complete(self) -> bool:
-        """Every responded executor has a score from every verifier."""
+        """Every responded executor has a score, or a failure report, from every verifier."""
         return all(
-            all(ver in self.scores.get(ex, {}) for ver in self.verifiers) for ex in self.responses
+            all(
+                ver in self.scores.get(ex, {}) or ver in self.failed.get(ex, ())
+                for ver in self.verifiers
+            )
+            for ex in self.responses
         )
 
 
@@ -568,6 +593,7 @@ class LeaderSession(_Session):
 
     def _on_score(self, env: Envelope, now_ms: int) -> list[Effect]:
         effects = self._record_scores(env, self._score_entries(env), now_ms)
+        effects += self._record_failures(env, now_ms)
         if self.stage == Stage.VERIFY and self._scores_complete():
             effects += self._close_verify()
         return effects
@@ -658,6 +684,7 @@ class ParticipantSession(_Session):
         self.judging: set[bytes] = set()  # executors whose Judge effect is out
         self.judged: dict[bytes, ScoreEntry | None] = {}  # None: judgement failed
         self.unsent: list[ScoreEntry] = []  # batch mode: judged, not yet published
+        self.unsent_failed: list[bytes] = []  # batch mode: could not judge, not yet reported
         self.judge_model = "unknown"
         self._early: list[Envelope] = []
         if not join:
@@ -732,9 +759,9 @@ class ParticipantSession(_Session):
             effects.append(Notice(self.task, late))
             return effects
         if isinstance(score, bool) or not isinstance(score, int | float) or math.isnan(score):
-            self.judged[executor] = None
-            effects.append(Notice(self.task, f"judge gave no usable score ({score!r})"))
-            return effects
+            return effects + self._could_not_judge(
+                executor, f"judge gave no usable score ({score!r})"
+            )
         # the judge clamps already; clamping again keeps a stray 1.0 from costing the score
         score = min(max(float(score), MIN_SCORE), MAX_SCORE)
         entry = ScoreEntry(executor, score, _clip(str(reason), MAX_REASON_CHARS))
@@ -755,26 +782,36 @@ class ParticipantSession(_Session):
         if self.role != Role.VERIFIER or executor not in self.judging:
             return effects
         self.judging.discard(executor)
-        self.judged[executor] = None
-        effects.append(
-            Notice(
-                self.task,
-                f"judging {short_id(executor)} failed ({error}); that score will be missing",
-            )
+        if self.verify_deadline is not None and now_ms >= self.verify_deadline:
+            self.judged[executor] = None
+            return [*effects, Notice(self.task, f"judging {short_id(executor)} failed ({error})")]
+        return effects + self._could_not_judge(
+            executor, f"judging {short_id(executor)} failed ({error}); that score will be missing"
         )
+
+    def _could_not_judge(self, executor: bytes, notice: str) -> list[Effect]:
+        """Tell the leader (in the batch, or at once) that this cell will stay missing, so it
+        need not wait for it until the verify deadline."""
+        self.judged[executor] = None
+        self.failed.setdefault(executor, set()).add(self.me)
+        effects: list[Effect] = [Notice(self.task, notice)]
         if self.batch_scores:
+            self.unsent_failed.append(executor)
             effects += self._flush_batch()
-        return effects
+        else:
+            body = Scores((), self.judge_model, failed=(executor,))
+            effects.append(Publish(leader_topic(self.task), self.task, body))
+        return effects + self._check_scores_complete()
 
     def _flush_batch(self) -> list[Effect]:
         """Batch mode: publish once nothing is being judged and nothing more is expected."""
-        if not self.unsent or self.judging:
+        if not (self.unsent or self.unsent_failed) or self.judging:
             return []
         expecting_more = not self._exec_over() and not self._responses_complete()
         if expecting_more:
             return []
-        body = Scores(tuple(self.unsent), self.judge_model)
-        self.unsent = []
+        body = Scores(tuple(self.unsent), self.judge_model, failed=tuple(self.unsent_failed))
+        self.unsent, self.unsent_failed = [], []
         return [Publish(leader_topic(self.task), self.task, body)]
 
     # -- deadlines ------------------------------------------------------------------------------
@@ -881,6 +918,7 @@ class ParticipantSession(_Session):
         if self.stage == Stage.ADVERTISE:
             return self._hold(env)
         effects = self._record_scores(env, self._score_entries(env), now_ms)
+        effects += self._record_failures(env, now_ms)
         return effects + self._check_scores_complete()
 
     _on_scores = _on_score

@@ -59,10 +59,14 @@ def test_ollama_sessions_failing_judges_and_a_killed_executor(tmp_path: Path) ->
         for model in models[1:]:
             double.add_model(model, judge="this is not a score")
         since = [p.mark() for p in providers]
-        # Short deadlines: a failed judge sends nothing, so the leader waits the verify deadline
-        # out (it runs from the execute deadline, fixed at the assignment).
-        deadlines = ["--exec-deadline", "3", "--verify-deadline", "2"]
-        run = run_pipe(swarm, tmp_path / "leader", 4, "What is the capital of France?", *deadlines)
+        # Long deadlines: a verifier whose judge fails says so (a failure report in its scores
+        # batch), so the leader finalizes once every cell is scored or reported, instead of
+        # waiting out the verify deadline (45 s after the assignment here).
+        deadlines = ["--exec-deadline", "20", "--verify-deadline", "25"]
+        run = run_pipe(
+            swarm, tmp_path / "leader", 4, "What is the capital of France?", *deadlines, timeout=60
+        )
+        assert run.wall_s < 30, "the leader waited for scores it was told would not come"
         task = next(
             e["task"]
             for p, s in zip(providers, since, strict=True)

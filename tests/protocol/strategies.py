@@ -91,6 +91,17 @@ bodies: st.SearchStrategy[Body] = st.one_of(
         ).map(tuple),
         judge_model=names,
     ),
+    # a batch with failure reports: executors split between scored and could-not-judge
+    st.lists(peer_ids, min_size=1, max_size=6, unique=True).flatmap(
+        lambda ex: st.builds(
+            Scores,
+            entries=st.tuples(
+                *(st.builds(ScoreEntry, executor=st.just(e), score=scores) for e in ex[1:])
+            ),
+            judge_model=names,
+            failed=st.just((ex[0],)),
+        )
+    ),
     results(),
     st.builds(Abort, reason=names),
     st.builds(

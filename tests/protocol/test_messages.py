@@ -18,6 +18,7 @@ from protocol.messages import (
     Response,
     Result,
     Score,
+    ScoreEntry,
     Scores,
     body_from_wire,
 )
@@ -132,8 +133,22 @@ def test_scores_batch_entries_validated_with_field_path() -> None:
         Scores.from_wire(
             {"entries": [{"executor": A, "score": 0.2, "reason": ""},
                          {"executor": B, "score": 2.0, "reason": ""}],
-             "judge_model": "j"}
+             "judge_model": "j", "failed": []}
         )  # fmt: skip
     assert info.value.field == "entries[1].score"
     with pytest.raises(RangeError):
+        Scores.from_wire({"entries": [], "judge_model": "j", "failed": []})
+    with pytest.raises(ProtocolError) as info:  # every field is on the wire, "failed" too
         Scores.from_wire({"entries": [], "judge_model": "j"})
+    assert info.value.reason == "missing_field"
+
+
+def test_scores_batch_may_report_only_failures_but_never_both_for_one_executor() -> None:
+    only = Scores.from_wire({"entries": [], "judge_model": "j", "failed": [A]})
+    assert only.failed == (A,) and only.entries == ()
+    with pytest.raises(RangeError):
+        Scores((ScoreEntry(A, 0.5),), "j", failed=(A,))
+    with pytest.raises(RangeError):
+        Scores((), "j", failed=(A, A))
+    with pytest.raises(ProtocolError):
+        Scores((), "j", failed=(b"not a peer id",))

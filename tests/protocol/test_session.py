@@ -531,3 +531,54 @@ def test_judge_nan_is_a_failed_judgement() -> None:
     effects = session.judgement_done(e1, float("nan"), "r", "j", 300)
     assert not published(effects, Score) and any(isinstance(e, Notice) for e in effects)
     assert session.snapshot().scores[e1][P[0].peer_id] is None
+    # ... and the leader is told, so it need not wait for that score
+    assert [b.failed for b in published(effects, Scores)] == [(e1,)]
+
+
+def test_a_verifier_that_could_not_judge_says_so_and_the_leader_does_not_wait() -> None:
+    leader = leader_with(4)
+    (e1, e2), (v1, v2) = leader.executors, leader.verifiers
+    for e in (e1, e2):
+        leader.receive(env(signer_of(e), Response(f"from {e[-2:].hex()}", "m")), 200)
+    leader.receive(env(signer_of(v1), Scores((ScoreEntry(e1, 0.8), ScoreEntry(e2, 0.3)), "j")), 300)
+    assert leader.stage == Stage.VERIFY  # v2 still expected
+    # v2's judge failed on e1 and scored e2: finalized at once, not at the verify deadline
+    report = Scores((ScoreEntry(e2, 0.5),), "j", failed=(e1,))
+    effects = leader.receive(env(signer_of(v2), report), 310)
+    (result,) = published(effects, Result)
+    assert leader.stage == Stage.DONE
+    assert result.scores == {e1: {v1: 0.8, v2: None}, e2: {v1: 0.3, v2: 0.5}}  # missing, not 0
+    assert result.averages == {e1: pytest.approx(0.8), e2: pytest.approx(0.4)}
+    assert result.winner == e1 and result.missing == ()
+
+
+def test_failure_reports_follow_the_score_rules() -> None:
+    leader = leader_with(4)
+    (e1, e2), (v1, v2) = leader.executors, leader.verifiers
+    leader.receive(env(signer_of(e1), Response("a", "m")), 200)
+    effects = leader.receive(env(signer_of(e2), Scores((), "j", failed=(e1,))), 250)
+    assert rejected(effects) == ["not_verifier"]
+    effects = leader.receive(env(signer_of(v1), Scores((), "j", failed=(v1,))), 260)
+    assert rejected(effects) == ["self_score"]
+    leader.receive(env(signer_of(v1), Score(e1, 0.4, "", "j")), 270)
+    effects = leader.receive(env(signer_of(v1), Scores((), "j", failed=(e1,))), 280)
+    assert rejected(effects) == ["duplicate"]  # scored already: a later failure changes nothing
+    assert leader.scores[e1] == {v1: 0.4} and v2 not in leader.failed.get(e1, ())
+
+
+def test_a_failed_judgement_is_reported_once_alone_or_in_the_batch() -> None:
+    me, e1, e2 = P[0].peer_id, P[1].peer_id, P[2].peer_id
+    single, _ = participant(P[0])
+    single.receive(env(LEAD, Assign((e1, e2), (me,), "p")), 100)
+    single.receive(env(P[1], Response("one", "m")), 200)
+    effects = single.judgement_failed(e1, "timeout", 250)
+    assert [(b.entries, b.failed) for b in published(effects, Scores)] == [((), (e1,))]
+    assert [e.topic for e in effects if isinstance(e, Publish)] == [TASK + "/lead"]
+
+    batch, _ = participant(P[0], batch_scores=True)
+    batch.receive(env(LEAD, Assign((e1, e2), (me,), "p")), 100)
+    batch.receive(env(P[1], Response("one", "m")), 200)
+    assert not published(batch.judgement_failed(e1, "timeout", 250), Scores)  # e2 still due
+    batch.receive(env(P[2], Response("two", "m")), 300)
+    (sent,) = published(batch.judgement_done(e2, 0.6, "", "j", 350), Scores)
+    assert [(e.executor, e.score) for e in sent.entries] == [(e2, 0.6)] and sent.failed == (e1,)
