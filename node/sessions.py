@@ -85,6 +85,7 @@ class SessionOptions:
     verify_ms: int = 60_000
     aggregator: str = "mean"
     split: str = "balanced"
+    executors: int = 0  # > 0: this many executors per session led here (the rest verify)
     auto_join: bool = True
     max_sessions: int = 4  # participant sessions at once; more advertisements are declined
     batch_scores: bool = True
@@ -101,6 +102,8 @@ class SessionOptions:
             raise ValueError(f"unknown split {self.split!r} (balanced, original)")
         if self.max_sessions < 0:
             raise ValueError("max sessions must be >= 0")
+        if not 0 <= self.executors <= 64:
+            raise ValueError("--executors must be between 0 (half the joiners) and 64")
 
     def fitted(self, timeout_s: float) -> SessionOptions:
         """Deadlines scaled down (if needed) so the whole session ends within ``timeout_s``.
@@ -161,6 +164,14 @@ def add_session_flags(
             default=None,
             help="role split: balanced (n//2 executors, default) or original (random index)",
         )
+        g.add_argument(
+            "--executors",
+            type=int,
+            default=None,
+            metavar="K",
+            help="K of the joiners answer, the others judge (at least one judges); "
+            "default: as --split says",
+        )
     if participant and not any(a.dest == "no_auto_join" for a in parser._actions):
         g.add_argument(
             "--no-auto-join",
@@ -202,6 +213,9 @@ def options_from_args(args: Any) -> SessionOptions:
     max_sessions = getattr(args, "max_sessions", None)
     if max_sessions is not None:
         kw["max_sessions"] = max_sessions
+    executors = getattr(args, "executors", None)
+    if executors is not None:
+        kw["executors"] = executors
     return replace(base, **kw)
 
 
@@ -409,6 +423,7 @@ class SessionEngine:
             auto_assign_at=wanted if wanted >= 2 else None,
             auto_finalize=auto_finalize,
             split=opts.split,
+            executors=opts.executors,
         )
         live = self._new_live(task, machine, is_leader=True)
         live.on_stage = on_stage

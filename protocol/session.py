@@ -13,7 +13,8 @@ Leader (the node that advertised)::
     s = LeaderSession(task, me, Advertise(...), rng=random.Random(seed),
                       auto_assign_at=None | N,    # pipe N: assign once N joined
                       auto_finalize=True,         # finalize as soon as every score arrived
-                      split="balanced" | "original")
+                      split="balanced" | "original",
+                      executors=0)                # K > 0: K executors (>= 1 verifier left)
     s.start(now_ms)              -> [Subscribe(task), Subscribe(leader_topic(task)),
                                      Publish(MESH_TOPIC, advertise), StageChanged]
     s.receive(envelope, now_ms)  -> effects   # envelope already passed open_envelope + ReplayGuard
@@ -496,8 +497,11 @@ class LeaderSession(_Session):
         auto_assign_at: int | None = None,
         auto_finalize: bool = True,
         split: str = "balanced",
+        executors: int = 0,
     ) -> None:
         super().__init__(task, me, me, advertise)
+        if executors < 0:
+            raise ValueError("executors must be >= 0 (0: as the split says)")
         if auto_assign_at is not None and not 2 <= auto_assign_at <= MAX_PARTICIPANTS:
             raise ValueError(f"auto_assign_at must be in [2, {MAX_PARTICIPANTS}]")
         if split not in SPLITS:
@@ -507,6 +511,7 @@ class LeaderSession(_Session):
         self.auto_assign_at = auto_assign_at
         self.auto_finalize = auto_finalize
         self.split = split
+        self.executors_wanted = executors
 
     def start(self, now_ms: int) -> list[Effect]:
         if self.started:
@@ -602,7 +607,9 @@ class LeaderSession(_Session):
 
     # -- transitions with their side effects ----------------------------------------------------
     def _assign(self, now_ms: int) -> list[Effect]:
-        executors, verifiers = split_roles(list(self.joined), self.rng, self.split)
+        executors, verifiers = split_roles(
+            list(self.joined), self.rng, self.split, self.executors_wanted
+        )
         self.executors, self.verifiers = executors, verifiers
         self.exec_deadline = now_ms + self.advertise.exec_ms
         self.verify_deadline = self.exec_deadline + self.advertise.verify_ms

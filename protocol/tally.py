@@ -167,12 +167,26 @@ def tally(
 
 
 def split_roles(
-    joined: Sequence[bytes], rng: random.Random, method: str = "balanced"
+    joined: Sequence[bytes],
+    rng: random.Random,
+    method: str = "balanced",
+    executors: int = 0,
 ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """Split joined peers into ``(executors, verifiers)``: disjoint, at least one each."""
+    """Split joined peers into ``(executors, verifiers)``: disjoint, at least one each.
+
+    ``executors`` > 0 asks for that many executors (picked at random; capped so that at least one
+    verifier remains) whatever the method; 0 leaves the count to the method.
+    """
     peers = list(dict.fromkeys(joined))  # de-duplicate, keep join order
     if len(peers) < 2:
         raise ValueError(f"need at least 2 joined peers to split roles, have {len(peers)}")
+    if executors < 0:
+        raise ValueError(f"executors must be >= 0, not {executors}")
+    if executors:
+        order = sorted(peers)
+        rng.shuffle(order)
+        k = min(executors, len(order) - 1)
+        return tuple(order[:k]), tuple(order[k:])
     if method == "original":
         k = rng.randint(1, len(peers) - 1)
         return tuple(peers[:k]), tuple(peers[k:])

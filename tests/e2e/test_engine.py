@@ -122,6 +122,9 @@ def test_options_from_flags_and_fitting() -> None:
         "median",
     )
     assert options_from_args(parser.parse_args([])) == SessionOptions()
+    assert options_from_args(parser.parse_args(["--executors", "3"])).executors == 3
+    with pytest.raises(ValueError, match="--executors"):
+        options_from_args(parser.parse_args(["--executors", "-2"]))
     with pytest.raises(ValueError, match="positive"):
         options_from_args(parser.parse_args(["--verify-deadline", "-1"]))
     with pytest.raises(ValueError, match="max sessions"):

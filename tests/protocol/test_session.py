@@ -140,6 +140,10 @@ def test_roles_split_by_seeded_rng_reproducibly() -> None:
     assert (a.executors, a.verifiers) == split_roles(joined, random.Random(42), "original")
     c = leader_with(5, seed=42)
     assert set(c.executors).isdisjoint(c.verifiers) and len(c.executors) == 2
+    d = leader_with(5, seed=42, executors=1)  # one answer, four judges
+    assert (len(d.executors), len(d.verifiers)) == (1, 4)
+    with pytest.raises(ValueError):
+        LeaderSession(TASK, LEAD.peer_id, ADV, rng=random.Random(0), executors=-1)
 
 
 def test_pipe_mode_assigns_as_soon_as_n_joined() -> None:

@@ -120,14 +120,25 @@ def test_split_needs_two() -> None:
     st.lists(st.sampled_from(PEERS), min_size=2, max_size=12, unique=True),
     st.integers(0, 2**32),
     st.sampled_from(["balanced", "original"]),
+    st.integers(0, 14),
 )
-def test_split_property(joined: list[bytes], seed: int, method: str) -> None:
-    ex, ver = split_roles(joined, random.Random(seed), method)
+def test_split_property(joined: list[bytes], seed: int, method: str, executors: int) -> None:
+    ex, ver = split_roles(joined, random.Random(seed), method, executors)
     assert ex and ver
     assert not set(ex) & set(ver)
     assert set(ex) | set(ver) == set(joined)
-    if method == "balanced":
+    if executors:  # asked for: exactly that many, unless it would leave nobody to judge
+        assert len(ex) == min(executors, len(joined) - 1)
+    elif method == "balanced":
         assert len(ex) <= len(ver) <= len(ex) + 1
+
+
+def test_split_with_a_fixed_executor_count() -> None:
+    ex, ver = split_roles(PEERS[:6], random.Random(1), executors=2)
+    assert (len(ex), len(ver)) == (2, 4)
+    assert split_roles(PEERS[:6], random.Random(1), executors=2) == (ex, ver)  # seeded
+    with pytest.raises(ValueError):
+        split_roles(PEERS[:3], random.Random(0), executors=-1)
 
 
 @given(
