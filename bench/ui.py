@@ -500,54 +500,15 @@ def ui_rows(r: dict[str, Any]) -> list[list[Any]]:
             b["latency_ms"]["n"],
         ]
     )
-    rows.append(
-        [
-            "whole burst folded + drawn (ms)",
-            b["whole_burst_ms"]["median"],
-            b["whole_burst_ms"]["p95"],
-            b["bursts"],
-        ]
-    )
-    rows.append(
-        [
-            "  of which delivering them to the App (ms)",
-            b["delivery_ms"]["median"],
-            b["delivery_ms"]["p95"],
-            b["bursts"],
-        ]
-    )
-    rows.append(
-        [
-            "  of which folding events into the state (ms)",
-            b["fold_ms"]["median"],
-            b["fold_ms"]["p95"],
-            b["bursts"],
-        ]
-    )
-    rows.append(
-        [
-            "  of which the pane refresh (ms)",
-            b["pane_refresh_ms"]["median"],
-            b["pane_refresh_ms"]["p95"],
-            b["bursts"],
-        ]
-    )
-    rows.append(
-        [
-            "  of which drawing frames (compositor) (ms)",
-            b["draw_ms"]["median"],
-            b["draw_ms"]["p95"],
-            b["bursts"],
-        ]
-    )
-    rows.append(
-        [
-            "  garbage collection during the burst (ms)",
-            b["gc_ms"]["median"],
-            b["gc_ms"]["p95"],
-            b["bursts"],
-        ]
-    )
+    for label, key in (
+        ("whole burst folded + drawn (ms)", "whole_burst_ms"),
+        ("  of which delivering them to the App (ms)", "delivery_ms"),
+        ("  of which folding events into the state (ms)", "fold_ms"),
+        ("  of which the pane refresh (ms)", "pane_refresh_ms"),
+        ("  of which drawing frames (compositor) (ms)", "draw_ms"),
+        ("  garbage collection during the burst (ms)", "gc_ms"),
+    ):
+        rows.append([label, b[key]["median"], b[key]["p95"], b["bursts"]])
     if "stream" in r:
         s = r["stream"]["latency_ms"]
         rows.append(
