@@ -139,7 +139,15 @@ class _ObservedPubsub(Pubsub):
 
     def hub_connected(self) -> bool:
         hub = self.hub_id
-        return hub is not None and hub in self.peers and hub in self.peer_queues
+        return (
+            hub is not None
+            and hub in self.peers
+            and hub in self.peer_queues
+            # pubsub forgets a dead peer a moment after its connection closed: in between, a
+            # message routed to the hub would be lost (measured: the first publish after the
+            # hub died vanished), so ask the connection itself
+            and self._peer_is_connected(hub)
+        )
 
     async def message_all_peers(self, raw_msg: bytes, announce: Any = None) -> None:
         # Only subscription announcements come through here. While we route through the hub,

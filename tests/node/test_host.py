@@ -136,25 +136,21 @@ def test_leaves_route_through_the_hub_and_flood_their_direct_links_only_without_
             with trio.fail_after(20):
                 while any(leaf.is_connected(hub.peer_id_str) for leaf in leaves.values()):
                     await trio.sleep(0.01)  # poll interval; bounded by fail_after
-            # a -> b -> c over the direct links. The first publish over a link that never carried
-            # one can be lost in py-libp2p 0.8.1 (measured here; later ones arrive), so publish
-            # until one gets through: the point is that the direct links carry it at all.
-            for attempt in range(100):
-                await a.publish("t", b"without hub %d" % attempt)
-                with trio.move_on_after(0.2):
-                    while len(got["c"]) < 2:
-                        await trio.sleep(0.01)  # poll interval; bounded by move_on_after
-                if len(got["c"]) >= 2:
-                    break
+            # a -> b -> c over the direct links, the first publish after the hub died included
+            # (pubsub forgets a dead hub a moment after its connection closed: in between, a
+            # message routed to it would be lost)
+            arrived = trio.Event()
+            expect = {"a": 0, "b": 2, "c": 2}
+            await a.publish("t", b"without hub")
+            with trio.fail_after(20):
+                await arrived.wait()
             for leaf in leaves.values():
                 await leaf.close()
 
     trio.run(main)
     assert got["a"] == []
-    assert got["b"][0] == got["c"][0] == b"via hub"  # exactly once each, not once per link
-    assert got["c"][1].startswith(b"without hub")  # relayed by b over the direct links
-    for name in ("b", "c"):
-        assert len(got[name]) == len(set(got[name]))  # and never twice
+    # each exactly once (not once per link), the second relayed by b over the direct links
+    assert got["b"] == got["c"] == [b"via hub", b"without hub"]
 
 
 def test_a_hub_relays_a_topic_it_never_subscribed_to_and_announces_nothing() -> None:
