@@ -336,20 +336,26 @@ class NodeRuntime:
         if self._closed:
             return
         self._closed = True
-        if self.bridge.running and self._host is not None:
+        try:
+            if self.bridge.running and self._host is not None:
+                try:
+                    await asyncio.wait_for(self.bridge.run(self._trio_close), timeout=4.0)
+                except TimeoutError:
+                    logger.warning("closing the host timed out; stopping anyway")
+                except Exception:
+                    logger.exception("error while closing the node")
+        finally:
+            # even when the close itself is cancelled (an App torn down mid-close): stop trio,
+            # the model client and free the data dir, or a restart would find it locked
             try:
-                await asyncio.wait_for(self.bridge.run(self._trio_close), timeout=4.0)
-            except TimeoutError:
-                logger.warning("closing the host timed out; stopping anyway")
-            except Exception:
-                logger.exception("error while closing the node")
-        await self.bridge.aclose()
-        if self.slm_backend is not None:
-            try:
-                await self.slm_backend.aclose()
-            except Exception:
-                logger.debug("closing the model backend failed", exc_info=True)
-        self._release_lock()
+                await self.bridge.aclose()
+                if self.slm_backend is not None:
+                    try:
+                        await self.slm_backend.aclose()
+                    except Exception:
+                        logger.debug("closing the model backend failed", exc_info=True)
+            finally:
+                self._release_lock()
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """From asyncio: run ``await fn(*args)`` in trio and return the result."""

@@ -136,3 +136,19 @@ async def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
         assert b"cannot listen" in err and b"ready" not in out
     finally:
         await first.aclose()
+
+
+async def test_a_cancelled_close_still_frees_the_data_dir(tmp_path: Path) -> None:
+    """An App torn down while its node is closing cancels ``aclose()``: trio must still stop and
+    the data dir must be free for the next node (else: "another node is running")."""
+    port = free_port()
+    first = NodeRuntime(bootstrap_config(tmp_path, port))
+    await first.start()
+    closing = asyncio.ensure_future(first.aclose())
+    await asyncio.sleep(0)  # let the close begin (the host close is under way in trio)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    second = NodeRuntime(bootstrap_config(tmp_path, free_port()))
+    second.claim_identity()  # the lock is free again
+    await second.aclose()
