@@ -427,14 +427,33 @@ class SwarmHost:
         return self.pubsub.hub_connected()
 
     def relay(self, topic: str) -> bool:
-        """Hub: forward ``topic`` without subscribing (sync; see ``_ObservedPubsub.relay``)."""
-        return self.pubsub.relay(topic)
+        """Hub: forward ``topic`` without subscribing (sync; see ``_ObservedPubsub.relay``).
+
+        Only floodsub leaves route everything through the hub; gossipsub builds its mesh from
+        announced subscriptions, so there the hub subscribes for real (in a task)."""
+        if isinstance(self.pubsub.router, _HubFirstFloodSub):
+            return self.pubsub.relay(topic)
+        if topic in self._topics or self._nursery is None:
+            return False
+
+        async def ignore(msg: PubsubMessage) -> None:
+            pass
+
+        self._nursery.start_soon(self.subscribe, topic, ignore)
+        return True
 
     def unrelay(self, topic: str) -> bool:
-        return self.pubsub.unrelay(topic)
+        if isinstance(self.pubsub.router, _HubFirstFloodSub):
+            return self.pubsub.unrelay(topic)
+        if topic not in self._topics or self._nursery is None:
+            return False
+        self._nursery.start_soon(self.unsubscribe, topic)
+        return True
 
     def relayed_topics(self) -> list[str]:
-        return sorted(self.pubsub._relays)
+        if isinstance(self.pubsub.router, _HubFirstFloodSub):
+            return sorted(self.pubsub._relays)
+        return self.subscribed_topics()
 
     def is_connected(self, peer: str | ID) -> bool:
         pid = parse_peer_id(peer) if isinstance(peer, str) else peer

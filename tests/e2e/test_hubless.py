@@ -59,3 +59,20 @@ def test_a_session_runs_over_the_direct_links_once_the_hub_is_gone(tmp_path: Pat
         assert result["missing"] == {"executors": [], "verifiers": [], "scores": {}}
         # and the far end got the leader's result back over the chain
         high.wait_for(lambda e: e.get("event") == "result" and e.get("task") == result["task"], 30)
+
+
+def test_a_session_over_gossipsub_with_the_hub_subscribing_for_real(tmp_path: Path) -> None:
+    """Silent relays are for floodsub leaves, which send everything to the hub; gossipsub
+    routes along announced subscriptions, so there the bootstrap subscribes to what it relays."""
+    with Swarm(tmp_path, env={"RNET_ROUTER": "gossipsub"}) as s:
+        s.start_bootstrap(timeout=60)
+        ps = s.start_providers(3, ZERO, timeout=60)
+        s.wait_until(lambda: all(len(p.peer_ids()) >= 3 for p in ps), 60, "everyone known")
+        leader = ps[0]
+        mark = leader.mark()
+        leader.send("pipe 2 What is 6 times 7?")
+        result = leader.wait_for(
+            lambda e: e.get("event") == "result" and bool(e.get("winner")), 60, mark, "result"
+        )
+        executors, verifiers = assert_full_matrix(result)
+        assert set(executors + verifiers) == {ps[1].peer_id, ps[2].peer_id}
