@@ -20,6 +20,10 @@ pitfalls of that release (ARCHITECTURE §10):
 9. listening on 0.0.0.0 announces a concrete address;
 10. gossipsub (optional) gets a 1 s heartbeat and no per-topic rate limit;
 11. the seen-messages cache's sweeper thread is stopped on close;
+13./14. a star, and only a star while the hub is there: leaves send every message and every
+   subscription announcement to the hub alone (``_HubFirstFloodSub``, ``_ObservedPubsub``), the
+   hub relays topics without subscribing (``relay``), and the leaves' direct links carry
+   traffic (plain floodsub) only when the hub is gone;
 15. yamux returns window credit in batches, not with one WINDOW_UPDATE frame per read.
 
 Callbacks into the runtime are plain synchronous functions called in trio; they must not block.
