@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -42,10 +41,3 @@ async def start() -> AsyncIterator[Callable[..., Awaitable[Served]]]:
 @pytest.fixture
 async def served(start: Callable[..., Awaitable[Served]]) -> Served:
     return await start()
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds, polling the loop cheaply, failing after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)

@@ -49,6 +49,14 @@ class FakeSwarm:
         self.text: str | None = None  # fixed answer instead of answer_for(prompt)
         self._ids = itertools.count(1)
         self.call_started = asyncio.Event()
+        self._calls_changed = asyncio.Condition()
+
+    async def wait_calls(self, n: int, timeout: float = 10.0) -> None:
+        """Wait until exactly ``n`` calls were made (woken by each new call, bounded)."""
+        async with self._calls_changed:
+            await asyncio.wait_for(
+                self._calls_changed.wait_for(lambda: len(self.calls) == n), timeout
+            )
 
     def provider_models(self) -> Mapping[str, str]:
         return dict(self.models)
@@ -64,12 +72,13 @@ class FakeSwarm:
     ) -> SwarmResult:
         call = Call(prompt, providers, timeout_s, aggregator, task=f"task-{next(self._ids)}")
         self.calls.append(call)
+        async with self._calls_changed:
+            self._calls_changed.notify_all()
         stage = on_stage or (lambda _stage: None)
         call.started.set()
         self.call_started.set()
         try:
             stage("advertise")
-            await asyncio.sleep(0)  # let other requests interleave, like a real session
             if self.fail is not None:
                 raise self.fail
             stage("execute")

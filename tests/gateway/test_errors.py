@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from node.gateway import SwarmUnavailable
-from tests.gateway.conftest import Served, wait_for
+from tests.gateway.conftest import Served
 from tests.gateway.fake import answer_for
 
 GOOD_OLLAMA = {"model": "swarm", "prompt": "still alive?", "stream": False}
@@ -127,7 +127,7 @@ async def test_too_many_sessions_in_flight_is_503_busy(start) -> None:
         first = [
             asyncio.ensure_future(client.post("/api/generate", json=GOOD_OLLAMA)) for _ in range(2)
         ]
-        await wait_for(lambda: len(served.fake.calls) == 2)
+        await served.fake.wait_calls(2)
         reply = await client.post("/api/generate", json=GOOD_OLLAMA)
         assert "busy" in ollama_error(reply, 503)
         served.fake.hold.set()

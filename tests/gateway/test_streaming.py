@@ -11,7 +11,7 @@ import ollama
 import openai
 
 from node.gateway import GatewayConfig, SwarmUnavailable, serve_swarm
-from tests.gateway.conftest import Served, wait_for
+from tests.gateway.conftest import Served
 from tests.gateway.fake import FakeSwarm, answer_for
 
 CHAT = [{"role": "user", "content": "stream me"}]
@@ -192,7 +192,7 @@ async def test_five_concurrent_requests_get_their_own_sessions(start) -> None:
 
     jobs = [asyncio.ensure_future(ask_ollama(i)) for i in range(3)]
     jobs += [asyncio.ensure_future(ask_openai(i)) for i in range(3, 5)]
-    await wait_for(lambda: len(served.fake.calls) == 5)
+    await served.fake.wait_calls(5)
     assert not any(job.done() for job in jobs)
     served.fake.hold.set()
     results = await asyncio.gather(*jobs)

@@ -8,8 +8,7 @@ conditions with generous deadlines, never fixed sleeps.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,22 +62,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSwarm]:
             *("--exec-deadline", "20", "--verify-deadline", "20"),
         )
         live = LiveSwarm(swarm, providers, gateway, url)
-        wait_http(lambda: _providers_listed(live), what="every provider in the gateway's /api/tags")
+        # /api/tags lists the providers whose presence (with a model) the gateway node has seen;
+        # it prints a peer_info event for each as it learns it: wait on those, then ask once.
+        swarm.wait_until(
+            lambda: _models_seen(gateway) >= live.provider_ids(), 60, "every provider's model"
+        )
+        assert _providers_listed(live), "every provider in the gateway's /api/tags"
         yield live
 
 
-def wait_http(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    """Re-check an HTTP-observable condition until it holds (bounded by ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last})")
+def _models_seen(node: NodeProc) -> set[str]:
+    return {
+        e["peer_id"]
+        for e in node.find_all(lambda e: e.get("event") == "peer_info")
+        if e.get("model") and e.get("state") == "connected"
+    }
 
 
 def _providers_listed(live: LiveSwarm) -> bool:

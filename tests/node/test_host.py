@@ -84,8 +84,21 @@ def test_leaves_route_through_the_hub_and_flood_their_direct_links_only_without_
 
     async def main() -> None:
         hub = SwarmHost(keypair_from_seed(bytes([10] * 32)))
-        a, b, c = (SwarmHost(keypair_from_seed(bytes([11 + i] * 32))) for i in range(3))
+        hub_lost = {name: trio.Event() for name in "abc"}
+
+        def on_change(name: str):  # type: ignore[no-untyped-def]
+            def changed(peer: str, what: str) -> None:
+                if peer == hub.peer_id_str and what == "disconnected":
+                    hub_lost[name].set()
+
+            return changed
+
+        a, b, c = (
+            SwarmHost(keypair_from_seed(bytes([11 + i] * 32)), on_peer_change=on_change(name))
+            for i, name in enumerate("abc")
+        )
         leaves = {"a": a, "b": b, "c": c}
+        routed = trio.Event()  # every node's router has decided where the message goes
         for host in (hub, a, b, c):
             router = host.pubsub.router
             original = router._get_peers_to_send
@@ -93,6 +106,8 @@ def test_leaves_route_through_the_hub_and_flood_their_direct_links_only_without_
             def counted(*args, _original=original, **kwargs):  # type: ignore[no-untyped-def]
                 peers = list(_original(*args, **kwargs))
                 sends.append(len(peers))
+                if len(sends) == 4:
+                    routed.set()
                 return peers
 
             router._get_peers_to_send = counted  # type: ignore[method-assign]
@@ -128,14 +143,13 @@ def test_leaves_route_through_the_hub_and_flood_their_direct_links_only_without_
                 await arrived.wait()
             # a -> hub, hub -> b and c; nobody forwards over a direct link
             with trio.fail_after(20):
-                while sum(sends) < 3 or len(sends) < 4:
-                    await trio.sleep(0.01)  # poll interval; bounded by fail_after
+                await routed.wait()
             assert sum(sends) == 3, sends
 
             await hub.close()
             with trio.fail_after(20):
-                while any(leaf.is_connected(hub.peer_id_str) for leaf in leaves.values()):
-                    await trio.sleep(0.01)  # poll interval; bounded by fail_after
+                for lost in hub_lost.values():
+                    await lost.wait()
             # a -> b -> c over the direct links, the first publish after the hub died included
             # (pubsub forgets a dead hub a moment after its connection closed: in between, a
             # message routed to it would be lost)
@@ -174,9 +188,8 @@ def test_a_hub_relays_a_topic_it_never_subscribed_to_and_announces_nothing() -> 
                 leaf.set_hub(hub.peer_id_str)
             await a.subscribe("t", handler)
             await hub.wait_for_subscription(a.peer_id_str, "t", 10)
-            with trio.fail_after(10):
-                while not b.hub_connected():
-                    await trio.sleep(0.01)  # poll interval; bounded by fail_after
+            await b.pubsub.wait_for_peer(hub.peer_id, 10)  # b can route through the hub
+            assert b.hub_connected()
             await b.publish("t", b"relayed")  # b knows no subscriber: it goes to the hub
             with trio.fail_after(10):
                 await arrived.wait()

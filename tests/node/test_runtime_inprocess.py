@@ -144,9 +144,12 @@ async def test_a_cancelled_close_still_frees_the_data_dir(tmp_path: Path) -> Non
     port = free_port()
     first = NodeRuntime(bootstrap_config(tmp_path, port))
     await first.start()
+
+    async def cancel_mid_close() -> None:  # a close hook: the host close is under way in trio
+        closing.cancel()
+
+    first.on_close(cancel_mid_close)
     closing = asyncio.ensure_future(first.aclose())
-    await asyncio.sleep(0)  # let the close begin (the host close is under way in trio)
-    closing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await closing
     second = NodeRuntime(bootstrap_config(tmp_path, free_port()))
