@@ -93,7 +93,7 @@ class BootstrapRole:
 
     async def on_topology(self) -> None:
         view = self.topics_map()
-        await self._sync_relays(view)
+        await self._drop_relays(view)
         if view == self._published:
             return
         # A session start is a burst of subscriptions spread over more than the debounce; each
@@ -107,10 +107,9 @@ class BootstrapRole:
         self._last_bootmesh = time.monotonic()
         await self._publish_bootmesh(view)
 
-    async def _sync_relays(self, view: dict[str, list[str]]) -> None:
+    async def _drop_relays(self, view: dict[str, list[str]]) -> None:
+        # new topics are relayed at once (on_subscriptions); here the ones nobody is on any more
         wanted = set(view) - {MESH_TOPIC}
-        for topic in sorted(wanted - self._relayed):
-            self._relay(topic)
         for topic in sorted(self._relayed - wanted):
             self._relayed.discard(topic)
             try:

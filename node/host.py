@@ -101,8 +101,11 @@ class _ObservedPubsub(Pubsub):
     is connected to it (see :class:`_HubFirstFloodSub`)."""
 
     on_topology_change: Callable[[], None] = staticmethod(lambda: None)
-    hub_id: ID | None = None  # leaves: the bootstrap they route through
-    _relays: frozenset[str] | set[str] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hub_id: ID | None = None  # leaves (floodsub): the bootstrap they route through
+        self._relays: set[str] = set()
 
     def handle_subscription(self, origin_id: ID, sub_message: Any) -> None:
         super().handle_subscription(origin_id, sub_message)
@@ -125,15 +128,13 @@ class _ObservedPubsub(Pubsub):
         """
         if topic in self._relays:
             return False
-        if not isinstance(self._relays, set):
-            self._relays = set()
         self._relays.add(topic)
         return True
 
     def unrelay(self, topic: str) -> bool:
         if topic not in self._relays:
             return False
-        self._relays.discard(topic)  # type: ignore[union-attr]
+        self._relays.discard(topic)
         return True
 
     def _is_subscribed_to_msg(self, msg: Any) -> bool:
@@ -186,13 +187,11 @@ class _HubFirstFloodSub(FloodSub):
     are. The hub itself (``hub_id`` None) is plain floodsub.
     """
 
-    hub_id: ID | None = None
-
     def _get_peers_to_send(self, topic_ids: Any, msg_forwarder: ID, origin: ID) -> Any:
-        hub = self.hub_id
         pubsub = self.pubsub
-        if hub is None or not isinstance(pubsub, _ObservedPubsub) or not pubsub.hub_connected():
+        if not isinstance(pubsub, _ObservedPubsub) or not pubsub.hub_connected():
             return super()._get_peers_to_send(topic_ids, msg_forwarder, origin)
+        hub = pubsub.hub_id
         if hub in (msg_forwarder, origin):
             return []  # the hub already sent it to every peer it has
         return [hub]
@@ -422,9 +421,8 @@ class SwarmHost:
 
     def set_hub(self, peer: str | None) -> None:
         """Route through ``peer`` (the bootstrap) while connected to it (see _HubFirstFloodSub)."""
-        router = self.pubsub.router
-        if isinstance(router, _HubFirstFloodSub):
-            router.hub_id = self.pubsub.hub_id = parse_peer_id(peer) if peer else None
+        if isinstance(self.pubsub.router, _HubFirstFloodSub):
+            self.pubsub.hub_id = parse_peer_id(peer) if peer else None
 
     def hub_connected(self) -> bool:
         """True while this leaf routes through its hub (then every publish goes to the hub)."""

@@ -40,8 +40,8 @@ Building one from parsed flags: ``build_runtime(args, resolve_node_config(args, 
 the model backend, ``slm`` and the sessions engine when present); logging:
 ``setup_logging(level, runtime=..., log_file=...)``.
 
-Publishing waits (bounded, ``ROUTE_WAIT_S``) when a topic was just joined and the bootstrap's
-relay subscription has not reached us yet; otherwise it returns as soon as the message is queued.
+Publishing returns as soon as the message is queued; it waits (bounded, ``ROUTE_WAIT_S``) only
+when no route is known yet for a topic someone is on (``_await_route``).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ HEARTBEAT_INTERVAL_S = 5.0
 # A ping may wait this long: a node busy with a burst answers late, and that is not a hang.
 HEARTBEAT_TIMEOUT_S = 5.0
 TOPOLOGY_DEBOUNCE_S = 0.1
-ROUTE_WAIT_S = 3.0  # longest a publish waits for the bootstrap to relay a freshly joined topic
+ROUTE_WAIT_S = 3.0  # longest a publish waits for a route to a freshly joined topic
 
 
 class RuntimeError_(Exception):
@@ -479,18 +479,13 @@ class NodeRuntime:
     # (a) topics and (b) publishing — trio side
     # ------------------------------------------------------------------------------------------
 
-    async def join_topic(
-        self, topic: str, handler: EnvelopeHandler | None = None, *, relay_only: bool = False
-    ) -> bool:
+    async def join_topic(self, topic: str, handler: EnvelopeHandler | None = None) -> bool:
         """Subscribe ``topic``; envelopes from others go to ``handler`` (None: message events).
 
-        ``relay_only``: only forward the topic (the bootstrap's hub role, :meth:`relay_topic`);
-        messages are not even decoded — CPU on the hub is the swarm's scaling limit.
-        Returns False if already joined (the handler is then replaced).
+        Returns False if already joined (the handler is then replaced). A topic the hub only
+        relays (:meth:`relay_topic`) becomes a real subscription.
         """
         _check_topic(topic)
-        if relay_only:
-            return self.relay_topic(topic)
         entry = self._topics.get(topic)
         if entry is not None and not entry.relay_only:
             entry.handler = handler
@@ -504,7 +499,8 @@ class NodeRuntime:
 
     def relay_topic(self, topic: str) -> bool:
         """Hub: forward ``topic`` without subscribing or announcing (synchronous, so it can be
-        done while the subscription that asked for it is read). False if already on it."""
+        done while the subscription that asked for it is read); its messages are not even
+        decoded — CPU on the hub is the swarm's scaling limit. False if already on it."""
         _check_topic(topic)
         if topic in self._topics:
             return False
@@ -561,29 +557,37 @@ class NodeRuntime:
         await self.host.publish(topic, data)
 
     async def _await_route(self, topic: str) -> None:
-        """Floodsub sends only to peers it knows subscribed. Right after a topic was joined the
-        bootstrap's relay subscription may not have reached us yet, and a publish would go
-        nowhere: when someone is on the topic but no route is known, wait (bounded) for the
-        bootstrap to subscribe."""
+        """Floodsub sends only to peers it knows are subscribed, so a publish right after a
+        topic was joined can go nowhere. Through the hub (floodsub) there is nothing to wait
+        for: every publish goes to it, and it relays a topic from the first subscription that
+        reaches it. Otherwise, when someone is on the topic but no route is known, wait
+        (bounded) for a peer that will carry it: the bootstrap once it subscribes (gossipsub),
+        or without the bootstrap any direct peer on the topic (it floods it on)."""
         import trio
 
         host = self.host
-        boot = self._bootstrap_id
-        if (
-            self.role == "bootstrap"
-            or boot is None
-            or host.hub_connected()  # everything goes to the hub, which relays every topic
-            or host.topic_peers(topic)
-            or not host.is_connected(boot)
-        ):
+        if self.role == "bootstrap" or host.hub_connected() or host.topic_peers(topic):
             return
-        listeners = set(self._bootmesh.get(topic, ())) - {self.peer_id_str}
-        if topic not in self._topics and not listeners:
-            return  # nobody is on it, as far as the bootstrap told us
-        try:
-            await host.wait_for_subscription(boot, topic, ROUTE_WAIT_S)
-        except trio.TooSlowError:
-            logger.info("no peer is subscribed to %s yet; publishing anyway", topic)
+        boot = self._bootstrap_id
+        if boot is not None and host.is_connected(boot):
+            listeners = set(self._bootmesh.get(topic, ())) - {self.peer_id_str}
+            candidates = [boot]
+        else:
+            listeners = set()
+            candidates = [p for p in host.connected_peers() if p != boot]
+        if not candidates or (topic not in self._topics and not listeners):
+            return  # nobody to wait for, or nobody is on it as far as we were told
+        async with trio.open_nursery() as nursery:
+
+            async def wait_one(peer: str) -> None:
+                try:
+                    await host.wait_for_subscription(peer, topic, ROUTE_WAIT_S)
+                except trio.TooSlowError:
+                    logger.info("no peer is subscribed to %s yet; publishing anyway", topic)
+                nursery.cancel_scope.cancel()
+
+            for peer in candidates:
+                nursery.start_soon(wait_one, peer)
 
     # ------------------------------------------------------------------------------------------
     # receiving

@@ -60,8 +60,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_PROMPT = "What is the capital of France?"
 # Finished sessions kept in memory (for `sessions`, late messages); older ones only in the store.
 KEEP_FINISHED = 64
-# Upper bound on waiting for the hub to relay a new task topic before our join goes out.
-ROUTE_WAIT_S = 3.0
 
 
 def now_ms() -> int:
@@ -500,11 +498,10 @@ class SessionEngine:
             async for op, arg in receive:
                 try:
                     if op == "subscribe":
+                        # the first publish waits for a route if it needs one (_await_route)
                         await rt.join_topic(
                             arg, lambda env, _live=live: self._on_envelope(_live, env)
                         )
-                        if not live.is_leader:
-                            await self._wait_for_route(live)
                     elif op == "unsubscribe":
                         await rt.leave_topic(arg)
                     else:
@@ -533,39 +530,6 @@ class SessionEngine:
         if topic == leader_topic(task) and not self.runtime.host.hub_connected():
             return task
         return topic
-
-    async def _wait_for_route(self, live: LiveSession) -> None:
-        """Participant: hold our first publish until someone can carry it to the leader.
-
-        Through the hub there is nothing to wait for: every publish goes to the hub, and the
-        hub relays a topic from the moment the first subscription to it reaches it (the
-        leader's, before its advertisement). Without the hub the join goes on the session
-        topic (see ``_route_topic``), and a floodsub node sends only to peers it knows are
-        subscribed: wait (on libp2p's subscription events, bounded) until one of our direct
-        peers is on the session topic -- the leader itself, or a participant that floods it on.
-        """
-        import trio
-
-        host = self.runtime.host
-        if host.hub_connected():
-            return
-        topic = live.task
-        if host.topic_peers(topic):
-            return
-        candidates = [p for p in host.connected_peers() if p != self.runtime.bootstrap_id]
-        if not candidates:
-            return
-        async with trio.open_nursery() as nursery:
-
-            async def wait_one(peer: str) -> None:
-                try:
-                    await host.wait_for_subscription(peer, topic, ROUTE_WAIT_S)
-                except trio.TooSlowError:
-                    logger.info("session %s: no route to the leader yet; publishing anyway", topic)
-                nursery.cancel_scope.cancel()
-
-            for peer in candidates:
-                nursery.start_soon(wait_one, peer)
 
     async def _on_envelope(self, live: LiveSession, env: Envelope) -> None:
         """Topic handler (trio): feed the machine, store what it accepted."""

@@ -21,7 +21,7 @@ from node.sessions import (
     result_event,
 )
 from protocol.envelope import seal
-from protocol.identity import NaclSigner, peer_id_to_str
+from protocol.identity import NaclSigner
 from protocol.messages import Advertise
 
 ME = NaclSigner(bytes([9]) * 32)
@@ -34,11 +34,8 @@ class FakeBackend:
 
 @dataclass
 class FakeHost:
-    def topic_peers(self, topic: str) -> set[str]:
-        return {peer_id_to_str(s.peer_id) for s in LEADERS}  # a route exists at once
-
     def hub_connected(self) -> bool:
-        return True  # everything would go through the hub: no route to wait for
+        return True  # everything goes through the hub: joins and scores to the leader topic
 
 
 @dataclass
@@ -47,7 +44,6 @@ class FakeRuntime:
 
     nursery: Any = None
     peer_id: bytes = ME.peer_id
-    bootstrap_id: str | None = None
     host: FakeHost = field(default_factory=FakeHost)
     events: list = field(default_factory=list)
     joined: list = field(default_factory=list)
