@@ -2,7 +2,7 @@
 
 ``NodeLink`` is what the App needs; ``RuntimeLink`` (in ``console.runtime_link``) adapts the real
 ``node.runtime.NodeRuntime``; ``ScriptedLink`` here is a network-free stand-in that tests,
-benchmarks and demos drive with event dicts shaped like CONTRACT.md's ``to_dict()`` forms.
+benchmarks and demos drive with events (``node.events``) or their ``to_dict()`` forms.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""What the console knows about the node, reduced from runtime events. No Textual import.
+"""What the console knows about the node, folded from runtime events. No Textual import.
 
-The runtime emits event objects (``node.events``) whose ``to_dict()`` forms are in CONTRACT.md;
-this module folds them, as plain dicts, into a ``ConsoleState``: peers, the two mesh views,
-session snapshots and results, and a bounded log. Panes receive *copies* of these snapshots,
-never live structures, so a burst of events costs one dict update each and one repaint per batch.
+The runtime emits the typed events of ``node.events``; a scripted link or a test may hand their
+``to_dict()`` form instead, which is turned back into the event (``event_from_dict``) at the
+door. ``ConsoleState`` folds them into peers, the two mesh views, sessions
+(:class:`~console.session_view.SessionView`: the typed snapshot and result) and a bounded log.
+Panes receive *copies* of these snapshots, never live structures.
 """
 
 from __future__ import annotations
@@ -12,35 +13,29 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+from console.session_view import STAGES, SessionView, short_id
+from node import events as ev
 
 logger = logging.getLogger(__name__)
 
-#: The four stages of a session, in order (ARCHITECTURE §7).
-STAGES: tuple[str, ...] = ("advertise", "execute", "verify", "finalize")
-DONE_STAGES = frozenset({"done", "finalized", "complete", "completed", "result"})
-ABORTED_STAGES = frozenset({"abort", "aborted", "failed", "cancelled", "empty"})
+__all__ = ["STAGES", "ConsoleState", "LogEntry", "Peer", "SessionView", "as_event", "short_id"]
 
 LOG_LIMIT = 2000
 
 
-def short_id(peer_id: str | None) -> str:
-    """The short display form of a base58 peer id: its last 6 characters (CONTRACT.md)."""
-    if not peer_id:
-        return "?"
-    return str(peer_id)[-6:]
-
-
-def as_dict(event: Any) -> dict[str, Any]:
-    """An event object (with ``to_dict``) or an already plain dict, as a dict."""
-    if isinstance(event, Mapping):
-        return dict(event)
-    to_dict = getattr(event, "to_dict", None)
-    if callable(to_dict):
-        return dict(to_dict())
-    raise TypeError(f"not an event: {event!r}")
+def as_event(raw: object) -> ev.Event | None:
+    """An event object, or its ``to_dict()`` form rebuilt; ``None`` for an unknown event type.
+    KeyError/TypeError/ValueError when the data is not an event."""
+    if isinstance(raw, ev.Event):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"not an event: {raw!r}")
+    if raw.get("event") not in ev.EVENT_TYPES:
+        return None
+    return ev.event_from_dict(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,187 +68,6 @@ class Peer:
     name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SessionView:
-    """A session snapshot (``session`` event) plus its ``result`` if one arrived.
-
-    Derived accessors tolerate missing fields so a partial snapshot still renders.
-    """
-
-    task: str
-    data: Mapping[str, Any]
-    result: Mapping[str, Any] | None = None
-    first_seen: float = 0.0
-
-    def get(self, key: str, default: Any = None) -> Any:
-        if self.result is not None and key in self.result and key != "stage":
-            return self.result[key]
-        return self.data.get(key, default)
-
-    @property
-    def stage(self) -> str:
-        if self.result is not None:
-            return "done"
-        return str(self.data.get("stage") or "advertise").lower()
-
-    @property
-    def stage_index(self) -> int:
-        """0..3 for the running stage, 4 when finished, -1 when aborted."""
-        stage = self.stage
-        if stage in DONE_STAGES:
-            return len(STAGES)
-        if stage in ABORTED_STAGES:
-            return -1
-        for i, name in enumerate(STAGES):
-            if stage.startswith(name[:3]):
-                return i
-        return 0
-
-    @property
-    def leader(self) -> str:
-        return str(self.get("leader") or "")
-
-    @property
-    def role(self) -> str:
-        return str(self.data.get("role") or "")
-
-    @property
-    def prompt(self) -> str:
-        return str(self.data.get("prompt") or "")
-
-    @property
-    def executors(self) -> list[str]:
-        found = list(self.get("executors") or [])
-        for executor in self.scores:
-            if executor not in found:
-                found.append(executor)
-        return found
-
-    @property
-    def verifiers(self) -> list[str]:
-        found = list(self.get("verifiers") or [])
-        for row in self.scores.values():
-            for verifier in row:
-                if verifier not in found:
-                    found.append(verifier)
-        return found
-
-    @property
-    def joined(self) -> list[str]:
-        joined = self.data.get("joined") or []
-        return list(joined) if not isinstance(joined, int) else []
-
-    @property
-    def responses(self) -> dict[str, str | None]:
-        return dict(self.data.get("responses") or {})
-
-    @property
-    def scores(self) -> dict[str, dict[str, float | None]]:
-        raw = self.get("scores") or {}
-        return {str(e): dict(row or {}) for e, row in raw.items()}
-
-    @property
-    def averages(self) -> dict[str, float | None]:
-        return dict(self.get("averages") or {})
-
-    @property
-    def winner(self) -> str | None:
-        winner = self.get("winner")
-        return str(winner) if winner else None
-
-    @property
-    def winning_text(self) -> str | None:
-        if self.result is not None and self.result.get("text"):
-            return str(self.result["text"])
-        winner = self.winner
-        if winner:
-            return self.responses.get(winner)
-        return None
-
-    def answers_text(self) -> str:
-        """The prompt, the winning answer, then every other answer with its average."""
-        averages, winner = self.averages, self.winner
-
-        def avg(peer: str | None) -> str:
-            value = averages.get(peer or "")
-            return f"{value:.2f}" if isinstance(value, int | float) else "-"
-
-        parts = [f"Prompt: {self.prompt}" if self.prompt else "", ""]
-        parts += [f"Winner {short_id(winner)} (avg {avg(winner)}):", self.winning_text or "", ""]
-        others = [e for e in self.executors if e != winner]
-        if others:
-            parts.append("Other answers:")
-        for executor in others:
-            text = self.responses.get(executor) or "(no answer received)"
-            parts.append(f"- {short_id(executor)} (avg {avg(executor)}): {text}")
-        return "\n".join(parts).strip()
-
-    def is_missing(self, executor: str, verifier: str | None = None) -> bool:
-        """Whether a cell (or, without a verifier, a whole executor row) is marked missing.
-
-        The sessions engine sends ``{"executors": [...], "verifiers": [...], "scores":
-        {executor: [verifiers]}}``; lists of peers or pairs are read the same way. Empty cells
-        (``scores``) count as missing only once the session is over: until then they are pending.
-        """
-        missing = self.get("missing") or {}
-        if isinstance(missing, Mapping):
-            if executor in (missing.get("executors") or ()):
-                return True
-            if verifier is None:
-                return missing.get(executor) is True
-            if verifier in (missing.get("verifiers") or ()):
-                return True
-            cells = missing.get("scores")
-            cell = cells.get(executor) if isinstance(cells, Mapping) else missing.get(executor)
-            if not cell:
-                return False
-            over = self.stage_index in (-1, len(STAGES))
-            return (cell is True or verifier in cell) and (over or "scores" not in missing)
-        if isinstance(missing, Iterable) and not isinstance(missing, str):
-            for item in missing:
-                if item == executor and verifier is None:
-                    return True
-                if verifier is not None and (
-                    item == verifier or list(item) == [executor, verifier]
-                ):
-                    return True
-        return False
-
-    def counts(self) -> dict[str, int]:
-        """joined, responses x/y and scores x/y; the snapshot's own ``counts`` win if present."""
-        executors, verifiers = self.executors, self.verifiers
-        responses = self.responses
-        scores = self.scores
-        raw_joined = self.data.get("joined")
-        counts = {
-            "joined": raw_joined if isinstance(raw_joined, int) else len(self.joined),
-            "responses": sum(1 for e in executors if responses.get(e)),
-            "responses_expected": len(executors),
-            "scores": sum(1 for row in scores.values() for v in row.values() if v is not None),
-            "scores_expected": len(executors) * len(verifiers),
-        }
-        own = self.data.get("counts")
-        if isinstance(own, Mapping):
-            counts.update({k: int(v) for k, v in own.items() if isinstance(v, int | float)})
-        return counts
-
-    def deadline_left_s(self, now_ms: float | None = None) -> float | None:
-        """Seconds until the current stage's deadline (None when there is none or it is done).
-
-        ``stage_deadline_ms`` is read as wall-clock epoch milliseconds when it looks like one,
-        else as milliseconds remaining at the snapshot's arrival.
-        """
-        if self.stage_index in (-1, len(STAGES)):
-            return None
-        deadline = self.data.get("stage_deadline_ms")
-        if not isinstance(deadline, int | float) or deadline <= 0:
-            return None
-        now_ms = time.time() * 1000 if now_ms is None else now_ms
-        if deadline < 1e11:  # a duration, not a timestamp
-            deadline = self.first_seen * 1000 + deadline
-        return max(0.0, (deadline - now_ms) / 1000)
-
-
 @dataclass
 class ConsoleState:
     """Everything the panes show, folded from events by ``apply``."""
@@ -274,61 +88,34 @@ class ConsoleState:
 
     # -- folding ---------------------------------------------------------------------------
 
-    def apply(self, event: Any, now: float | None = None) -> set[str]:
+    def apply(self, raw: object, now: float | None = None) -> set[str]:
         """Fold one event in; return which areas changed ("peers", "mesh", "sessions", ...)."""
         now = time.time() if now is None else now
         try:
-            data = as_dict(event)
-        except TypeError as exc:
-            self._log(now, "error", "console", str(exc))
+            event = as_event(raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            self._log(now, "error", "console", f"malformed event ({exc}): {_compact(raw)}")
             return {"log"}
         self.events_seen += 1
-        kind = str(data.get("event", "?"))
-        handler = getattr(self, f"_on_{kind}", None)
-        if handler is None:
-            self._log(now, "info", kind, _compact(data))
+        if event is None:  # a newer node's event type: shown, not understood
+            assert isinstance(raw, Mapping)
+            self._log(now, "info", str(raw.get("event", "?")), _compact(raw))
             return {"log"}
+        handler = getattr(self, f"_on_{event.event}")
         try:
-            return handler(data, now) | {"log"}
+            return handler(event, now) | {"log"}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # A malformed event is shown, never allowed to crash the UI.
-            self._log(now, "error", kind, f"malformed event ({exc}): {_compact(data)}")
+            self._log(now, "error", event.event, f"malformed event ({exc}): {_compact(raw)}")
             return {"log"}
 
-    def apply_all(self, events: Sequence[Any], now: float | None = None) -> set[str]:
-        """Fold a batch in order; return the union of the areas changed.
-
-        A session snapshot followed in the same batch by a newer snapshot of that task (no
-        result between) is never on screen: it only counts and logs its stage change, without
-        the full conversion (a burst brings hundreds of snapshots of one session).
-        """
-        superseded = _superseded_snapshots(events)
+    def apply_all(self, events: Sequence[object], now: float | None = None) -> set[str]:
+        """Fold a batch in order; return the union of the areas changed. (Events are typed
+        objects: folding a snapshot is one reference kept, so a burst costs little.)"""
         dirty: set[str] = set()
-        for i, event in enumerate(events):
-            if i in superseded:
-                dirty |= self._pass_snapshot(event, now)
-            else:
-                dirty |= self.apply(event, now)
+        for event in events:
+            dirty |= self.apply(event, now)
         return dirty
-
-    def _pass_snapshot(self, event: Any, now: float | None) -> set[str]:
-        """A superseded snapshot: the stage-change log line of ``_on_session``, and a stand-in
-        view (task, stage, leader) the next snapshot in the batch replaces."""
-        now = time.time() if now is None else now
-        self.events_seen += 1
-        task = str(_field(event, "task"))
-        data = {key: _field(event, key) for key in ("task", "stage", "leader")}
-        old = self.sessions.get(task)
-        view = SessionView(task, data, old.result if old else None, old.first_seen if old else now)
-        self.sessions[task] = view
-        if old is None or old.data.get("stage") != data["stage"]:
-            self._log(
-                now,
-                "info",
-                "session",
-                f"session {task}: {view.stage} (leader {short_id(view.leader)})",
-            )
-        return {"sessions", "log"}
 
     def take_new_log(self) -> list[LogEntry]:
         """Log entries added since the last call (the log pane appends only these)."""
@@ -346,11 +133,9 @@ class ConsoleState:
         if len(self._new_log) > LOG_LIMIT:
             del self._new_log[: len(self._new_log) - LOG_LIMIT]
 
-    def _on_ready(self, d: dict[str, Any], now: float) -> set[str]:
-        self.peer_id = str(d.get("peer_id") or "")
-        self.role = str(d.get("role") or "")
-        self.name = str(d.get("name") or "")
-        self.addrs = [str(a) for a in d.get("addrs") or []]
+    def _on_ready(self, e: ev.Ready, now: float) -> set[str]:
+        self.peer_id, self.role, self.name = e.peer_id, e.role, e.name
+        self.addrs = [str(a) for a in e.addrs]
         addrs = ", ".join(self.addrs) or "no address"
         self._log(
             now,
@@ -367,88 +152,80 @@ class ConsoleState:
             peer = self.peers[peer_id] = Peer(peer_id)
         return peer
 
-    def _on_peer_joined(self, d: dict[str, Any], now: float) -> set[str]:
-        peer = self._peer(str(d["peer_id"]))
-        peer.addr = str(d.get("addr") or peer.addr)
+    def _on_peer_joined(self, e: ev.PeerJoined, now: float) -> set[str]:
+        peer = self._peer(e.peer_id)
+        peer.addr = e.addr or peer.addr
         peer.state = "connected"
         self._log(now, "info", "peer_joined", f"peer joined {short_id(peer.peer_id)} {peer.addr}")
         return {"peers"}
 
-    def _on_peer_left(self, d: dict[str, Any], now: float) -> set[str]:
-        peer = self._peer(str(d["peer_id"]))
+    def _on_peer_left(self, e: ev.PeerLeft, now: float) -> set[str]:
+        peer = self._peer(e.peer_id)
         peer.state = "lost"
         self._log(now, "warning", "peer_left", f"peer left {short_id(peer.peer_id)}")
         return {"peers"}
 
-    def _on_peer_info(self, d: dict[str, Any], now: float) -> set[str]:
-        peer = self._peer(str(d["peer_id"]))
+    def _on_peer_info(self, e: ev.PeerInfo, now: float) -> set[str]:
+        peer = self._peer(e.peer_id)
         old_state = peer.state
-        peer.model = str(d.get("model") or peer.model)
-        peer.backend = str(d.get("backend") or peer.backend)
-        peer.name = str(d.get("name") or peer.name)
-        rtt = d.get("rtt_ms")
-        peer.rtt_ms = float(rtt) if isinstance(rtt, int | float) else peer.rtt_ms
-        peer.state = str(d.get("state") or peer.state)
+        peer.model = e.model or peer.model
+        peer.backend = e.backend or peer.backend
+        peer.name = e.name or peer.name
+        peer.rtt_ms = float(e.rtt_ms) if e.rtt_ms is not None else peer.rtt_ms
+        peer.state = e.state or peer.state
         if peer.state != old_state:
             level = "warning" if peer.state == "lost" else "info"
             self._log(now, level, "peer_info", f"peer {short_id(peer.peer_id)} {peer.state}")
         return {"peers"}
 
-    def _on_mesh(self, d: dict[str, Any], now: float) -> set[str]:
-        self.mesh = _topics(d.get("topics"))
+    def _on_mesh(self, e: ev.Mesh, now: float) -> set[str]:
+        self.mesh = _topics(e.topics)
         self._log(now, "debug", "mesh", "local mesh: " + _topics_summary(self.mesh))
         return {"mesh"}
 
-    def _on_bootmesh(self, d: dict[str, Any], now: float) -> set[str]:
-        self.bootmesh = _topics(d.get("topics"))
+    def _on_bootmesh(self, e: ev.Bootmesh, now: float) -> set[str]:
+        self.bootmesh = _topics(e.topics)
         self._log(now, "debug", "bootmesh", "bootstrap mesh: " + _topics_summary(self.bootmesh))
         return {"mesh"}
 
-    def _on_message(self, d: dict[str, Any], now: float) -> set[str]:
-        sender = short_id(d.get("sender"))
-        self._log(
-            now,
-            "info",
-            "message",
-            f"[{d.get('topic', '?')}] {sender} {d.get('kind', '')}: {d.get('text', '')}",
-        )
+    def _on_message(self, e: ev.Message, now: float) -> set[str]:
+        text = f"[{e.topic}] {short_id(e.sender)} {e.kind}: {e.text}"
+        self._log(now, "info", "message", text)
         return set()
 
-    def _on_command_output(self, d: dict[str, Any], now: float) -> set[str]:
-        ok = bool(d.get("ok", True))
-        text = str(d.get("text") or ("ok" if ok else "failed"))
-        self._log(now, "info" if ok else "error", str(d.get("command") or "command"), text)
+    def _on_command_output(self, e: ev.CommandOutput, now: float) -> set[str]:
+        text = e.text or ("ok" if e.ok else "failed")
+        self._log(now, "info" if e.ok else "error", e.command or "command", text)
         return set()
 
-    def _on_error(self, d: dict[str, Any], now: float) -> set[str]:
-        self._log(now, "error", str(d.get("source") or "error"), str(d.get("message", "")))
+    def _on_error(self, e: ev.Error, now: float) -> set[str]:
+        self._log(now, "error", e.source or "error", e.message)
         return set()
 
-    def _on_rejected(self, d: dict[str, Any], now: float) -> set[str]:
+    def _on_rejected(self, e: ev.Rejected, now: float) -> set[str]:
         self.rejected += 1
-        detail = f" ({d['detail']})" if d.get("detail") else ""
+        detail = f" ({e.detail})" if e.detail else ""
         self._log(
             now,
             "warning",
             "rejected",
-            f"rejected {d.get('reason', '?')} from {short_id(d.get('sender'))} "
-            f"on {d.get('topic', '?')}{detail}",
+            f"rejected {e.reason} from {short_id(e.sender)} on {e.topic}{detail}",
         )
         return {"identity"}
 
-    def _on_log(self, d: dict[str, Any], now: float) -> set[str]:
-        level = str(d.get("level") or "info").lower()
+    def _on_log(self, e: ev.Log, now: float) -> set[str]:
+        level = (e.level or "info").lower()
         level = {"warn": "warning", "critical": "error", "exception": "error"}.get(level, level)
-        self._log(now, level, str(d.get("logger") or "log"), str(d.get("message", "")))
+        self._log(now, level, e.logger or "log", e.message)
         return set()
 
-    def _on_slm_chunk(self, d: dict[str, Any], now: float) -> set[str]:
+    def _on_slm_chunk(self, e: ev.SlmChunk, now: float) -> set[str]:
         # The whole answer arrives as the `slm` command's output (one log line); the chunks
         # only feed a live preview, cleared when the stream ends.
-        if d.get("done"):
+        if e.done:
             self._slm_buffer = []
         else:
-            self._slm_buffer.append(str(d.get("text") or ""))
+            self._slm_buffer.append(e.text)
         return {"slm"}
 
     @property
@@ -456,34 +233,30 @@ class ConsoleState:
         """The answer streaming in right now ("" when none)."""
         return "".join(self._slm_buffer)
 
-    def _on_session(self, d: dict[str, Any], now: float) -> set[str]:
-        task = str(d["task"])
-        old = self.sessions.get(task)
-        view = SessionView(task, d, old.result if old else None, old.first_seen if old else now)
-        self.sessions[task] = view
-        if old is None or old.data.get("stage") != d.get("stage"):
+    def _on_session(self, e: ev.Session, now: float) -> set[str]:
+        old = self.sessions.get(e.task)
+        view = SessionView(e.task, e, old.result if old else None, old.first_seen if old else now)
+        self.sessions[e.task] = view
+        if old is None or old.snapshot.stage != e.stage:
             self._log(
                 now,
                 "info",
                 "session",
-                f"session {task}: {view.stage} (leader {short_id(view.leader)})",
+                f"session {e.task}: {view.stage} (leader {short_id(view.leader)})",
             )
         return {"sessions"}
 
-    def _on_result(self, d: dict[str, Any], now: float) -> set[str]:
-        task = str(d["task"])
-        old = self.sessions.get(task)
-        data = old.data if old else {"task": task, "leader": d.get("leader"), "stage": "done"}
-        self.sessions[task] = SessionView(task, data, d, old.first_seen if old else now)
-        winner = d.get("winner")
-        if winner:
-            score = d.get("score")
-            score_text = f" score {score:.2f}" if isinstance(score, int | float) else ""
-            self._log(
-                now, "info", "result", f"result {task}: winner {short_id(winner)}{score_text}"
-            )
+    def _on_result(self, e: ev.Result, now: float) -> set[str]:
+        old = self.sessions.get(e.task)
+        if old is None:
+            self.sessions[e.task] = SessionView.of_result(e, now)
         else:
-            self._log(now, "warning", "result", f"result {task}: no winner")
+            self.sessions[e.task] = SessionView(e.task, old.snapshot, e, old.first_seen)
+        if e.winner:
+            score = f" score {e.score:.2f}" if e.score is not None else ""
+            self._log(now, "info", "result", f"result {e.task}: winner {short_id(e.winner)}{score}")
+        else:
+            self._log(now, "warning", "result", f"result {e.task}: no winner")
         return {"sessions"}
 
     # -- views for panes ---------------------------------------------------------------------
@@ -499,35 +272,7 @@ class ConsoleState:
         return tuple(sorted(self.sessions.values(), key=lambda s: s.first_seen))
 
 
-def _field(event: Any, key: str) -> Any:
-    """One top-level field of an event object or dict, without converting the whole event."""
-    if isinstance(event, Mapping):
-        return event.get(key)
-    return getattr(event, key, None)
-
-
-def _superseded_snapshots(events: Sequence[Any]) -> set[int]:
-    """Indices of session snapshots whose task's next event in ``events`` is another snapshot."""
-    superseded: set[int] = set()
-    followed: set[str] = set()  # tasks whose next event (looking back from the end) is a snapshot
-    for i in range(len(events) - 1, -1, -1):
-        event = events[i]
-        kind = _field(event, "event")
-        if kind not in ("session", "result"):
-            continue
-        task = _field(event, "task")
-        if not isinstance(task, str):
-            continue  # malformed: the full fold reports it
-        if kind == "result":
-            followed.discard(task)
-        elif task in followed:
-            superseded.add(i)
-        else:
-            followed.add(task)
-    return superseded
-
-
-def _topics(raw: Any) -> dict[str, list[str]]:
+def _topics(raw: object) -> dict[str, list[str]]:
     if not isinstance(raw, Mapping):
         raise TypeError("topics must be a mapping")
     return {str(topic): [str(p) for p in peers or []] for topic, peers in raw.items()}
@@ -539,6 +284,6 @@ def _topics_summary(topics: Mapping[str, list[str]]) -> str:
     return ", ".join(f"{t}({len(p)})" for t, p in sorted(topics.items()))
 
 
-def _compact(data: Mapping[str, Any]) -> str:
+def _compact(data: object) -> str:
     text = json.dumps(data, default=str, separators=(",", ":"))
     return text if len(text) <= 300 else text[:297] + "..."

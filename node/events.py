@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,8 +30,16 @@ class Event:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """The event back from its ``to_dict()`` form (unknown keys ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
 
 def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -149,8 +158,29 @@ class SlmChunk(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Missing:
+    """What did not arrive in a session (base58 ids): executors without a response, verifiers
+    without any score, and per responding executor the verifiers whose score is not in. Until
+    the session ends an empty score cell is pending; once it ended it is missing (never 0.00)."""
+
+    executors: list[str] = field(default_factory=list)
+    verifiers: list[str] = field(default_factory=list)
+    scores: dict[str, list[str]] = field(default_factory=dict)  # executor -> verifiers
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Missing:
+        return cls(
+            executors=[str(p) for p in data.get("executors", ())],
+            verifiers=[str(p) for p in data.get("verifiers", ())],
+            scores={str(e): [str(v) for v in vs] for e, vs in data.get("scores", {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Session(Event):
-    """A full snapshot of one session, emitted on every change (the sessions engine fills it)."""
+    """A full snapshot of one session, emitted on every change (``node.sessions.views`` builds
+    it from ``protocol.session.SessionSnapshot.to_dict()``). ``stage_deadline_ms`` is wall-clock
+    epoch ms (the engine's clock is monotonic; it converts here, where the time is shown)."""
 
     event: ClassVar[str] = "session"
     task: str
@@ -164,14 +194,24 @@ class Session(Event):
     verifiers: list[str] = field(default_factory=list)
     responses: dict[str, str | None] = field(default_factory=dict)
     scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
+    missing: Missing = field(default_factory=Missing)
     averages: dict[str, float | None] = field(default_factory=dict)
     winner: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # joined, responses(_expected)...
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names}
+        kw["missing"] = Missing.from_dict(data.get("missing") or {})
+        return cls(**kw)
 
 
 @dataclass(frozen=True, slots=True)
 class Result(Event):
+    """How a session ended: the winner (``None`` when nothing could be ranked), the tally, what
+    was missing, and the stage durations in ms."""
+
     event: ClassVar[str] = "result"
     task: str
     leader: str
@@ -180,9 +220,17 @@ class Result(Event):
     text: str
     averages: dict[str, float | None] = field(default_factory=dict)
     scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
+    missing: Missing = field(default_factory=Missing)
     aggregator: str = "mean"
     timings: dict[str, float] = field(default_factory=dict)
+    reason: str = ""  # why it ended without a result ("" when it has one)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Result:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names}
+        kw["missing"] = Missing.from_dict(data.get("missing") or {})
+        return cls(**kw)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -206,8 +254,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-def event_from_dict(data: dict[str, Any]) -> Event:
-    """Rebuild an event from ``to_dict()`` output (unknown keys ignored); for tests and tools."""
-    cls = EVENT_TYPES[data["event"]]
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """Rebuild an event from ``to_dict()`` output (unknown keys ignored); for tests and tools.
+    KeyError for an unknown event type, TypeError for a missing field."""
+    return EVENT_TYPES[data["event"]].from_dict(data)

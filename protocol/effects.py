@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeAlias
+from typing import TypeAlias, TypedDict
 
 from protocol.identity import peer_id_to_str
 from protocol.messages import Body, Result
 
 __all__ = [
     "TERMINAL",
+    "AbortCause",
     "Aborted",
     "Effect",
     "Finished",
@@ -27,6 +28,7 @@ __all__ = [
     "Rejected",
     "Role",
     "SessionSnapshot",
+    "SnapshotDict",
     "Stage",
     "StageChanged",
     "Subscribe",
@@ -110,10 +112,21 @@ class Finished:
     result: Result
 
 
+class AbortCause(StrEnum):
+    """Why a session ended without a result, as a code (``reason`` is the sentence)."""
+
+    OPERATOR = "operator"  # the leader's operator (or its pipe's timeout) aborted
+    NOT_ENOUGH_PARTICIPANTS = "not_enough_participants"  # < 2 joined by the join deadline
+    NO_RESPONSE = "no_response"  # no executor answered
+    LEADER = "leader"  # a participant got the leader's abort
+    GAVE_UP = "gave_up"  # a participant saw no result by the verify deadline
+
+
 @dataclass(frozen=True, slots=True)
 class Aborted:
     task: str
     reason: str
+    cause: AbortCause = AbortCause.OPERATOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +162,31 @@ Effect: TypeAlias = (
 )
 
 
+class SnapshotDict(TypedDict):
+    """:meth:`SessionSnapshot.to_dict`: the same fields, peer IDs as base58 text."""
+
+    task: str
+    me: str
+    leader: str
+    role: str
+    stage: str
+    stage_deadline_ms: int | None
+    prompt: str
+    aggregator: str
+    joined: list[str]
+    models: dict[str, str]
+    executors: list[str]
+    verifiers: list[str]
+    responses: dict[str, str | None]
+    scores: dict[str, dict[str, float | None]]
+    averages: dict[str, float | None]
+    counts: dict[str, int]
+    missing: list[str]
+    winner: str | None
+    winner_score: float | None
+    reason: str | None
+
+
 @dataclass(frozen=True, slots=True)
 class SessionSnapshot:
     """Everything a ``session`` event shows. Peer IDs are bytes; ``None`` means "not (yet)"."""
@@ -174,7 +212,7 @@ class SessionSnapshot:
     winner_score: float | None
     reason: str | None  # why it was aborted
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> SnapshotDict:
         """JSON-able form for the ``session`` event: peer IDs as base58 text."""
         b58 = peer_id_to_str
 

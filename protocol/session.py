@@ -112,6 +112,7 @@ from collections.abc import Callable
 
 from protocol.effects import (
     TERMINAL,
+    AbortCause,
     Aborted,
     Effect,
     Finished,
@@ -156,6 +157,7 @@ __all__ = [
     "LEADER_TRANSITIONS",
     "PARTICIPANT_ACCEPTS",
     "PARTICIPANT_TRANSITIONS",
+    "AbortCause",
     "Aborted",
     "Effect",
     "Finished",
@@ -553,7 +555,7 @@ class LeaderSession(_Session):
         self._require_started()
         if self.finished:
             raise StateError(f"session already {self.stage}")
-        return self._abort(reason)
+        return self._abort(reason, AbortCause.OPERATOR)
 
     # -- deadlines ------------------------------------------------------------------------------
     def _stage_deadline(self) -> int | None:
@@ -569,7 +571,10 @@ class LeaderSession(_Session):
         if self.stage == Stage.ADVERTISE:
             if len(self.joined) >= 2:
                 return self._assign(now_ms)
-            return self._abort(f"not enough participants: {len(self.joined)} joined, need 2")
+            return self._abort(
+                f"not enough participants: {len(self.joined)} joined, need 2",
+                AbortCause.NOT_ENOUGH_PARTICIPANTS,
+            )
         if self.stage == Stage.EXECUTE:
             return self._close_execute()
         return self._finalize()  # VERIFY or FINALIZE at the verify deadline
@@ -618,7 +623,9 @@ class LeaderSession(_Session):
 
     def _close_execute(self) -> list[Effect]:
         if not self.responses:
-            return self._abort("no executor responded before the execute deadline")
+            return self._abort(
+                "no executor responded before the execute deadline", AbortCause.NO_RESPONSE
+            )
         effects: list[Effect] = [self._go("responses_complete")]
         if self._scores_complete():
             effects += self._close_verify()
@@ -632,7 +639,7 @@ class LeaderSession(_Session):
 
     def _finalize(self) -> list[Effect]:
         if not self.responses:
-            return self._abort("no executor responded")
+            return self._abort("no executor responded", AbortCause.NO_RESPONSE)
         t = self._tally()
         text = self.responses[t.winner].text if t.winner is not None else ""
         self.result = t.to_result(text)
@@ -644,13 +651,13 @@ class LeaderSession(_Session):
             Unsubscribe(leader_topic(self.task)),
         ]
 
-    def _abort(self, reason: str) -> list[Effect]:
+    def _abort(self, reason: str, cause: AbortCause) -> list[Effect]:
         reason = _clip(reason.strip() or "aborted by the leader", MAX_REASON_CHARS)
         self.abort_reason = reason
         return [
             Publish(self.task, self.task, Abort(reason)),
             self._go("abort"),
-            Aborted(self.task, reason),
+            Aborted(self.task, reason, cause),
             Unsubscribe(self.task),
             Unsubscribe(leader_topic(self.task)),
         ]
@@ -848,7 +855,7 @@ class ParticipantSession(_Session):
         self.abort_reason = reason
         return [
             self._go("give_up"),
-            Aborted(self.task, reason),
+            Aborted(self.task, reason, AbortCause.GAVE_UP),
             Unsubscribe(self.task),
         ]
 
@@ -956,4 +963,5 @@ class ParticipantSession(_Session):
             return rejected
         assert isinstance(env.body, Abort)
         self.abort_reason = env.body.reason
-        return [self._go("abort"), Aborted(self.task, env.body.reason), Unsubscribe(self.task)]
+        return [self._go("abort"), Aborted(self.task, env.body.reason, AbortCause.LEADER),
+            Unsubscribe(self.task)]

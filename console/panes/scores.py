@@ -97,18 +97,18 @@ class ScoresPane(Vertical):
 
     def _winner_text(self, view: SessionView) -> Text:
         if view.stage_index < 0:
-            return Text(f"aborted: {view.get('reason') or view.stage}", style="bold red")
+            return Text(f"aborted: {view.reason or view.stage}", style="bold red")
         winner = view.winner
         if not winner:
             prompt = view.prompt
             return Text(f"prompt: {prompt}" if prompt else "waiting for scores…", style="dim")
-        score = view.get("score")
+        score = view.score
         if score is None:
             score = view.averages.get(winner)
         text = Text()
         text.append("winner ", style="bold")
         text.append(short_id(winner), style="bold green")
-        if isinstance(score, int | float):
+        if score is not None:
             text.append(f" {score:.2f}", style="bold")
         text.append(": ")
         text.append((view.winning_text or "").strip().replace("\n", " "))

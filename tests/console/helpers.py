@@ -1,4 +1,4 @@
-"""Scripted events (CONTRACT.md ``to_dict()`` shapes) and condition waits for Pilot tests."""
+"""Scripted events (``to_dict()`` forms of ``node.events``) and condition waits for Pilot tests."""
 
 from __future__ import annotations
 
@@ -57,10 +57,18 @@ def session(task: str = "task-1", stage: str = "verify", **over: Any) -> dict[st
             EXECUTORS[0]: {VERIFIERS[0]: 0.91, VERIFIERS[1]: None},
             EXECUTORS[1]: {VERIFIERS[0]: None, VERIFIERS[1]: None},
         },
-        "missing": [],
+        "missing": {"executors": [], "verifiers": [], "scores": {EXECUTORS[0]: [VERIFIERS[1]]}},
         "averages": {},
         "winner": None,
-        "counts": {},
+        "counts": {
+            "joined": 4,
+            "executors": 2,
+            "verifiers": 2,
+            "responses": 1,
+            "responses_expected": 2,
+            "scores": 1,
+            "scores_expected": 2,
+        },
     }
     data.update(over)
     return data
@@ -79,7 +87,7 @@ def result(task: str = "task-1", **over: Any) -> dict[str, Any]:
             EXECUTORS[0]: {VERIFIERS[0]: 0.91, VERIFIERS[1]: 0.89},
             EXECUTORS[1]: {VERIFIERS[0]: 0.2, VERIFIERS[1]: None},
         },
-        "missing": [VERIFIERS[1]],
+        "missing": {"executors": [], "verifiers": [], "scores": {EXECUTORS[1]: [VERIFIERS[1]]}},
         "aggregator": "mean",
         "timings": {},
     }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from console.settings import Settings
 from console.state import ConsoleState, SessionView
+from node import events as ev
 from tests.console.helpers import EXECUTORS, PEERS, VERIFIERS, result, session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,8 +25,9 @@ def test_session_then_result_merges_and_reports_progress() -> None:
         "responses": 1,
         "responses_expected": 2,
         "scores": 1,
-        "scores_expected": 4,
+        "scores_expected": 2,
     }
+    assert not view.is_missing(EXECUTORS[0], VERIFIERS[1]), "pending while the session runs"
     state.apply(result())
     view = state.sessions["task-1"]
     assert view.stage_index == 4 and view.winner == EXECUTORS[0]
@@ -33,29 +36,36 @@ def test_session_then_result_merges_and_reports_progress() -> None:
     assert view.is_missing(EXECUTORS[1], VERIFIERS[1])
 
 
-def test_missing_shapes_all_read_the_same() -> None:
-    e, v = EXECUTORS[0], VERIFIERS[0]
-    for missing in ([v], {e: [v]}, {"verifiers": [v]}, [[e, v]]):
-        view = SessionView("t", {"missing": missing})
-        assert view.is_missing(e, v), missing
-        assert not view.is_missing(EXECUTORS[1], VERIFIERS[1]), missing
+def view_of(stage: str, missing: ev.Missing, **over: object) -> SessionView:
+    snapshot = ev.Session(task="t", leader=PEERS[0], role="leader", stage=stage, missing=missing)
+    return SessionView("t", replace(snapshot, **over))
 
 
-def test_engine_missing_shape_marks_cells_only_when_over() -> None:
+def test_missing_cells_are_pending_until_the_session_is_over() -> None:
     e, v = EXECUTORS[0], VERIFIERS[0]
-    missing = {"executors": [EXECUTORS[1]], "verifiers": [], "scores": {e: [v]}}
-    live = SessionView("t", {"stage": "verify", "missing": missing})
+    missing = ev.Missing(executors=[EXECUTORS[1]], verifiers=[], scores={e: [v]})
+    live = view_of("verify", missing)
     assert not live.is_missing(e, v)  # still pending
     assert live.is_missing(EXECUTORS[1]) and live.is_missing(EXECUTORS[1], v)
-    done = SessionView("t", {"stage": "done", "missing": missing})
+    done = view_of("done", missing)
     assert done.is_missing(e, v) and not done.is_missing(e, VERIFIERS[1])
+    silent = view_of("verify", ev.Missing(verifiers=[v]))
+    assert silent.is_missing(e, v) and not silent.is_missing(e)
 
 
-def test_aborted_session_and_relative_deadline() -> None:
-    view = SessionView("t", {"stage": "aborted"})
-    assert view.stage_index == -1 and view.deadline_left_s() is None
-    view = SessionView("t", {"stage": "execute", "stage_deadline_ms": 5000}, first_seen=100.0)
+def test_aborted_session_and_wall_clock_deadline() -> None:
+    assert view_of("aborted", ev.Missing()).stage_index == -1
+    assert view_of("aborted", ev.Missing()).deadline_left_s() is None
+    view = view_of("execute", ev.Missing(), stage_deadline_ms=105_000)
     assert view.deadline_left_s(now_ms=102_000) == 3.0
+
+
+def test_a_result_with_a_reason_is_an_aborted_session() -> None:
+    state = ConsoleState()
+    state.apply(session(stage="execute"))
+    state.apply(result(winner=None, score=None, text="", reason="no executor responded"))
+    view = state.sessions["task-1"]
+    assert view.stage_index == -1 and view.reason == "no executor responded"
 
 
 def test_malformed_and_unknown_events_become_log_lines() -> None:

@@ -4,6 +4,7 @@ limits, the options, and the event shapes. The multi-process tests cover the rea
 from __future__ import annotations
 
 import argparse
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +20,13 @@ from node.sessions import (
     add_session_flags,
     options_from_args,
     result_event,
+    snapshot_event,
 )
+from node.sessions.ports import mono_ms
 from protocol.envelope import seal
 from protocol.identity import NaclSigner
 from protocol.messages import Advertise
+from protocol.session import LeaderSession
 
 ME = NaclSigner(bytes([9]) * 32)
 LEADERS = [NaclSigner(bytes([20 + i]) * 32) for i in range(3)]
@@ -131,12 +135,21 @@ def test_options_from_flags_and_fitting() -> None:
 
 
 def test_result_event_without_a_result_is_empty_not_zero() -> None:
-    from protocol.session import LeaderSession
-
-    machine = LeaderSession(
-        "t", ME.peer_id, Advertise(prompt="q"), rng=__import__("random").Random(0)
-    )
+    machine = LeaderSession("t", ME.peer_id, Advertise(prompt="q"), rng=random.Random(0))
     machine.start(0)
-    evt = result_event("t", ME.peer_id, None, machine.snapshot(), {"total": 1.0})
+    evt = result_event(machine.snapshot(), None, {"total": 1.0}, "aborted")
     assert evt.winner is None and evt.score is None and evt.text == ""
+    assert evt.missing == ev.Missing()
     assert evt.to_dict()["missing"] == {"executors": [], "verifiers": [], "scores": {}}
+    assert ev.event_from_dict(evt.to_dict()) == evt, "the dict form round-trips, typed"
+
+
+def test_snapshot_event_deadline_is_wall_clock() -> None:
+    """The machine runs on the monotonic clock; the event shows the deadline as wall time."""
+    machine = LeaderSession(
+        "t", ME.peer_id, Advertise(prompt="q", join_ms=5_000), rng=random.Random(0)
+    )
+    machine.start(mono_ms())
+    evt = snapshot_event(machine.snapshot())
+    assert evt.stage_deadline_ms is not None
+    assert abs(evt.stage_deadline_ms - (time.time() * 1000 + 5_000)) < 1_000

@@ -1,0 +1,173 @@
+"""How this node leads and joins sessions: :class:`SessionOptions` and the flags that set them.
+
+The deadline defaults are the protocol's (``protocol.messages.DEFAULT_*_MS``), defined once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from protocol.messages import AGGREGATORS, DEFAULT_EXEC_MS, DEFAULT_JOIN_MS, DEFAULT_VERIFY_MS
+from protocol.tally import SPLITS
+
+DEFAULT_PROMPT = "What is the capital of France?"
+# `adv` waits for a human's `ack`: its join window is longer unless --join-deadline is given.
+DEFAULT_MANUAL_JOIN_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOptions:
+    """How this node leads and joins sessions. Durations in ms."""
+
+    join_ms: int = DEFAULT_JOIN_MS
+    manual_join_ms: int = DEFAULT_MANUAL_JOIN_MS
+    exec_ms: int = DEFAULT_EXEC_MS
+    verify_ms: int = DEFAULT_VERIFY_MS
+    aggregator: str = "mean"
+    split: str = "balanced"
+    executors: int = 0  # > 0: this many executors per session led here (the rest verify)
+    auto_join: bool = True
+    max_sessions: int = 4  # participant sessions at once; more advertisements are declined
+    batch_scores: bool = True
+    grace_ms: int = 5_000
+
+    def __post_init__(self) -> None:
+        for name in ("join_ms", "manual_join_ms", "exec_ms", "verify_ms"):
+            value = getattr(self, name)
+            if not 1 <= value <= 3_600_000:
+                raise ValueError(f"{name.replace('_ms', '')} deadline must be within 1 ms..1 h")
+        if self.aggregator not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {self.aggregator!r} ({', '.join(AGGREGATORS)})")
+        if self.split not in SPLITS:
+            raise ValueError(f"unknown split {self.split!r} ({', '.join(SPLITS)})")
+        if self.max_sessions < 0:
+            raise ValueError("max sessions must be >= 0")
+        if not 0 <= self.executors <= 64:
+            raise ValueError("--executors must be between 0 (half the joiners) and 64")
+
+    @property
+    def manual(self) -> SessionOptions:
+        """The options of a manual ``adv``: the longer join window."""
+        return replace(self, join_ms=self.manual_join_ms)
+
+    def total_s(self) -> float:
+        """Seconds a ``pipe`` needs for the configured deadlines as they are (see ``fitted``)."""
+        return ((self.join_ms + self.exec_ms + self.verify_ms) / 1000 + 0.2) / 0.9 + 1
+
+    def fitted(self, timeout_s: float) -> SessionOptions:
+        """Deadlines scaled down (if needed) so the whole session ends within ``timeout_s``.
+
+        A ``pipe`` never waits past its timeout: its three stages must fit in it, with a small
+        margin for the result to travel back.
+        """
+        budget = max(1, int(timeout_s * 1000 * 0.9) - 200)
+        total = self.join_ms + self.exec_ms + self.verify_ms
+        if total <= budget:
+            return self
+        f = budget / total
+        return replace(
+            self,
+            join_ms=max(1, int(self.join_ms * f)),
+            exec_ms=max(1, int(self.exec_ms * f)),
+            verify_ms=max(1, int(self.verify_ms * f)),
+        )
+
+
+def add_session_flags(
+    parser: argparse.ArgumentParser, *, leader: bool = True, participant: bool = True
+) -> None:
+    """Session options: ``leader`` ones (deadlines, aggregator, split) for whoever advertises,
+    ``participant`` ones (auto-join, its limit) for providers. ``rnet pipe`` only leads."""
+    g = parser.add_argument_group("sessions")
+    if leader:
+        g.add_argument(
+            "--join-deadline",
+            type=float,
+            default=None,
+            metavar="S",
+            help=f"seconds a session waits for joins (default: {DEFAULT_JOIN_MS // 1000}; "
+            f"{DEFAULT_MANUAL_JOIN_MS // 1000} for a manual adv)",
+        )
+        g.add_argument(
+            "--exec-deadline",
+            type=float,
+            default=None,
+            metavar="S",
+            help=f"seconds executors have to answer (default: {DEFAULT_EXEC_MS // 1000})",
+        )
+        g.add_argument(
+            "--verify-deadline",
+            type=float,
+            default=None,
+            metavar="S",
+            help=f"seconds verifiers have to score after that (default: {DEFAULT_VERIFY_MS // 1000})",
+        )
+        g.add_argument(
+            "--aggregator",
+            choices=AGGREGATORS,
+            default=None,
+            help="how an executor's scores are combined (default: mean)",
+        )
+        g.add_argument(
+            "--split",
+            choices=SPLITS,
+            default=None,
+            help="role split: balanced (n//2 executors, default) or original (random index)",
+        )
+        g.add_argument(
+            "--executors",
+            type=int,
+            default=None,
+            metavar="K",
+            help="K of the joiners answer, the others judge (at least one judges); "
+            "default: as --split says",
+        )
+    if not participant:
+        return
+    try:
+        g.add_argument(
+            "--no-auto-join",
+            action="store_true",
+            default=False,
+            help="do not join advertised sessions automatically",
+        )
+    except argparse.ArgumentError:
+        return  # the command added the participant flags already (a parser shared by roles)
+    g.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="take part in at most N sessions at once (default: 4)",
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> SessionOptions:
+    """SessionOptions from parsed flags (any missing flag keeps its default). ValueError if bad."""
+    kw: dict[str, Any] = {}
+    for flag, name in (
+        ("join_deadline", "join_ms"),
+        ("exec_deadline", "exec_ms"),
+        ("verify_deadline", "verify_ms"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"--{flag.replace('_', '-')} must be a positive number of seconds")
+            kw[name] = max(1, int(value * 1000))
+            if name == "join_ms":
+                kw["manual_join_ms"] = kw[name]
+    for flag in ("aggregator", "split"):
+        value = getattr(args, flag, None)
+        if value:
+            kw[flag] = value
+    if getattr(args, "no_auto_join", False):
+        kw["auto_join"] = False
+    for flag in ("max_sessions", "executors"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            kw[flag] = value
+    return SessionOptions(**kw)
