@@ -1,4 +1,5 @@
-"""The rnet console: a Textual App over one node (``make_app`` builds it, ``run_console`` runs it).
+"""The rnet console: a Textual App over one node (``make_app`` builds it;
+``console.runtime_link.run_console`` runs it over a real node).
 
 The App owns the node link (toolong's model): it subscribes and starts it on mount and closes it
 on unmount. Runtime events land in an inbox; a coalescing ``EventsArrived`` wake-up folds them
@@ -11,6 +12,7 @@ share that one path.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 import secrets
@@ -36,8 +38,6 @@ from console.state import ConsoleState, Peer, SessionView, short_id
 from themes import DEFAULT_THEME, TCSS_PATH, THEMES, next_theme
 
 if TYPE_CHECKING:
-    import argparse
-
     from console.link import NodeLink
 
 logger = logging.getLogger(__name__)
@@ -465,14 +465,19 @@ class RnetConsole(App[int]):
         self.push_screen(HelpModal(keys, self.link.command_names()))
 
     def _binding_list(self) -> list[Binding]:
-        """The App's bindings with keymap overrides applied (what the keys really are now)."""
+        """The App's bindings with the keymap of console.toml applied (what the keys really are
+        now), in declaration order. Public API only: the declared ``BINDINGS`` and our settings
+        (Textual applies a keymap to copies of its private binding maps)."""
+        keymap = self.settings.keymap
         seen: dict[str, Binding] = {}
-        for _key, bindings in self._bindings.key_to_bindings.items():
-            for binding in bindings:
-                if binding.id and binding.show and self.check_action(binding.action, ()):
-                    seen.setdefault(binding.id, binding)
-        order = [b.id for b in self.BINDINGS if isinstance(b, Binding)]
-        return sorted(seen.values(), key=lambda b: order.index(b.id) if b.id in order else 99)
+        for cls in type(self).__mro__:
+            for binding in vars(cls).get("BINDINGS", ()):
+                if not isinstance(binding, Binding) or not binding.id or not binding.show:
+                    continue
+                if self.check_action(binding.action, ()):
+                    key = keymap.get(binding.id, binding.key)
+                    seen.setdefault(binding.id, dataclasses.replace(binding, key=key))
+        return list(seen.values())
 
     async def action_quit(self) -> None:
         self.exit(0)
@@ -502,13 +507,3 @@ def make_app(
         save_settings=save_settings,
         handle_signals=handle_signals,
     )
-
-
-def run_console(args: argparse.Namespace, **options: Any) -> int:
-    """Entry for ``rnet node``/``rnet bootstrap`` without ``--no-ui`` (``args.role`` says which):
-    the console over a real node built from the parsed node flags. Returns the exit code.
-    ``options`` go to ``console.runtime_link.run_console_for_args`` (``rnet up`` passes a banner
-    and extra commands)."""
-    from console.runtime_link import run_console_for_args
-
-    return run_console_for_args(args, **options)

@@ -20,11 +20,13 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
+from console.textual_compat import CellRenderHook
+
 #: Cell renders kept (value and lines); a few screens of cells.
 KEPT_CELLS = 4096
 
 
-class CellTable(DataTable):
+class CellTable(CellRenderHook):
     """A ``DataTable`` that draws again only the cells that changed since they were drawn."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -35,7 +37,7 @@ class CellTable(DataTable):
         super().notify_style_update()
         self._drawn.clear()  # theme or focus styles changed: every cell looks different
 
-    def _render_cell(
+    def draw_cell(
         self,
         row_index: int,
         column_index: int,
@@ -55,7 +57,7 @@ class CellTable(DataTable):
                 value = self.get_cell(row_key, column_key)
                 height = self.rows[row_key].height
         except (CellDoesNotExist, IndexError, KeyError):
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            return super().draw_cell(row_index, column_index, base_style, width, cursor, hover)
         # The value object itself is kept with its render, so its id cannot be reused while the
         # entry lives; everything else the drawing depends on is in the key.
         key = (
@@ -67,14 +69,12 @@ class CellTable(DataTable):
             width,
             cursor,
             hover,
-            self.show_cursor,
-            self._show_hover_cursor,
-            self._pseudo_class_state,
+            self.render_state,
         )
         kept = self._drawn.get(key)
         if kept is not None and kept[0] is value:
             return kept[1]
-        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        lines = super().draw_cell(row_index, column_index, base_style, width, cursor, hover)
         self._drawn[key] = (value, lines)
         return lines
 

@@ -9,6 +9,7 @@ from textual.suggester import Suggester
 from textual.widgets import Input
 
 from console.messages import CommandSubmitted
+from console.textual_compat import input_suggestion
 
 HISTORY_LIMIT = 200
 
@@ -92,8 +93,9 @@ class CommandInput(Input):
         self.cursor_position = len(self.value)
 
     def action_complete(self) -> None:
-        if self._suggestion and self._suggestion != self.value:
-            self.value = self._suggestion
+        suggestion = input_suggestion(self)
+        if suggestion and suggestion != self.value:
+            self.value = suggestion
             self.cursor_position = len(self.value)
             return
         # No suggestion (e.g. empty input): Tab keeps its usual meaning.

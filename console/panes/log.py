@@ -24,6 +24,7 @@ from textual.strip import Strip
 from textual.widgets import Input
 
 from console.state import LOG_LIMIT, LogEntry
+from console.textual_compat import set_scrollbar_size
 
 LEVEL_STYLES = {
     "debug": "dim",
@@ -174,7 +175,7 @@ class LogView(ScrollView, can_focus=True):
             # Not through the reactive: that lays the whole screen out again (~15 ms) on every
             # batch while the log grows, and nothing but this view's scrollbar depends on it.
             self.set_reactive(LogView.virtual_size, size)
-            self._scroll_update(size)
+            set_scrollbar_size(self, size)
         if self._width and self.size.height:
             # Now, not after the next refresh: the frame that draws new lines shows them.
             self.scroll_end(animate=False, immediate=True, x_axis=False)

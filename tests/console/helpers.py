@@ -60,18 +60,24 @@ def session(task: str = "task-1", stage: str = "verify", **over: Any) -> dict[st
         "missing": {"executors": [], "verifiers": [], "scores": {EXECUTORS[0]: [VERIFIERS[1]]}},
         "averages": {},
         "winner": None,
-        "counts": {
-            "joined": 4,
-            "executors": 2,
-            "verifiers": 2,
-            "responses": 1,
-            "responses_expected": 2,
-            "scores": 1,
-            "scores_expected": 2,
-        },
     }
     data.update(over)
+    data.setdefault("counts", engine_counts(data))
     return data
+
+
+def engine_counts(data: dict[str, Any]) -> dict[str, int]:
+    """The progress counts the engine sends with a snapshot (node.sessions.views)."""
+    responded = [e for e, text in data["responses"].items() if text is not None]
+    return {
+        "joined": len(data["joined"]),
+        "executors": len(data["executors"]),
+        "verifiers": len(data["verifiers"]),
+        "responses": len(responded),
+        "responses_expected": len(data["executors"]),
+        "scores": sum(1 for row in data["scores"].values() for s in row.values() if s is not None),
+        "scores_expected": sum(len(set(data["verifiers"]) - {e}) for e in responded),
+    }
 
 
 def result(task: str = "task-1", **over: Any) -> dict[str, Any]:

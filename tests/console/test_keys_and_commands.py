@@ -151,6 +151,12 @@ async def test_keymap_from_config_overrides_a_binding(config_dir: Path) -> None:
         assert app.screen.__class__.__name__ == "Screen"  # p no longer pipes
         await pilot.press("x")
         await wait_for(pilot, lambda: app.screen.__class__.__name__ == "PipeModal")
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "HelpModal")
+        text = str(app.screen.query_one("#help-text").render())
+        pipe_line = next(line for line in text.splitlines() if "[pipe]" in line)
+        assert pipe_line.lstrip().startswith("x"), "help shows the key the keymap set"
 
 
 async def test_broken_config_file_is_reported_not_fatal(config_dir: Path) -> None:

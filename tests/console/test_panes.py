@@ -84,7 +84,7 @@ async def test_sessions_pane_shows_stage_counts_and_countdown() -> None:
         assert row[3].endswith("s") and 25 < float(row[3][:-1]) <= 30  # deadline countdown
 
         app.feed(session(stage="verify"))
-        await wait_for(pilot, lambda: row_text(table, "task-1")[2] == "j4 r1/2 s1/4")
+        await wait_for(pilot, lambda: row_text(table, "task-1")[2] == "j4 r1/2 s1/2")
         # The running stage is drawn highlighted, the finished ones green.
         line = table.get_row("task-1")[1]
         styles = {line.plain[s.start : s.end]: str(s.style) for s in line.spans}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import console.session_view
 import console.state
 from console.app import make_app
 from console.link import ScriptedLink
@@ -24,7 +25,7 @@ FROZEN_NOW = 1_800_000_000.0
 
 
 class FrozenClock:
-    """Stands in for the ``time`` module inside ``console.state``."""
+    """Stands in for the ``time`` module inside ``console.state`` and ``console.session_view``."""
 
     @staticmethod
     def time() -> float:
@@ -34,6 +35,7 @@ class FrozenClock:
 @pytest.fixture
 def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(console.state, "time", FrozenClock)
+    monkeypatch.setattr(console.session_view, "time", FrozenClock)
     monkeypatch.delenv("NO_COLOR", raising=False)  # colours are part of the picture
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
@@ -60,7 +62,22 @@ def script() -> list[dict]:
     events.append({"event": "mesh", "topics": {"swarm/mesh": PEERS[:4]}})
     deadline = int(FROZEN_NOW * 1000) + 12_300
     events.append(session("task-1", stage="verify", stage_deadline_ms=deadline))
-    events.append(result("task-1"))
+    done = result("task-1")
+    events.append(done)
+    # The engine's snapshot after the result: stage done, the result's tally.
+    responses = {EXECUTORS[0]: "Paris.", EXECUTORS[1]: "Lyon."}
+    events.append(
+        session(
+            "task-1",
+            stage="done",
+            stage_deadline_ms=None,
+            responses=responses,
+            scores=done["scores"],
+            averages=done["averages"],
+            winner=done["winner"],
+            missing=done["missing"],
+        )
+    )
     events.append(session("task-2", stage="execute", stage_deadline_ms=deadline))
     events.append({"event": "error", "message": "judge timed out", "source": "slm"})
     return events
