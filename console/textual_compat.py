@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from rich.segment import Segment
 from rich.style import Style
 from textual.widgets import DataTable
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from textual.screen import Screen
     from textual.widget import Widget
     from textual.widgets import Input
+
+#: A rendered cell: its lines of segments (Textual's private ``SegmentLines``).
+CellLines = list[list[Segment]]
 
 
 def input_suggestion(widget: Input) -> str:
@@ -63,7 +67,7 @@ class CellRenderHook(DataTable[Any]):
         width: int,
         cursor: bool = False,
         hover: bool = False,
-    ) -> Any:
+    ) -> CellLines:
         return self.draw_cell(row_index, column_index, base_style, width, cursor, hover)
 
     def draw_cell(
@@ -74,7 +78,7 @@ class CellRenderHook(DataTable[Any]):
         width: int,
         cursor: bool = False,
         hover: bool = False,
-    ) -> Any:
+    ) -> CellLines:
         """Textual's own render of one cell (its lines)."""
         return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
 

@@ -24,6 +24,7 @@ from protocol.envelope import Envelope, open_envelope
 from protocol.errors import ProtocolError
 from protocol.identity import peer_id_to_str, short_id
 from protocol.messages import Advertise, Assign, Response, Result, Score, Scores
+from protocol.tally import tally
 
 logger = logging.getLogger(__name__)
 
@@ -239,8 +240,6 @@ def _check_session(report: AuditReport, envelopes: list[Envelope], *, leader_sto
                 report.problems.append(f"{cell}: result says {claimed}, signed score says {have}")
 
     # Recompute from the result's own matrix (every cell of which was checked above).
-    from protocol.tally import tally
-
     matrix = {
         ex: {v: s for v, s in result.scores.get(ex, {}).items() if s is not None}
         for ex in executors

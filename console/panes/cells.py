@@ -20,7 +20,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from console.textual_compat import CellRenderHook
+from console.textual_compat import CellLines, CellRenderHook
 
 #: Cell renders kept (value and lines); a few screens of cells.
 KEPT_CELLS = 4096
@@ -31,7 +31,7 @@ class CellTable(CellRenderHook):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._drawn: LRUCache[tuple[Any, ...], tuple[object, Any]] = LRUCache(KEPT_CELLS)
+        self._drawn: LRUCache[tuple[object, ...], tuple[object, CellLines]] = LRUCache(KEPT_CELLS)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -45,7 +45,7 @@ class CellTable(CellRenderHook):
         width: int,
         cursor: bool = False,
         hover: bool = False,
-    ) -> Any:
+    ) -> CellLines:
         try:
             if row_index == -1:
                 value: object = self.ordered_columns[column_index].label

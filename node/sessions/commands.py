@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from node.commands import CommandError, parse_int, usage_error
 from node.sessions.live import SessionFailed
@@ -33,11 +33,11 @@ SESSION_COMMANDS = (
 def register_session_commands(interpreter: CommandRegistry, engine: SessionEngine) -> None:
     """``adv``, ``ack``, ``finalize``, ``pipe``, ``sessions`` in the shared interpreter.
 
-    The interpreter calls each handler with the runtime it serves (``runtime``, unused here:
-    the engine holds it) and the command's arguments.
+    The interpreter calls each handler with the runtime it serves (unused here: the engine
+    holds it) and the command's arguments.
     """
 
-    async def adv(runtime: Any, args: list[str]) -> str:
+    async def adv(runtime: object, args: list[str]) -> str:
         usage = "adv <topic> [prompt]"
         if not args:
             raise usage_error(usage, "a topic (the session's task id) is needed")
@@ -48,17 +48,17 @@ def register_session_commands(interpreter: CommandRegistry, engine: SessionEngin
         await engine.runtime.call(start)
         return f"advertised {task}: {prompt!r} (ack {task} once peers joined)"
 
-    async def ack(runtime: Any, args: list[str]) -> str:
+    async def ack(runtime: object, args: list[str]) -> str:
         if not args:
             raise usage_error("ack <topic> [prompt]")
         return await engine.runtime.call(engine.ack, args[0], " ".join(args[1:]).strip())
 
-    async def finalize(runtime: Any, args: list[str]) -> str:
+    async def finalize(runtime: object, args: list[str]) -> str:
         if len(args) != 1:
             raise usage_error("finalize <topic>")
         return await engine.runtime.call(engine.finalize, args[0])
 
-    async def pipe(runtime: Any, args: list[str]) -> str:
+    async def pipe(runtime: object, args: list[str]) -> str:
         usage = "pipe <provider_count> [prompt]"
         if not args:
             raise usage_error(usage)
@@ -70,7 +70,7 @@ def register_session_commands(interpreter: CommandRegistry, engine: SessionEngin
             raise CommandError(str(exc)) from None
         return format_result(evt)
 
-    async def sessions(runtime: Any, args: list[str]) -> str:
+    async def sessions(runtime: object, args: list[str]) -> str:
         if args:
             raise usage_error("sessions")
         if not engine.sessions:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
 from protocol.messages import AGGREGATORS, DEFAULT_EXEC_MS, DEFAULT_JOIN_MS, DEFAULT_VERIFY_MS
 from protocol.tally import SPLITS
@@ -147,7 +146,7 @@ def add_session_flags(
 
 def options_from_args(args: argparse.Namespace) -> SessionOptions:
     """SessionOptions from parsed flags (any missing flag keeps its default). ValueError if bad."""
-    kw: dict[str, Any] = {}
+    kw: dict[str, int | str | bool] = {}
     for flag, name in (
         ("join_deadline", "join_ms"),
         ("exec_deadline", "exec_ms"),
