@@ -97,11 +97,11 @@ class ConsoleState:
             self._log(now, "error", "console", f"malformed event ({exc}): {_compact(raw)}")
             return {"log"}
         self.events_seen += 1
-        if event is None:  # a newer node's event type: shown, not understood
-            assert isinstance(raw, Mapping)
-            self._log(now, "info", str(raw.get("event", "?")), _compact(raw))
+        handler = getattr(self, f"_on_{event.event}", None) if event is not None else None
+        if event is None or handler is None:  # an event type this console does not show
+            kind = event.event if event is not None else str(_mapping(raw).get("event", "?"))
+            self._log(now, "info", kind, _compact(raw))
             return {"log"}
-        handler = getattr(self, f"_on_{event.event}")
         try:
             return handler(event, now) | {"log"}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -270,6 +270,11 @@ class ConsoleState:
     def sessions_snapshot(self) -> tuple[SessionView, ...]:
         """Sessions in the order they were first seen."""
         return tuple(sorted(self.sessions.values(), key=lambda s: s.first_seen))
+
+
+def _mapping(raw: object) -> Mapping[str, object]:
+    assert isinstance(raw, Mapping)
+    return raw
 
 
 def _topics(raw: object) -> dict[str, list[str]]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 from console.settings import Settings
 from console.state import ConsoleState, SessionView
@@ -68,14 +69,21 @@ def test_a_result_with_a_reason_is_an_aborted_session() -> None:
     assert view.stage_index == -1 and view.reason == "no executor responded"
 
 
+@dataclass(frozen=True, slots=True)
+class Novel(ev.Event):
+    event: ClassVar[str] = "novel"
+    x: int = 1
+
+
 def test_malformed_and_unknown_events_become_log_lines() -> None:
     state = ConsoleState()
     assert state.apply({"event": "mesh", "topics": ["not", "a", "map"]}) == {"log"}
     assert state.apply({"event": "session"}) == {"log"}  # no task
     assert state.apply({"event": "brand_new", "x": 1}) == {"log"}
     assert state.apply(42) == {"log"}
+    assert state.apply(Novel()) == {"log"}  # a typed event this console has no pane for
     levels = [e.level for e in state.take_new_log()]
-    assert levels == ["error", "error", "info", "error"]
+    assert levels == ["error", "error", "info", "error", "info"]
 
 
 def test_peer_info_logs_only_state_changes() -> None:
