@@ -1,7 +1,7 @@
 """Console responsiveness: start-up to first frame, and event -> rendered latency under a burst.
 
 1. Import times, each in a fresh interpreter (median of ``--reps``): the bare interpreter,
-   ``console.app`` (Textual and the panes), ``node.host`` (libp2p).
+   ``console.app`` (Textual and the panes), ``node.net.host`` (libp2p).
 2. ``rnet node`` start -> first frame: the real command (``python -m node node``, console, sim
    backend, a bootstrap address nobody listens on) in a pseudo-terminal of 120x40; the first
    frame is the first time the screen output shows the footer's key labels.
@@ -59,7 +59,7 @@ _ANSI = re.compile(rb"\x1b(\[[0-9;?<=>]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|
 IMPORTS = {
     "python (bare interpreter)": "pass",
     "console.app (Textual)": "import console.app",
-    "node.host (libp2p)": "import node.host",
+    "node.host (libp2p)": "import node.net.host",
 }
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import shlex
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from node.commands.interpreter import Handler
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,16 @@ _MIN_ARGS = {
     "finalize": 1,
     "pipe": 1,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraCommand:
+    """A console-only interpreter command (``rnet up`` adds ``children`` and ``logs``)."""
+
+    name: str
+    usage: str
+    help: str
+    handler: Handler
 
 
 class NodeLink(Protocol):

@@ -1,95 +1,67 @@
-"""The console over a real node: ``RuntimeLink`` adapts ``node.runtime.NodeRuntime`` to
-``console.link.NodeLink``, and ``run_console_for_args`` builds node + App from parsed flags.
+"""The console over a real node: ``RuntimeLink`` adapts an assembled node (``node.assemble``) to
+``console.link.NodeLink``, and ``run_console`` builds node + App from parsed flags.
 
-Imported only when a console is actually shown (``run_console``), so ``rnet --help`` and the
-headless path never load Textual or libp2p through this module.
+Imported only when a console is actually shown, so ``rnet --help`` and the headless path never
+load Textual through this module.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
+from console.app import make_app
+from console.link import ExtraCommand
 from node import events as ev
+from node.assemble import AssembledNode, assemble
+from node.config import ConfigError, resolve_node_config
+from node.errors import NodeError
+from node.runtime.logs import setup_logging
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ExtraCommand:
-    """A console-only interpreter command (``rnet up`` adds ``children`` and ``logs``)."""
-
-    name: str
-    usage: str
-    help: str
-    handler: Callable[[Any, list[str]], Any]
-
-
 class RuntimeLink:
-    """``NodeLink`` over a ``NodeRuntime``: start/stop, commands through its interpreter, and the
-    gateway when the node flags ask for one (``--serve``)."""
+    """``NodeLink`` over an assembled node: start/stop (the gateway too with ``--serve``),
+    commands through its interpreter, the backend probe for the banner."""
 
-    def __init__(self, runtime: Any, args: argparse.Namespace | None = None) -> None:
-        self.runtime = runtime
-        self.args = args
+    def __init__(self, node: AssembledNode) -> None:
+        self.node = node
+        self.runtime = node.runtime
         self.closed = False
-        self.gateway: Any = None
         self._unsubscribe: list[Callable[[], None]] = []
 
-    def subscribe(self, callback: Callable[[Any], None]) -> None:
+    def subscribe(self, callback: Callable[[ev.Event], None]) -> None:
         self._unsubscribe.append(self.runtime.subscribe(callback))
 
     async def start(self) -> None:
-        await self.runtime.start()
-        if self.args is not None and getattr(self.args, "serve", None):
-            from node.cmd_serve import serve_from_args
-
-            try:
-                self.gateway = await serve_from_args(self.runtime, self.args)
-            except (ValueError, OSError) as exc:
-                self.runtime.emit(ev.Error(message=f"--serve: {exc}", source="gateway"))
-            else:
-                url = getattr(self.gateway, "url", "?")
+        await self.node.start()
+        try:
+            gateway = await self.node.serve_gateway()
+        except (ValueError, OSError) as exc:
+            self.runtime.emit(ev.Error(message=f"--serve: {exc}", source="gateway"))
+        else:
+            if gateway is not None:
                 self.runtime.emit(
-                    ev.Log(level="INFO", logger="gateway", message=f"serving at {url}")
+                    ev.Log(level="INFO", logger="gateway", message=f"serving at {gateway.url}")
                 )
 
     async def preflight(self) -> str | None:
         """A provider's model that cannot answer, said at once (the node still runs: it relays
         and leads). Returns the problem for the console's banner, or None."""
-        backend = getattr(self.runtime, "slm_backend", None)
-        if backend is None or getattr(backend, "simulated", False):
+        problem = await self.node.probe_backend()
+        if problem is None:
             return None
-        from node.slm.base import SLMError
-
-        try:
-            await backend.check()
-        except SLMError as exc:
-            self.runtime.emit(ev.Error(message=str(exc), source="slm"))
-            return f"{exc} — until then this node cannot answer or judge."
-        return None
+        return f"{problem} — until then this node cannot answer or judge."
 
     async def aclose(self) -> None:
         self.closed = True
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        if self.gateway is not None:
-            try:
-                await asyncio.wait_for(self.gateway.close(), 2.0)
-            except Exception:
-                logger.exception("closing the gateway failed")
-        backend = getattr(self.runtime, "slm_backend", None)
-        try:
-            await self.runtime.aclose()
-        finally:
-            if backend is not None:
-                await backend.aclose()
+        await self.node.aclose()
 
     async def run_command(self, line: str) -> None:
         await self.runtime.execute(line)
@@ -98,40 +70,34 @@ class RuntimeLink:
         return sorted(self.runtime.interpreter.commands)
 
 
-def run_console_for_args(
+def run_console(
     args: argparse.Namespace,
     *,
+    role: str = "provider",
     banner: str | None = None,
     extra_commands: Iterable[ExtraCommand] = (),
     default_providers: int = 3,
 ) -> int:
-    """Build the node from node flags (``args.role``: provider or bootstrap), open the console,
-    return the exit code. Bad configuration is one line on stderr and exit code 2."""
-    from node.config import ConfigError, resolve_node_config
-    from node.runtime import RuntimeError_, build_runtime, setup_logging
-
-    role = getattr(args, "role", None) or "provider"
+    """Build the node from node flags, open the console, return the exit code. Bad
+    configuration is one line on stderr and exit code 2."""
     try:
         config = resolve_node_config(args, role)
-        runtime = build_runtime(args, config)
-    except (ConfigError, RuntimeError_) as exc:
+        node = assemble(args, config)
+    except (ConfigError, NodeError) as exc:
         print(f"rnet {role}: {exc}", file=sys.stderr)
         return 2
+    runtime = node.runtime
     for command in extra_commands:
         runtime.interpreter.register(command.name, command.usage, command.help, command.handler)
     # Every log record (libp2p's too) goes to the log pane and a file, never raw to the terminal.
     runtime.config.data_dir.mkdir(parents=True, exist_ok=True)
     log_file = runtime.config.data_dir / "console.log"
     setup_logging(config.log_level, runtime=runtime, log_file=str(log_file))
-
-    from console.app import make_app
-
-    backend = getattr(runtime, "slm_backend", None)
     app = make_app(
-        RuntimeLink(runtime, args),
+        RuntimeLink(node),
         role=role,
-        backend=_backend_label(backend),
-        simulated=bool(getattr(backend, "simulated", False)),
+        backend=node.backend_label(),
+        simulated=node.simulated,
         banner=banner,
         default_providers=default_providers,
         handle_signals=True,
@@ -139,12 +105,3 @@ def run_console_for_args(
     code = app.run()
     logger.info("console closed (log file %s)", log_file)
     return int(code or 0)
-
-
-def _backend_label(backend: Any) -> str:
-    """Short header label: ``sim/honest`` (the header adds SIMULATED) or ``ollama qwen2.5:1.5b``."""
-    if backend is None:
-        return ""
-    if getattr(backend, "simulated", False):
-        return str(backend.model)
-    return f"{backend.backend} {backend.model}"

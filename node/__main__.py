@@ -1,4 +1,4 @@
-"""``python -m node`` is the same as the ``rnet`` command."""
+"""``python -m node``: the headless command line (child processes, scripts, servers)."""
 
 from node.cli import main
 

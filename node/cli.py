@@ -1,8 +1,8 @@
-"""The ``rnet`` command line: one subcommand per module, imported only when it is run.
+"""The headless command line (``python -m node``): what child processes, scripts and servers
+run. The ``rnet`` command (``console.cli``) is the same list plus ``rnet up`` and the console.
 
-Each target module provides ``configure(parser)`` (its flags) and ``run(args) -> int`` (exit code).
-The console (Textual) is imported lazily by the subcommands that show it, so headless paths never
-load ``textual``.
+Each target module provides ``configure(parser)`` (its flags) and ``run(args) -> int`` (exit
+code); a module is imported when the parser is built, so each stays light at import time.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Mapping
 
-# name -> (module, one-line help). Order is the order ``rnet --help`` shows.
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "up": ("node.cmd_up", "start a local swarm (bootstrap + N providers) and open the console"),
+# name -> (module, one-line help). Order is the order ``--help`` shows.
+HEADLESS_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bootstrap": ("node.cmd_bootstrap", "run the bootstrap node (fixed address, tracks the mesh)"),
-    "node": ("node.cmd_node", "run a provider node (console, or --no-ui for headless)"),
+    "node": ("node.cmd_node", "run a provider node"),
     "pipe": ("node.cmd_pipe", "run one swarm session as leader, print the result and exit"),
     "slm": ("node.cmd_slm", "ask this node's model one prompt and print the answer"),
     "serve": ("node.cmd_serve", "serve the swarm as an Ollama/OpenAI-compatible HTTP endpoint"),
@@ -24,21 +24,22 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("node.keys", "print a new BOOTSTRAP_KEY and the matching BOOTSTRAP_NODE"),
 }
 
+DESCRIPTION = (
+    "rnet-inference: a peer-to-peer swarm of small language models that answer and judge each "
+    "other. See README.md."
+)
 
-def build_parser(available_only: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rnet",
-        description="rnet-inference: a peer-to-peer swarm of small language models that answer "
-        "and judge each other. See README.md.",
-    )
+
+def build_parser(
+    subcommands: Mapping[str, tuple[str, str]] = HEADLESS_SUBCOMMANDS,
+    *,
+    prog: str = "rnet",
+    description: str = DESCRIPTION,
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if available_only and exc.name == module_name:
-                continue  # not built yet: --help lists only what works
-            raise
+    for name, (module_name, help_text) in subcommands.items():
+        module = importlib.import_module(module_name)
         configure = getattr(module, f"configure_{name}", None) or module.configure
         run = getattr(module, f"run_{name}", None) or module.run
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -47,8 +48,7 @@ def build_parser(available_only: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m node``: every node runs headless here (``--no-ui`` is implied)."""
+    return run_parsed(
+        build_parser(description=DESCRIPTION + " Headless: the console is `rnet`."), argv
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""``rnet bootstrap``: the bootstrap node (fixed address, tracks the mesh), console or headless.
+"""``rnet bootstrap``: the bootstrap node (fixed address, tracks the mesh). Here headless
+(``python -m node bootstrap``); the ``rnet`` command (``console.cli``) opens the console unless
+``--no-ui``.
 
 Light at import time (``rnet --help`` imports it): the runtime is imported by ``run``.
 """
@@ -19,11 +21,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.no_ui:
-        from node.headless import run_headless
+    # The headless runner loads trio and the runtime: only when a node runs, not for --help.
+    from node.headless import run_headless
 
-        return run_headless(args, "bootstrap")
-    from console.app import run_console
-
-    args.role = "bootstrap"
-    return run_console(args)
+    return run_headless(args, "bootstrap")

@@ -1,8 +1,7 @@
-"""``rnet node``: a provider node (its own model), console or headless.
+"""``rnet node``: a provider node (its own model). Here headless (``python -m node node``); the
+``rnet`` command (``console.cli``) opens the console unless ``--no-ui``.
 
-Light at import time (``rnet --help`` imports it): the runtime is imported by ``run``. The
-session flags (``node.sessions``) and ``--serve`` (``node.cmd_serve``) are added when those
-modules are present.
+Light at import time (``rnet --help`` imports it): the runtime is imported by ``run``.
 """
 
 from __future__ import annotations
@@ -10,30 +9,18 @@ from __future__ import annotations
 import argparse
 
 from node.config import add_node_flags
+from node.gateway_settings import add_serve_flag
+from node.sessions.options import add_session_flags
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_node_flags(parser, role="provider")
-    try:
-        from node.sessions import add_session_flags
-    except ImportError:
-        pass
-    else:
-        add_session_flags(parser)
-    try:
-        from node.cmd_serve import add_serve_flag
-    except ImportError:
-        pass
-    else:
-        add_serve_flag(parser)
+    add_session_flags(parser)
+    add_serve_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.no_ui:
-        from node.headless import run_headless
+    # The headless runner loads trio and the runtime: only when a node runs, not for --help.
+    from node.headless import run_headless
 
-        return run_headless(args, "provider")
-    from console.app import run_console
-
-    args.role = "provider"
-    return run_console(args)
+    return run_headless(args, "provider")

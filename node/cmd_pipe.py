@@ -6,17 +6,24 @@ timeout) and exit 1 (2 for bad flags). Never runs past ``--timeout``: the sessio
 fitted into it and the node is torn down within it. The pipe's node leads only; it takes no role
 in its own session nor in anyone else's.
 
-Light at import time (``rnet --help`` imports it).
+Light at import time (``rnet --help`` imports it): the node (trio, the runtime) is imported
+by :func:`run` only.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import math
 import sys
 import time
+from dataclasses import replace
+
+from node.config import ConfigError, NodeConfig, add_node_flags, resolve_node_config
+from node.sessions.options import DEFAULT_PROMPT, add_session_flags
+from node.settings import default_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +33,6 @@ CLOSE_RESERVE_S = 1.5
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from node.config import add_node_flags
-    from node.sessions import add_session_flags
-
     parser.add_argument(
         "providers", type=int, metavar="N", help="how many providers to wait for (>= 2)"
     )
@@ -50,10 +54,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from node.config import ConfigError, default_data_dir, resolve_node_config
-
     started = time.monotonic()
     if args.providers < 2:
         return _fail(args, "a session needs at least 2 providers (1 executor, 1 verifier)", 2)
@@ -64,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(args, str(exc), 2)
     if not args.name and not args.data_dir:
-        from dataclasses import replace
-
         # Its own data dir (pipe, pipe-2, ...), so `rnet audit <task> --name pipe` finds it.
         config = replace(
             config, name="pipe", data_dir=default_data_dir("pipe"), name_explicit=False
@@ -76,13 +74,14 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
 
-async def _main(args: argparse.Namespace, config: object, started: float) -> int:
-    import asyncio
-    from dataclasses import replace
-
+async def _main(args: argparse.Namespace, config: NodeConfig, started: float) -> int:
+    # The node (trio, the runtime, the session engine) is heavy: loaded when a pipe runs, not
+    # for `rnet --help`.
     from node import events as ev
-    from node.runtime import RuntimeError_, build_runtime, setup_logging
-    from node.sessions import DEFAULT_PROMPT, SessionFailed, format_result
+    from node.assemble import assemble
+    from node.errors import NodeError
+    from node.runtime.logs import setup_logging
+    from node.sessions import SessionFailed, format_result
 
     deadline = started + args.timeout
     if getattr(args, "log_level", None):
@@ -92,10 +91,10 @@ async def _main(args: argparse.Namespace, config: object, started: float) -> int
         config.data_dir.mkdir(parents=True, exist_ok=True)
         setup_logging("info", log_file=str(config.data_dir / "pipe.log"))
     try:
-        runtime = build_runtime(args, config)
-    except (RuntimeError_, ValueError) as exc:
+        node = assemble(args, config)
+    except (NodeError, ValueError) as exc:
         return _fail(args, str(exc), 2)
-    engine = getattr(runtime, "sessions", None)
+    runtime, engine = node.runtime, node.engine
     if engine is None:
         return _fail(args, "the sessions engine is not available", 2)
     engine.options = replace(engine.options, auto_join=False)  # lead only
@@ -104,12 +103,12 @@ async def _main(args: argparse.Namespace, config: object, started: float) -> int
     runtime.subscribe(lambda e: ready.set() if isinstance(e, ev.Ready) else None)
     try:
         try:
-            await asyncio.wait_for(runtime.start(), timeout=_left(deadline))
+            await asyncio.wait_for(node.start(), timeout=_left(deadline))
             if not runtime.ready:
                 await asyncio.wait_for(ready.wait(), timeout=_left(deadline))
         except TimeoutError:
             return _fail(args, f"could not reach the bootstrap {config.bootstrap} in time", 1)
-        except (RuntimeError_, OSError) as exc:
+        except (NodeError, OSError) as exc:
             return _fail(args, str(exc), 1)
         prompt = (args.prompt or "").strip() or DEFAULT_PROMPT
         try:
@@ -125,7 +124,7 @@ async def _main(args: argparse.Namespace, config: object, started: float) -> int
     finally:
         try:
             await asyncio.wait_for(
-                runtime.aclose(), timeout=max(0.5, deadline + 1.0 - time.monotonic())
+                node.aclose(), timeout=max(0.5, deadline + 1.0 - time.monotonic())
             )
         except TimeoutError:
             logger.warning("node did not close in time")

@@ -1,21 +1,21 @@
-"""Node configuration: the shared node flags, ``.env`` loading, the data directory.
+"""Node configuration: the shared node flags and their resolution into a :class:`NodeConfig`.
 
-Precedence is flag > environment (the process environment first, then ``.env`` in the current
-directory) > default. Flags default to ``None`` so ``resolve_node_config`` can tell "not given"
-from "given the default". Nothing here touches the disk at import time.
+Precedence is flag > environment > ``.env`` > default, applied by :mod:`node.settings`. Flags
+default to ``None`` so "not given" can be told from "given the default".
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from node.errors import ConfigError
+from node.settings import Environment, default_data_dir, user_data_root
+from node.slm.config import add_backend_flags
+from protocol.messages import MESH_TOPIC
 
-MESH_TOPIC = "swarm/mesh"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BOOTSTRAP_PORT = 8888
 
@@ -27,59 +27,8 @@ DEMO_BOOTSTRAP_NODE = (
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-def read_dotenv(path: Path | None = None) -> dict[str, str]:
-    """Parse a ``.env`` file (KEY=VALUE lines, ``#`` comments, optional quotes). Missing -> {}."""
-    path = path if path is not None else Path.cwd() / ".env"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        return {}
-    values: dict[str, str] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            logger.warning("%s:%d: ignoring malformed line", path, lineno)
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
-
-
-def getenv(
-    name: str, default: str | None = None, *, dotenv: dict[str, str] | None = None
-) -> str | None:
-    """Environment variable, else the ``.env`` value, else ``default``. Empty counts as unset."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    env_file = dotenv if dotenv is not None else read_dotenv()
-    value = env_file.get(name)
-    return value if value else default
-
-
-def user_data_root(dotenv: dict[str, str] | None = None) -> Path:
-    """``$RNET_DATA_DIR``, else ``$XDG_DATA_HOME/rnet``, else ``~/.local/share/rnet``."""
-    explicit = getenv("RNET_DATA_DIR", dotenv=dotenv)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "rnet"
-
-
-def default_data_dir(name: str, dotenv: dict[str, str] | None = None) -> Path:
-    """One subdirectory per node name under the user's data root."""
-    return user_data_root(dotenv) / name
+DEFAULT_MAX_DIALS = 2
+DEFAULT_HUNG_AFTER_S = 15.0
 
 
 def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -> None:
@@ -149,16 +98,11 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         default=None,
         help="log verbosity (default: info; $RNET_LOG_LEVEL)",
     )
-    try:
-        from node.slm.config import add_backend_flags
-    except ImportError:
-        pass  # the SLM backends are optional until node/slm lands
-    else:
-        before = len(parser._actions)
-        add_backend_flags(parser)
-        if bootstrap:
-            for action in parser._actions[before:]:
-                action.help = argparse.SUPPRESS
+    before = len(parser._actions)
+    add_backend_flags(parser)
+    if bootstrap:
+        for action in parser._actions[before:]:
+            action.help = argparse.SUPPRESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +120,35 @@ class NodeConfig:
     max_dials: int
     json: bool
     log_level: str
-    hung_after: float = 15.0
+    hung_after: float = DEFAULT_HUNG_AFTER_S
     name_explicit: bool = True
 
 
-class ConfigError(ValueError):
-    """Bad configuration value (flag, environment or .env)."""
+def _whole(name: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+    return parse
 
 
-def resolve_node_config(args: argparse.Namespace, role: str) -> NodeConfig:
-    """Apply flag > environment > default to the parsed node flags."""
-    dotenv = read_dotenv()
+def _seconds(name: str) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number of seconds") from None
+
+    return parse
+
+
+def resolve_node_config(
+    args: argparse.Namespace, role: str, env: Environment | None = None
+) -> NodeConfig:
+    """Apply flag > environment > .env > default to the parsed node flags."""
+    env = Environment() if env is None else env
     name = getattr(args, "name", None)
     name_explicit = bool(name)
     if not name:
@@ -194,39 +156,38 @@ def resolve_node_config(args: argparse.Namespace, role: str) -> NodeConfig:
     if "/" in name or name in (".", ".."):
         raise ConfigError(f"--name must be a plain name, not a path: {name!r}")
     data_dir = getattr(args, "data_dir", None)
-    data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir(name, dotenv)
-    host = getattr(args, "host", None) or getenv("RNET_HOST", DEFAULT_HOST, dotenv=dotenv)
+    data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir(name, env)
+    host = env.pick(getattr(args, "host", None), "RNET_HOST", DEFAULT_HOST)
     port = getattr(args, "port", None)
     if port is None:
-        env_port = getenv("RNET_PORT", dotenv=dotenv) if role != "bootstrap" else None
-        port = int(env_port) if env_port else (DEFAULT_BOOTSTRAP_PORT if role == "bootstrap" else 0)
+        if role == "bootstrap":
+            port = DEFAULT_BOOTSTRAP_PORT
+        else:
+            port = env.pick(None, "RNET_PORT", 0, _whole("RNET_PORT"))
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port out of range: {port}")
-    bootstrap = getattr(args, "bootstrap", None) or getenv(
-        "BOOTSTRAP_NODE", DEMO_BOOTSTRAP_NODE, dotenv=dotenv
-    )
-    bootstrap_key = getenv("BOOTSTRAP_KEY", DEMO_BOOTSTRAP_KEY, dotenv=dotenv)
-    router = getattr(args, "router", None) or getenv("RNET_ROUTER", "floodsub", dotenv=dotenv)
+    bootstrap = env.pick(getattr(args, "bootstrap", None), "BOOTSTRAP_NODE", DEMO_BOOTSTRAP_NODE)
+    bootstrap_key = env.pick(None, "BOOTSTRAP_KEY", DEMO_BOOTSTRAP_KEY)
+    router = env.pick(getattr(args, "router", None), "RNET_ROUTER", "floodsub")
     if router not in ("floodsub", "gossipsub"):
         raise ConfigError(f"unknown pubsub router {router!r} (floodsub or gossipsub)")
-    max_dials = getattr(args, "max_dials", None)
-    if max_dials is None:
-        raw = getenv("RNET_MAX_DIALS", "2", dotenv=dotenv)
-        try:
-            max_dials = int(raw)
-        except ValueError:
-            raise ConfigError(f"RNET_MAX_DIALS must be a whole number, not {raw!r}") from None
+    max_dials = env.pick(
+        getattr(args, "max_dials", None),
+        "RNET_MAX_DIALS",
+        DEFAULT_MAX_DIALS,
+        _whole("RNET_MAX_DIALS"),
+    )
     if max_dials < 0:
         raise ConfigError("--max-dials must be >= 0")
-    hung_after = getattr(args, "hung_after", None)
-    if hung_after is None:
-        try:
-            hung_after = float(getenv("RNET_HUNG_AFTER", "15", dotenv=dotenv))
-        except ValueError:
-            raise ConfigError("RNET_HUNG_AFTER must be a number of seconds") from None
+    hung_after = env.pick(
+        getattr(args, "hung_after", None),
+        "RNET_HUNG_AFTER",
+        DEFAULT_HUNG_AFTER_S,
+        _seconds("RNET_HUNG_AFTER"),
+    )
     if not 1.0 <= hung_after <= 3600.0:
         raise ConfigError("--hung-after must be between 1 and 3600 seconds")
-    log_level = getattr(args, "log_level", None) or getenv("RNET_LOG_LEVEL", "info", dotenv=dotenv)
+    log_level = env.pick(getattr(args, "log_level", None), "RNET_LOG_LEVEL", "info")
     if log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"unknown log level {log_level!r}")
     return NodeConfig(
@@ -244,3 +205,16 @@ def resolve_node_config(args: argparse.Namespace, role: str) -> NodeConfig:
         log_level=log_level.lower(),
         name_explicit=name_explicit or bool(getattr(args, "data_dir", None)),
     )
+
+
+__all__ = [
+    "DEMO_BOOTSTRAP_KEY",
+    "DEMO_BOOTSTRAP_NODE",
+    "MESH_TOPIC",
+    "ConfigError",
+    "NodeConfig",
+    "add_node_flags",
+    "default_data_dir",
+    "resolve_node_config",
+    "user_data_root",
+]

@@ -17,6 +17,10 @@ import threading
 from typing import TextIO
 
 from node import events as ev
+from node.assemble import assemble
+from node.config import ConfigError, NodeConfig, resolve_node_config
+from node.errors import NodeError
+from node.runtime.logs import setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +103,6 @@ class EventPrinter:
 
 def run_headless(args: argparse.Namespace, role: str) -> int:
     """Entry of ``rnet node --no-ui`` / ``rnet bootstrap --no-ui``: returns the exit code."""
-    from node.config import ConfigError, resolve_node_config
-
     try:
         config = resolve_node_config(args, role)
     except ConfigError as exc:
@@ -112,15 +114,14 @@ def run_headless(args: argparse.Namespace, role: str) -> int:
         return 0
 
 
-async def _main(args: argparse.Namespace, config: object) -> int:
-    from node.runtime import RuntimeError_, build_runtime, setup_logging
-
+async def _main(args: argparse.Namespace, config: NodeConfig) -> int:
     printer = EventPrinter(sys.stdout, json_lines=config.json)
     try:
-        runtime = build_runtime(args, config)
-    except RuntimeError_ as exc:
+        node = assemble(args, config)
+    except NodeError as exc:
         _fail(printer, str(exc), config.role)
         return 2
+    runtime = node.runtime
     runtime.subscribe(printer)
     setup_logging(config.log_level, runtime=runtime if config.json else None)
 
@@ -130,18 +131,18 @@ async def _main(args: argparse.Namespace, config: object) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     try:
-        await runtime.start()
+        await node.start()
     except Exception as exc:
-        await runtime.aclose()
+        await node.aclose()
         _fail(printer, str(exc), config.role)
         return 1
 
-    checks = asyncio.create_task(_check_backend(runtime))
+    checks = asyncio.create_task(node.probe_backend())
     try:
-        gateway = await _maybe_serve(runtime, args)
+        await node.serve_gateway()
     except (ValueError, OSError) as exc:
         checks.cancel()
-        await runtime.aclose()
+        await node.aclose()
         _fail(printer, f"--serve: {exc}", config.role)
         return 2
 
@@ -164,36 +165,9 @@ async def _main(args: argparse.Namespace, config: object) -> int:
         command_task.cancel()
         checks.cancel()
         logger.info("stopping")
-        if gateway is not None:
-            try:
-                await asyncio.wait_for(gateway.close(), 2.0)
-            except Exception:
-                logger.exception("closing the gateway failed")
-        await runtime.aclose()
+        await node.aclose()
         printer.flush()
     return 0
-
-
-async def _check_backend(runtime: object) -> None:
-    """A model that cannot answer is reported at once (the node still runs: it relays, leads)."""
-    backend = getattr(runtime, "slm_backend", None)
-    if backend is None or getattr(backend, "simulated", False):
-        return
-    from node.slm.base import SLMError
-
-    try:
-        await backend.check()
-    except SLMError as exc:
-        runtime.emit(ev.Error(message=str(exc), source="slm"))
-
-
-async def _maybe_serve(runtime: object, args: argparse.Namespace) -> object | None:
-    """``rnet node --serve ADDR``: the gateway, when that module is present and asked for."""
-    if not getattr(args, "serve", None):
-        return None
-    from node.cmd_serve import serve_from_args
-
-    return await serve_from_args(runtime, args)
 
 
 def _fail(printer: EventPrinter, message: str, role: str) -> None:

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from node.gateway.config import DEFAULT_LISTEN, GatewayConfig
 from node.gateway.server import GatewayHandle, serve_swarm
 from node.gateway.swarm import StageCallback, SwarmResult, SwarmUnavailable
+from node.sessions.live import SessionFailed
+
+if TYPE_CHECKING:
+    from node import events as ev
+    from node.sessions.engine import SessionEngine
+
+
+class _Peer(Protocol):
+    @property
+    def peer_id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+
+
+class ProviderDirectory(Protocol):
+    """What the gateway needs of the runtime: who this node is and which providers it knows."""
+
+    peer_id_str: str
+
+    def provider_peers(self) -> Sequence[_Peer]: ...
 
 
 class RuntimeSwarm:
@@ -18,11 +38,12 @@ class RuntimeSwarm:
     Cancelling ``run`` (client gone) cancels the trio side, which aborts the session visibly.
     """
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: ProviderDirectory, engine: SessionEngine | None) -> None:
         self.runtime = runtime
+        self.engine = engine
 
-    def _engine(self) -> Any:
-        engine = getattr(self.runtime, "sessions", None)
+    def _engine(self) -> SessionEngine:
+        engine = self.engine
         if engine is None:
             raise SwarmUnavailable(
                 "this node runs no sessions engine (start it as a provider node)", "unavailable"
@@ -31,13 +52,13 @@ class RuntimeSwarm:
 
     def join_window_s(self, timeout_s: float) -> float:
         """The join deadline of a session run with ``timeout_s`` (the engine fits its stages)."""
-        engine = getattr(self.runtime, "sessions", None)
+        engine = self.engine
         if engine is None:
             return 0.0  # run() fails at once: nothing to wait for
         return engine.options.fitted(timeout_s).join_ms / 1000
 
     def provider_models(self) -> Mapping[str, str]:
-        me = getattr(self.runtime, "peer_id_str", "")
+        me = self.runtime.peer_id_str
         return {
             peer.peer_id: peer.model
             for peer in self.runtime.provider_peers()
@@ -53,8 +74,6 @@ class RuntimeSwarm:
         aggregator: str,
         on_stage: StageCallback | None = None,
     ) -> SwarmResult:
-        from node.sessions import SessionFailed
-
         engine = self._engine()
         try:
             result = await engine.run_pipe(
@@ -64,7 +83,7 @@ class RuntimeSwarm:
             raise SwarmUnavailable(exc.reason, exc.code) from None
         return self._swarm_result(result)
 
-    def _swarm_result(self, result: Any) -> SwarmResult:
+    def _swarm_result(self, result: ev.Result) -> SwarmResult:
         """The engine's ``result`` event as the gateway's SwarmResult (models from presence)."""
         known = self.provider_models()
         participants = set(result.averages)
@@ -85,7 +104,11 @@ class RuntimeSwarm:
 
 
 async def start_gateway(
-    runtime: Any, listen: str = DEFAULT_LISTEN, token: str | None = None, **options: Any
+    runtime: ProviderDirectory,
+    engine: SessionEngine | None,
+    listen: str = DEFAULT_LISTEN,
+    token: str | None = None,
+    **options: Any,
 ) -> GatewayHandle:
     """Serve a started ``NodeRuntime`` as an Ollama/OpenAI endpoint (``rnet node --serve``).
 
@@ -95,4 +118,4 @@ async def start_gateway(
     or OSError (port in use).
     """
     config = GatewayConfig(token=token, **options)
-    return await serve_swarm(RuntimeSwarm(runtime), listen, config)
+    return await serve_swarm(RuntimeSwarm(runtime, engine), listen, config)

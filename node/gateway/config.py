@@ -8,6 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
+from node.gateway_settings import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_PROVIDERS,
+    DEFAULT_TIMEOUT,
+)
 from protocol.messages import AGGREGATORS, MAX_PROMPT_CHARS
 
 SWARM_MODEL = "swarm"
@@ -15,16 +20,14 @@ SWARM_MODEL = "swarm"
 # level implemented here, and our own version next to it.
 OLLAMA_API_VERSION = "0.12.0"
 RNET_VERSION = "0.1.0"
-DEFAULT_LISTEN = "127.0.0.1:11500"
-DEFAULT_MAX_BODY = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """How each request's session is run and how the server protects itself."""
 
-    providers: int = 3
-    timeout_s: float = 60.0
+    providers: int = DEFAULT_PROVIDERS
+    timeout_s: float = DEFAULT_TIMEOUT
     aggregator: str = "mean"
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY

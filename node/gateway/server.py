@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -11,49 +10,9 @@ from aiohttp import web
 from node.gateway.app import make_app
 from node.gateway.config import DEFAULT_LISTEN, STATE_KEY, GatewayConfig
 from node.gateway.swarm import SwarmSessions
+from node.gateway_settings import check_exposure, parse_listen
 
 log = logging.getLogger(__name__)
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT``, ``:PORT`` or ``PORT`` for loopback) -> (host, port)."""
-    text = listen.strip()
-    if text.startswith("http://"):
-        text = text[len("http://") :].rstrip("/")
-    host, port_text = "127.0.0.1", text
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.removeprefix(":")
-    elif ":" in text:
-        host, _, port_text = text.rpartition(":")
-        host = host or "127.0.0.1"
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"bad listen address {listen!r}: expected HOST:PORT") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"bad listen address {listen!r}: port out of range")
-    if not host:
-        raise ValueError(f"bad listen address {listen!r}: empty host")
-    return host, port
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to serve beyond this machine without a token (raises ValueError)."""
-    if not is_loopback(host) and not token:
-        raise ValueError(
-            f"listening on {host} exposes the swarm beyond this machine: "
-            "set --token (clients then send 'Authorization: Bearer <token>')"
-        )
 
 
 @dataclass(slots=True)

@@ -245,3 +245,15 @@ def check_prompt(prompt: object) -> str:
     if not prompt.strip():
         raise SLMError("prompt is empty", kind="bad_input")
     return prompt
+
+
+async def probe(backend: Backend) -> SLMError | None:
+    """Whether ``backend`` can answer (``check()``): None, or the error that says why not. A
+    simulated backend always can."""
+    if backend.simulated:
+        return None
+    try:
+        await backend.check()
+    except SLMError as exc:
+        return exc
+    return None

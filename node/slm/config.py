@@ -1,7 +1,6 @@
 """Backend flags, their environment fallbacks, and building a node's backend from them.
 
-Precedence: flag > environment (``.env`` is loaded into the environment by ``node.config``) >
-default. Environment: ``RNET_BACKEND`` (ollama|sim), ``OLLAMA_HOST`` (default
+Precedence: flag > environment > ``.env`` > default (:mod:`node.settings`). Environment: ``RNET_BACKEND`` (ollama|sim), ``OLLAMA_HOST`` (default
 ``http://127.0.0.1:11434``), ``RNET_MODEL`` (default ``qwen2.5:1.5b``).
 
 Light at import time (``rnet --help`` imports it): the backends are imported by
@@ -13,46 +12,22 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
-import urllib.parse
 from collections.abc import Mapping
 
+from node.settings import Environment
 from node.slm.base import Backend, SLMError
+from node.slm.defaults import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_HOST,
+    DEFAULT_MODEL,
+    DEFAULT_TIMEOUT_GEN,
+    DEFAULT_TIMEOUT_JUDGE,
+    SIM_PROFILES,
+    normalise_host,
+)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_HOST = "http://127.0.0.1:11434"
-DEFAULT_MODEL = "qwen2.5:1.5b"
-DEFAULT_BACKEND = "ollama"
-DEFAULT_TIMEOUT_GEN = 120.0
-DEFAULT_TIMEOUT_JUDGE = 60.0
-BACKENDS = ("ollama", "sim")
-SIM_PROFILES = ("honest", "noisy", "lazy", "adversarial", "faulty")
-
-
-def normalise_host(host: str | None) -> str:
-    """``OLLAMA_HOST`` as Ollama itself reads it: ``host``, ``host:port``, ``:port`` or a URL.
-    No scheme -> ``http`` and port 11434; a scheme without port -> 80/443."""
-    text = (host or "").strip()
-    if not text:
-        return DEFAULT_HOST
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest, port = "http", text, 11434
-    elif scheme in ("http", "https"):
-        port = 80 if scheme == "http" else 443
-    else:
-        raise SLMError(f"bad Ollama host {text!r}: scheme must be http or https", kind="config")
-    try:
-        split = urllib.parse.urlsplit(f"{scheme}://{rest}")
-        hostname = split.hostname or "127.0.0.1"
-        port = split.port or port
-    except ValueError as exc:
-        raise SLMError(f"bad Ollama host {text!r}: {exc}", kind="config") from None
-    if ":" in hostname:  # IPv6 literal
-        hostname = f"[{hostname}]"
-    path = split.path.strip("/")
-    return f"{scheme}://{hostname}:{port}" + (f"/{path}" if path else "")
 
 
 def _positive_seconds(text: str) -> float:
@@ -164,27 +139,13 @@ def add_backend_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _environment() -> Mapping[str, str]:
-    """The process environment over ``.env`` in the current directory (as ``node.config`` reads
-    it). Empty values count as unset there, so they are dropped here too."""
-    try:
-        from node.config import read_dotenv
-    except ImportError:  # the runtime's config module is optional for the SLM layer
-        dotenv: dict[str, str] = {}
-    else:
-        dotenv = read_dotenv()
-    merged = {k: v for k, v in dotenv.items() if v}
-    merged.update({k: v for k, v in os.environ.items() if v})
-    return merged
-
-
 def backend_from_args(
     args: argparse.Namespace, node_name: str, environ: Mapping[str, str] | None = None
 ) -> Backend:
     """Build the node's backend from parsed flags (attributes missing from ``args`` fall back to
     environment and defaults, so parsers without these flags work too). Raises :class:`SLMError`
     (kind ``config``) for bad values. Does no I/O: call ``await backend.check()`` at start-up."""
-    env = _environment() if environ is None else environ
+    env = Environment() if environ is None else environ
     kind = getattr(args, "backend", None) or env.get("RNET_BACKEND") or DEFAULT_BACKEND
     kind = kind.strip().lower()
     if kind not in BACKENDS:
@@ -223,3 +184,15 @@ def backend_from_args(
         timeout_judge=timeout_judge,
         judge_logprobs=bool(getattr(args, "judge_logprobs", False)),
     )
+
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "DEFAULT_HOST",
+    "DEFAULT_MODEL",
+    "SIM_PROFILES",
+    "add_backend_flags",
+    "backend_from_args",
+    "normalise_host",
+]

@@ -28,7 +28,7 @@ from node.slm.base import (
     check_prompt,
     coerce_params,
 )
-from node.slm.config import DEFAULT_HOST, DEFAULT_MODEL, normalise_host
+from node.slm.defaults import DEFAULT_HOST, DEFAULT_MODEL, normalise_host
 from node.slm.judge import (
     JUDGE_NUM_PREDICT,
     JUDGE_SCHEMA,

@@ -9,7 +9,7 @@ import asyncio
 import socket
 from pathlib import Path
 
-from node import cmd_up
+from console import up as cmd_up
 from tests.ollama_double import OllamaDouble
 
 
@@ -56,8 +56,8 @@ def test_sim_backend_is_not_probed() -> None:
 
 def test_console_preflight_reports_an_unreachable_model(tmp_path: Path) -> None:
     from console.runtime_link import RuntimeLink
+    from node.assemble import assemble
     from node.config import add_node_flags, resolve_node_config
-    from node.runtime import build_runtime
 
     parser = argparse.ArgumentParser()
     add_node_flags(parser)
@@ -73,8 +73,7 @@ def test_console_preflight_reports_an_unreachable_model(tmp_path: Path) -> None:
             f"http://127.0.0.1:{closed_port()}",
         ]
     )
-    runtime = build_runtime(args, resolve_node_config(args, "provider"))
-    link = RuntimeLink(runtime, args)
+    link = RuntimeLink(assemble(args, resolve_node_config(args, "provider")))
 
     async def check() -> str | None:
         try:

@@ -19,9 +19,9 @@ SIZE = (120, 40)
 
 
 def leader_runtime(swarm: Swarm, data_dir: Path):
+    from node.assemble import assemble
     from node.cmd_node import configure
     from node.config import resolve_node_config
-    from node.runtime import build_runtime
 
     parser = argparse.ArgumentParser()
     configure(parser)  # exactly the flags of `rnet node`
@@ -39,7 +39,7 @@ def leader_runtime(swarm: Swarm, data_dir: Path):
             "sim",
         ]
     )
-    return build_runtime(args, resolve_node_config(args, "provider")), args
+    return assemble(args, resolve_node_config(args, "provider"))
 
 
 def connected(app) -> int:
@@ -50,8 +50,7 @@ async def test_pipe_key_runs_a_real_session_until_the_scores_show_a_winner(tmp_p
     with Swarm(tmp_path / "swarm") as swarm:
         swarm.start_bootstrap()
         swarm.start_providers(3)
-        runtime, args = leader_runtime(swarm, tmp_path / "leader")
-        link = RuntimeLink(runtime, args)
+        link = RuntimeLink(leader_runtime(swarm, tmp_path / "leader"))
         app = make_app(link, backend="sim/honest", simulated=True)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.state.peer_id != "", 60, "leader ready")
@@ -108,4 +107,4 @@ async def test_pipe_key_runs_a_real_session_until_the_scores_show_a_winner(tmp_p
             )
             await pilot.press("q")
         assert link.closed  # quitting closed the node (q -> on_unmount -> aclose)
-        assert not runtime.bridge.running  # ... all the way down: trio guest run finished
+        assert not link.runtime.bridge.running  # ... all the way down: trio guest run finished

@@ -72,7 +72,7 @@ def test_rnet_up_leaves_no_child_process_after_quit(tmp_path: Path, stop: str) -
         [
             sys.executable,
             "-m",
-            "node",
+            "console.cli",
             "up",
             "--providers",
             "2",
@@ -133,7 +133,7 @@ def test_rnet_up_leaves_no_child_process_after_quit(tmp_path: Path, stop: str) -
 def test_local_swarm_reports_a_crashed_child_and_kills_a_stubborn_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from node.cmd_up import LocalSwarm
+    from node.localswarm import LocalSwarm
 
     swarm = LocalSwarm(tmp_path, dict(os.environ))
     crash = swarm.spawn("crash", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"])

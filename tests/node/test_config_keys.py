@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from node import config
-from node.config import ConfigError, add_node_flags, read_dotenv, resolve_node_config
+from node.config import ConfigError, add_node_flags, resolve_node_config
 from node.keys import (
     DataDirLock,
     KeyError_,
@@ -20,6 +20,7 @@ from node.keys import (
     load_or_create_seed,
     parse_seed,
 )
+from node.settings import read_dotenv
 from protocol.identity import peer_id_to_str, verify
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ def run_code(code: str) -> str:
 def test_headless_runtime_never_imports_textual() -> None:
     out = run_code(
         "import sys\n"
-        "import node.runtime, node.headless, node.host, node.bootstrap, node.provider\n"
+        "import node.runtime, node.headless, node.net.host, node.assemble, node.cli\n"
         "import argparse\n"
         "from node.config import add_node_flags, resolve_node_config\n"
         "p = argparse.ArgumentParser(); add_node_flags(p)\n"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import trio
 
-from node.host import HostError, PubsubMessage, SwarmHost, parse_p2p_maddr
+from node.errors import HostError
 from node.keys import keypair_from_seed
+from node.net.addrs import parse_p2p_maddr
+from node.net.host import SwarmHost
+from node.net.links import PubsubMessage
 
 
 @pytest.mark.parametrize("router", ["floodsub", "gossipsub"])

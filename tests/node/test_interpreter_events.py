@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 
 from node import events as ev
-from node.commands import CommandError, Interpreter, parse_int, register_network_commands
+from node.commands import CommandError, Interpreter, parse_int
+from node.commands.network import register_network_commands
 
 NETWORK = {
     "help",

@@ -82,8 +82,8 @@ def test_all_ready_and_every_node_sees_the_others(swarm: Swarm) -> None:
 def test_bootstrap_answers_the_peer_list_protocol(swarm: Swarm) -> None:
     import trio
 
-    from node.host import SwarmHost
     from node.keys import keypair_from_seed
+    from node.net.host import SwarmHost
 
     ps = providers(swarm)
     reply: dict = {}
@@ -208,8 +208,8 @@ def test_burst_of_500_all_arrive_and_a_restarted_node_still_delivers(swarm: Swar
 def test_garbage_and_forged_messages_are_rejected_and_counted(swarm: Swarm) -> None:
     import trio
 
-    from node.host import SwarmHost
     from node.keys import keypair_from_seed
+    from node.net.host import SwarmHost
     from protocol.envelope import seal
     from protocol.identity import NaclSigner
     from protocol.messages import Presence

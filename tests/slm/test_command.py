@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from node.commands import Interpreter
+from node.commands.slm import register_slm_command
 from node.events import Event, SlmChunk
-from node.slm.command import register_slm_command
 from node.slm.ollama_backend import OllamaBackend
 from node.slm.sim import SimBackend
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
-from node.commands import CommandError, Interpreter
+from node.commands.interpreter import CommandError, Interpreter
 from node.events import SlmChunk
 from node.slm.base import Backend, SLMError
+
+if TYPE_CHECKING:
+    from node.runtime.node import NodeRuntime
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ def register_slm_command(interpreter: Interpreter, backend: Backend) -> None:
     """Register ``slm`` on ``interpreter``, answering with ``backend``. The handler runs on the
     asyncio side and emits through ``runtime.emit`` (the runtime passed to every handler)."""
 
-    async def slm(runtime: Any, args: list[str]) -> str:
+    async def slm(runtime: NodeRuntime, args: list[str]) -> str:
         prompt = " ".join(args).strip()
         if not prompt:
             raise CommandError(f"usage: {USAGE}")

@@ -12,14 +12,16 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ClassVar
 
 import trio
 
 from node.config import MESH_TOPIC
+from node.errors import HostError, RuntimeError_
+from node.runtime.peers import PeerRecord
 
 if TYPE_CHECKING:
-    from node.runtime import NodeRuntime
+    from node.runtime.node import NodeRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +32,11 @@ HEAL_GRACE_S = 2.5  # > the bootstrap's bootmesh interval (1 s) + debounce: no f
 
 
 class ProviderRole:
+    is_hub: ClassVar[bool] = False
+
     def __init__(self, runtime: NodeRuntime) -> None:
-        from node.host import parse_p2p_maddr
+        # libp2p is imported by the runtime's start (off the loop), before roles are built
+        from node.net.addrs import parse_p2p_maddr
 
         self.rt = runtime
         self.bootstrap_maddr = runtime.config.bootstrap or ""
@@ -46,8 +51,6 @@ class ProviderRole:
 
     async def start(self) -> None:
         if self.bootstrap_id == self.rt.peer_id_str:
-            from node.runtime import RuntimeError_
-
             raise RuntimeError_(
                 "this node's key is the bootstrap's key: give the provider its own data dir"
             )
@@ -84,8 +87,6 @@ class ProviderRole:
                 await self._fetch_peer_list()
 
     async def _bootstrap_loop(self) -> None:
-        from node.host import HostError
-
         host = self.rt.host
         delay = RETRY_MIN_S
         failures = 0
@@ -121,8 +122,6 @@ class ProviderRole:
             logger.warning("lost the bootstrap; reconnecting")
 
     async def _fetch_peer_list(self) -> None:
-        from node.host import HostError
-
         try:
             reply = await self.rt.host.request_peer_list(self.bootstrap_id)
         except HostError as exc:
@@ -182,8 +181,6 @@ class ProviderRole:
         rt.nursery.start_soon(self._dial, peer, addrs)
 
     async def _dial(self, peer: str, addrs: list[str]) -> None:
-        from node.host import HostError
-
         try:
             for addr in addrs:
                 try:
@@ -206,7 +203,7 @@ class ProviderRole:
                 if other != peer:
                     self.rt.host.reannounce_to(other)
 
-    def on_presence(self, peer: str, record: Any) -> None:
+    def on_presence(self, peer: str, record: PeerRecord) -> None:
         if record.role == "provider":
             self._maybe_dial(peer, list(record.addrs))
 

@@ -15,14 +15,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
 from node.config import MESH_TOPIC
+from node.runtime.peers import PeerRecord
+from protocol.identity import peer_id_from_str
+from protocol.messages import Bootmesh
 
 if TYPE_CHECKING:
-    from node.runtime import NodeRuntime
+    from node.runtime.node import NodeRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ BOOTMESH_MIN_INTERVAL_S = 1.0
 
 
 class BootstrapRole:
+    is_hub: ClassVar[bool] = True
+
     def __init__(self, runtime: NodeRuntime) -> None:
         self.rt = runtime
         self._published: dict[str, list[str]] | None = None
@@ -70,7 +75,7 @@ class BootstrapRole:
     def on_connection(self, peer: str, what: str) -> None:
         pass
 
-    def on_presence(self, peer: str, record: Any) -> None:
+    def on_presence(self, peer: str, record: PeerRecord) -> None:
         pass
 
     def on_bootmesh(self, topics: dict[str, list[str]]) -> None:
@@ -118,9 +123,6 @@ class BootstrapRole:
                 logger.debug("leaving relayed topic %r: %s", topic, exc)
 
     async def _publish_bootmesh(self, view: dict[str, list[str]]) -> None:
-        from protocol.identity import peer_id_from_str
-        from protocol.messages import Bootmesh
-
         self._published = view
         body = Bootmesh(
             topics={t: tuple(peer_id_from_str(p) for p in ps) for t, ps in view.items()}

@@ -21,7 +21,7 @@ pitfalls of that release (ARCHITECTURE §10):
 10. gossipsub (optional) gets a 1 s heartbeat and no per-topic rate limit;
 11. the seen-messages cache's sweeper thread is stopped on close;
 13./14. a star, and only a star while the hub is there: leaves send every message and every
-   subscription announcement to the hub alone (``_HubFirstFloodSub``, ``_ObservedPubsub``), the
+   subscription announcement to the hub alone (``HubFirstFloodSub``, ``ObservedPubsub``), the
    hub relays topics without subscribing (``relay``), and the leaves' direct links carry
    traffic (plain floodsub) only when the hub is gone;
 15. yamux returns window credit in batches, not with one WINDOW_UPDATE frame per read.
@@ -33,11 +33,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import socket
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import multiaddr
@@ -48,238 +45,35 @@ from libp2p.host.ping import ID as PING_PROTOCOL_ID
 from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.pubsub import pubsub as _pubsub_module
-from libp2p.pubsub.floodsub import PROTOCOL_ID as FLOODSUB_PROTOCOL_ID
-from libp2p.pubsub.floodsub import FloodSub
-from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.request_response import JSONCodec, RequestResponse, RequestResponseConfig
 from libp2p.tools.anyio_service import background_trio_service
+
+from node.errors import HostError
+from node.net.addrs import concrete_ip, parse_p2p_maddr, parse_peer_id
+from node.net.links import (
+    Notifee,
+    PubsubMessage,
+    TopicHandler,
+    brief_error,
+    quiet,
+)
+from node.net.pubsub import (
+    PEER_QUEUE_SIZE,
+    HubFirstFloodSub,
+    ObservedPubsub,
+    deepen_pubsub_queues,
+    make_router,
+    quiet_yamux_window_updates,
+    topics_of,
+)
 
 logger = logging.getLogger(__name__)
 
 PEERS_PROTOCOL = "/rnet/peers/1.0.0"
-# Deep queues (pitfall 3/13): a hub relaying a session burst must not drop at 32.
-PEER_QUEUE_SIZE = 8192
-SUBSCRIPTION_QUEUE_SIZE = 8192
 # publish() waits while a peer's outbound queue holds more than this.
 PUBLISH_HIGH_WATER = PEER_QUEUE_SIZE // 2
 CLOSE_TIMEOUT_S = 2.0
 MAX_TOPICS_PER_PEER = 4096
-
-
-class HostError(Exception):
-    """A network operation failed (bad address, dial failure, timeout); message is user-facing."""
-
-
-class _DeepRpcQueue(RpcQueue):
-    def __init__(self, max_size: int = PEER_QUEUE_SIZE, **kwargs: Any) -> None:
-        super().__init__(max_size=max_size, **kwargs)
-
-
-def _quiet_yamux_window_updates() -> None:
-    # py-libp2p 0.8.1's yamux answers every read with a WINDOW_UPDATE frame unless
-    # PY_YAMUX_RELEASE_ON_READ is off (read at call time): for small pubsub RPCs that is one
-    # extra frame -- an encrypt, a send and a wake-up of the peer -- per message in each
-    # direction. Off, credit is returned go-yamux style once half the 256 KiB window is used.
-    # Measured (bench.session, N=12): ~40% less CPU per session. An operator's own setting wins.
-    os.environ.setdefault("PY_YAMUX_RELEASE_ON_READ", "0")
-
-
-def _deepen_pubsub_queues() -> None:
-    # Pubsub reads both names at call time from its module: one process runs one node, so this
-    # module-level change is the node's configuration, not a hidden global for others.
-    _pubsub_module.RpcQueue = _DeepRpcQueue  # type: ignore[misc]
-    _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE_SIZE
-
-
-class _ObservedPubsub(Pubsub):
-    """Pubsub that reports subscription changes (for the bootstrap's event-driven mesh map),
-    relays topics silently (the hub) and announces subscriptions to the hub only while a leaf
-    is connected to it (see :class:`_HubFirstFloodSub`)."""
-
-    on_topology_change: Callable[[], None] = staticmethod(lambda: None)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.hub_id: ID | None = None  # leaves (floodsub): the bootstrap they route through
-        self._relays: set[str] = set()
-
-    def handle_subscription(self, origin_id: ID, sub_message: Any) -> None:
-        super().handle_subscription(origin_id, sub_message)
-        self.on_topology_change()
-
-    def _handle_dead_peer(self, peer_id: ID) -> None:
-        super()._handle_dead_peer(peer_id)
-        self.on_topology_change()
-
-    # -- the hub: forward a topic without subscribing to it -------------------------------------
-
-    def relay(self, topic: str) -> bool:
-        """Forward ``topic`` from now on, without a subscription or an announcement.
-
-        py-libp2p accepts (and so forwards) only messages on topics the node subscribed to, and
-        a subscription is announced to every peer: for the hub that is one RPC to each peer per
-        session topic, twice (join and leave). Leaves send everything to the hub anyway, so the
-        hub needs to accept the topic, nothing more. Synchronous: called while the subscription
-        that asked for it is being read, so the messages behind it on that stream are forwarded.
-        """
-        if topic in self._relays:
-            return False
-        self._relays.add(topic)
-        return True
-
-    def unrelay(self, topic: str) -> bool:
-        if topic not in self._relays:
-            return False
-        self._relays.discard(topic)
-        return True
-
-    def _is_subscribed_to_msg(self, msg: Any) -> bool:
-        return super()._is_subscribed_to_msg(msg) or any(t in self._relays for t in msg.topicIDs)
-
-    # -- leaves: subscriptions go to the hub only while it is there -----------------------------
-
-    def hub_connected(self) -> bool:
-        hub = self.hub_id
-        return (
-            hub is not None
-            and hub in self.peers
-            and hub in self.peer_queues
-            # pubsub forgets a dead peer a moment after its connection closed: in between, a
-            # message routed to the hub would be lost (measured: the first publish after the
-            # hub died vanished), so ask the connection itself
-            and self._peer_is_connected(hub)
-        )
-
-    async def message_all_peers(self, raw_msg: bytes, announce: Any = None) -> None:
-        # Only subscription announcements come through here. While we route through the hub,
-        # direct peers do not need them (they learn our topics in the stream's hello, and again
-        # when the hub is lost: ProviderRole re-announces), and each costs them a read.
-        if not self.hub_connected():
-            await super().message_all_peers(raw_msg, announce)
-            return
-        hub = self.hub_id
-        assert hub is not None
-        rpc_msg = rpc_pb2.RPC()
-        rpc_msg.ParseFromString(raw_msg)
-        self._enqueue_or_retry_announce(hub, self.peer_queues[hub], rpc_msg, announce)
-
-
-class _HubFirstFloodSub(FloodSub):
-    """Floodsub that sends through the hub while the hub is there (ARCHITECTURE §10 item 14).
-
-    Providers also hold a few direct links so the swarm survives the bootstrap going away. Plain
-    floodsub floods every link: with two dials per provider every message crosses each node
-    three to five times, and the duplicates cost the same CPU as the first copy. So, while this
-    node is connected to the hub:
-
-    - a message we publish goes to the hub only (it forwards to everyone else on the topic; it
-      relays every topic any peer subscribed to, see ``_ObservedPubsub.relay``);
-    - a message the hub forwarded to us is not forwarded again (the hub already sent it to every
-      peer it has);
-    - a message that reached us over a direct link (its origin lost the hub and flooded) goes on
-      to the hub, so the rest of the swarm still gets it.
-
-    Without the hub (down or not yet reached) this is plain floodsub over whatever links there
-    are. The hub itself (``hub_id`` None) is plain floodsub.
-    """
-
-    def _get_peers_to_send(self, topic_ids: Any, msg_forwarder: ID, origin: ID) -> Any:
-        pubsub = self.pubsub
-        if not isinstance(pubsub, _ObservedPubsub) or not pubsub.hub_connected():
-            return super()._get_peers_to_send(topic_ids, msg_forwarder, origin)
-        hub = pubsub.hub_id
-        if hub in (msg_forwarder, origin):
-            return []  # the hub already sent it to every peer it has
-        return [hub]
-
-
-@dataclass(frozen=True, slots=True)
-class PubsubMessage:
-    """One received pubsub message, copied out of libp2p's protobuf."""
-
-    topic: str
-    data: bytes
-    from_id: bytes  # the pubsub-level origin (verified by libp2p's strict signing)
-    sender: str  # base58 of from_id
-    seqno: bytes
-
-
-TopicHandler = Callable[[PubsubMessage], Awaitable[None]]
-
-
-class _Notifee:
-    """INotifee: connection changes -> a callback with the peer id."""
-
-    def __init__(self, on_change: Callable[[ID, str], None]) -> None:
-        self._on_change = on_change
-
-    async def opened_stream(self, network: Any, stream: Any) -> None:
-        pass
-
-    async def closed_stream(self, network: Any, stream: Any) -> None:
-        pass
-
-    async def connected(self, network: Any, conn: Any) -> None:
-        self._on_change(conn.muxed_conn.peer_id, "connected")
-
-    async def disconnected(self, network: Any, conn: Any) -> None:
-        self._on_change(conn.muxed_conn.peer_id, "disconnected")
-
-    async def listen(self, network: Any, multiaddr: Any) -> None:
-        pass
-
-    async def listen_close(self, network: Any, multiaddr: Any) -> None:
-        pass
-
-
-def parse_p2p_maddr(text: str) -> tuple[ID, list[Any]]:
-    """``/ip4/../tcp/../p2p/<id>`` -> (peer ID, addrs); HostError with a clear message if not."""
-    try:
-        info = info_from_p2p_addr(multiaddr.Multiaddr(text))
-    except Exception as exc:
-        raise HostError(
-            f"not a peer multiaddr: {text!r} (expected /ip4/HOST/tcp/PORT/p2p/PEER_ID)"
-        ) from exc
-    return info.peer_id, list(info.addrs)
-
-
-def parse_peer_id(text: str) -> ID:
-    try:
-        return ID.from_base58(text)
-    except Exception as exc:
-        raise HostError(f"not a peer id: {text!r}") from exc
-
-
-def _concrete_ip(host: str) -> str:
-    """The address to announce for a wildcard listen address (pitfall 9)."""
-    if host not in ("0.0.0.0", ""):
-        return host
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # no packet is sent; picks the outbound interface
-            return s.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Raise OSError if ``host:port`` is taken.
-
-    py-libp2p listens with SO_REUSEPORT (for hole punching), so a second node on the same fixed
-    port would bind too and the kernel would split incoming connections between the two; a plain
-    bind (without SO_REUSEPORT) fails in that case and tells us.
-    """
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # SO_REUSEADDR: a restarted node may rebind over its old TIME_WAIT connections; an
-        # active listener still makes the bind fail.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host or "0.0.0.0", port))
 
 
 class SwarmHost:
@@ -295,8 +89,8 @@ class SwarmHost:
         on_peer_change: Callable[[str, str], None] | None = None,
         on_topology_change: Callable[[], None] | None = None,
     ) -> None:
-        _deepen_pubsub_queues()
-        _quiet_yamux_window_updates()
+        deepen_pubsub_queues()
+        quiet_yamux_window_updates()
         self._listen_host = listen_host
         self._listen_port = listen_port
         self._on_peer_change = on_peer_change or (lambda peer, what: None)
@@ -317,22 +111,8 @@ class SwarmHost:
         )
         self.peer_id: ID = self.host.get_id()
         self.peer_id_str: str = self.peer_id.to_base58()
-        if router == "gossipsub":
-            from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
-
-            # pitfall 10: default heartbeat is 120 s and spam protection drops >10 msg/s
-            pubsub_router: Any = GossipSub(
-                protocols=[PROTOCOL_ID_V11, FLOODSUB_PROTOCOL_ID],
-                degree=6,
-                degree_low=4,
-                degree_high=12,
-                heartbeat_interval=1,
-                spam_protection_enabled=False,
-                max_messages_per_topic_per_second=1e9,
-            )
-        else:
-            pubsub_router = _HubFirstFloodSub(protocols=[FLOODSUB_PROTOCOL_ID])
-        self.pubsub = _ObservedPubsub(
+        pubsub_router = make_router(router)
+        self.pubsub = ObservedPubsub(
             self.host,
             pubsub_router,
             strict_signing=True,
@@ -344,7 +124,7 @@ class SwarmHost:
         self.pubsub.counter = time.time_ns()
         if on_topology_change is not None:
             self.pubsub.on_topology_change = on_topology_change
-        self.host.get_network().register_notifee(_Notifee(self._peer_changed))
+        self.host.get_network().register_notifee(Notifee(self._peer_changed))
         self.request_response = RequestResponse(self.host)
         self._topics: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
@@ -404,7 +184,7 @@ class SwarmHost:
             text = str(addr)
             if "/ip4/0.0.0.0/" in text:
                 addr = multiaddr.Multiaddr(
-                    text.replace("/ip4/0.0.0.0/", f"/ip4/{_concrete_ip(self._listen_host)}/")
+                    text.replace("/ip4/0.0.0.0/", f"/ip4/{concrete_ip(self._listen_host)}/")
                 )
             out.append(addr)
         return out
@@ -420,8 +200,8 @@ class SwarmHost:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())
 
     def set_hub(self, peer: str | None) -> None:
-        """Route through ``peer`` (the bootstrap) while connected to it (see _HubFirstFloodSub)."""
-        if isinstance(self.pubsub.router, _HubFirstFloodSub):
+        """Route through ``peer`` (the bootstrap) while connected to it (see HubFirstFloodSub)."""
+        if isinstance(self.pubsub.router, HubFirstFloodSub):
             self.pubsub.hub_id = parse_peer_id(peer) if peer else None
 
     def hub_connected(self) -> bool:
@@ -429,11 +209,11 @@ class SwarmHost:
         return self.pubsub.hub_connected()
 
     def relay(self, topic: str) -> bool:
-        """Hub: forward ``topic`` without subscribing (sync; see ``_ObservedPubsub.relay``).
+        """Hub: forward ``topic`` without subscribing (sync; see ``ObservedPubsub.relay``).
 
         Only floodsub leaves route everything through the hub; gossipsub builds its mesh from
         announced subscriptions, so there the hub subscribes for real (in a task)."""
-        if isinstance(self.pubsub.router, _HubFirstFloodSub):
+        if isinstance(self.pubsub.router, HubFirstFloodSub):
             return self.pubsub.relay(topic)
         if topic in self._topics or self._nursery is None:
             return False
@@ -445,7 +225,7 @@ class SwarmHost:
         return True
 
     def unrelay(self, topic: str) -> bool:
-        if isinstance(self.pubsub.router, _HubFirstFloodSub):
+        if isinstance(self.pubsub.router, HubFirstFloodSub):
             return self.pubsub.unrelay(topic)
         if topic not in self._topics or self._nursery is None:
             return False
@@ -453,8 +233,8 @@ class SwarmHost:
         return True
 
     def relayed_topics(self) -> list[str]:
-        if isinstance(self.pubsub.router, _HubFirstFloodSub):
-            return sorted(self.pubsub._relays)
+        if isinstance(self.pubsub.router, HubFirstFloodSub):
+            return self.pubsub.relayed_topics()
         return self.subscribed_topics()
 
     def is_connected(self, peer: str | ID) -> bool:
@@ -492,7 +272,7 @@ class SwarmHost:
         except trio.TooSlowError as exc:
             raise HostError(f"dial {maddr} timed out after {timeout:.0f} s") from exc
         except Exception as exc:
-            raise HostError(f"dial {maddr} failed: {_brief(exc)}") from exc
+            raise HostError(f"dial {maddr} failed: {brief_error(exc)}") from exc
         return peer_id.to_base58()
 
     async def disconnect(self, peer: str) -> None:
@@ -516,12 +296,12 @@ class SwarmHost:
         except trio.TooSlowError as exc:
             if stream is not None:
                 with trio.move_on_after(0.5):
-                    await _quiet(stream.reset())
+                    await quiet(stream.reset())
             raise HostError(f"ping {peer[-6:]} timed out after {timeout:.1f} s") from exc
         except Exception as exc:
-            raise HostError(f"ping {peer[-6:]} failed: {_brief(exc)}") from exc
+            raise HostError(f"ping {peer[-6:]} failed: {brief_error(exc)}") from exc
         with trio.move_on_after(0.5):
-            await _quiet(stream.close())
+            await quiet(stream.close())
         return rtt
 
     # -- pubsub ------------------------------------------------------------------------------
@@ -541,6 +321,18 @@ class SwarmHost:
     def remote_topics(self) -> set[str]:
         """Topics at least one connected peer told us it is subscribed to (cheap: no encoding)."""
         return {t for t, peers in self.pubsub.peer_topics.items() if peers}
+
+    def pubsub_peers(self) -> list[str]:
+        """Peers with an open pubsub stream (base58, sorted)."""
+        return sorted(p.to_base58() for p in self.pubsub.peers)
+
+    def topics_of(self, peer: str) -> list[str]:
+        """The topics ``peer`` told us it is subscribed to."""
+        return topics_of(self.pubsub, peer)
+
+    async def wait_for_pubsub_peer(self, peer: str, timeout: float) -> None:
+        """Until ``peer`` has a pubsub stream with us (trio.TooSlowError after ``timeout``)."""
+        await self.pubsub.wait_for_peer(parse_peer_id(peer), timeout=timeout)
 
     def topic_peers(self, topic: str) -> set[str]:
         return {p.to_base58() for p in self.pubsub.peer_topics.get(topic, ())}
@@ -636,18 +428,4 @@ class SwarmHost:
                 RequestResponseConfig(timeout=timeout),
             )
         except Exception as exc:
-            raise HostError(f"peer list from {peer[-6:]} failed: {_brief(exc)}") from exc
-
-
-async def _quiet(awaitable: Awaitable[Any]) -> None:
-    try:
-        await awaitable
-    except Exception:
-        pass
-
-
-def _brief(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_brief(e) for e in exc.exceptions)
-    text = str(exc) or type(exc).__name__
-    return text if len(text) < 300 else text[:297] + "..."
+            raise HostError(f"peer list from {peer[-6:]} failed: {brief_error(exc)}") from exc

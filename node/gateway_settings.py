@@ -1,0 +1,209 @@
+"""The gateway's settings: defaults, flags (``rnet serve``, ``rnet node --serve``), the listen
+address and loopback-or-token rules, and their resolution (flag > environment > .env > default,
+through :mod:`node.settings`).
+
+Outside ``node/gateway/`` on purpose: ``rnet --help`` reads it, and the gateway package loads
+aiohttp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+from typing import Any
+
+from node.settings import Environment
+from protocol.messages import AGGREGATORS
+
+DEFAULT_LISTEN = "127.0.0.1:11500"
+DEFAULT_PROVIDERS = 3
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+def _provider_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError("at least 2 (one executor and one verifier)")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def add_gateway_flags(parser: argparse.ArgumentParser, *, aggregator: bool = True) -> None:
+    """The gateway's own flags for ``rnet serve`` (``--aggregator`` unless sessions add it)."""
+    g = parser.add_argument_group("gateway")
+    g.add_argument(
+        "--listen",
+        default=None,
+        metavar="HOST:PORT",
+        help=f"HTTP address to serve on (default: {DEFAULT_LISTEN}; $RNET_SERVE_LISTEN). "
+        "A non-loopback address requires --token",
+    )
+    g.add_argument(
+        "--providers",
+        type=_provider_count,
+        default=None,
+        metavar="N",
+        help=f"providers per session: wait for N to join, then assign roles (default: {DEFAULT_PROVIDERS})",
+    )
+    g.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help=f"deadline of one session in seconds; past it the request gets a 503 (default: {DEFAULT_TIMEOUT:g})",
+    )
+    if aggregator:
+        g.add_argument(
+            "--aggregator",
+            choices=AGGREGATORS,
+            default=None,
+            help="how verifiers' scores are combined per executor (default: mean)",
+        )
+    g.add_argument(
+        "--token",
+        default=None,
+        help="require 'Authorization: Bearer <token>' on every request (default: "
+        "$RNET_SERVE_TOKEN; required when serving beyond loopback)",
+    )
+    g.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sessions led at once; further requests get 503 busy (default: 16)",
+    )
+    g.add_argument(
+        "--max-body",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="largest request body accepted, else 413 (default: 1 MiB)",
+    )
+
+
+def add_serve_flag(parser: argparse.ArgumentParser) -> None:
+    """``--serve ADDR`` (+ ``--serve-token``) for ``rnet node``: also serve the gateway there."""
+    g = parser.add_argument_group("gateway")
+    g.add_argument(
+        "--serve",
+        default=None,
+        metavar="HOST:PORT",
+        help="also serve the swarm as an Ollama/OpenAI-compatible endpoint on this address "
+        f"(see `rnet serve`; {DEFAULT_PROVIDERS} providers per session, {DEFAULT_TIMEOUT:g} s deadline)",
+    )
+    g.add_argument(
+        "--serve-token",
+        default=None,
+        help="bearer token for --serve (default: $RNET_SERVE_TOKEN; required beyond loopback)",
+    )
+
+
+def gateway_settings(
+    args: argparse.Namespace, env: Environment | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(listen address, GatewayConfig keyword arguments) from flags > environment > defaults.
+
+    Reads ``--serve``/``--serve-token`` (``rnet node``) or ``--listen``/``--token`` (``rnet
+    serve``). Raises ValueError with a message fit for the user (bad address or option, public
+    bind without a token).
+    """
+    env = Environment() if env is None else env
+    listen = env.pick(
+        getattr(args, "serve", None) or getattr(args, "listen", None),
+        "RNET_SERVE_LISTEN",
+        DEFAULT_LISTEN,
+    )
+    token = env.pick(
+        getattr(args, "serve_token", None) or getattr(args, "token", None),
+        "RNET_SERVE_TOKEN",
+        None,
+    )
+    host, _port = parse_listen(listen)
+    check_exposure(host, token)
+    options: dict[str, Any] = {
+        "providers": getattr(args, "providers", None) or DEFAULT_PROVIDERS,
+        "timeout_s": getattr(args, "timeout", None) or DEFAULT_TIMEOUT,
+        "aggregator": getattr(args, "aggregator", None) or "mean",
+        "token": token,
+    }
+    if getattr(args, "max_body", None) is not None:
+        options["max_body_bytes"] = args.max_body
+    if getattr(args, "max_in_flight", None) is not None:
+        options["max_in_flight"] = args.max_in_flight
+    return listen, options
+
+
+def announce(json_lines: bool, url: str, options: dict[str, Any]) -> None:
+    """Tell the operator (or the test harness) where the endpoint is: one stdout line."""
+    if json_lines:
+        line = json.dumps(
+            {
+                "event": "gateway",
+                "url": url,
+                "providers": options["providers"],
+                "timeout_s": options["timeout_s"],
+                "aggregator": options["aggregator"],
+                "token": bool(options.get("token")),
+            }
+        )
+    else:
+        line = (
+            f"serving the swarm at {url} (Ollama: OLLAMA_HOST={url.removeprefix('http://')}; "
+            f"OpenAI: base_url={url}/v1; model 'swarm')"
+        )
+    print(line, flush=True)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``, ``:PORT`` or ``PORT`` for loopback) -> (host, port)."""
+    text = listen.strip()
+    if text.startswith("http://"):
+        text = text[len("http://") :].rstrip("/")
+    host, port_text = "127.0.0.1", text
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif ":" in text:
+        host, _, port_text = text.rpartition(":")
+        host = host or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"bad listen address {listen!r}: expected HOST:PORT") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"bad listen address {listen!r}: port out of range")
+    if not host:
+        raise ValueError(f"bad listen address {listen!r}: empty host")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to serve beyond this machine without a token (raises ValueError)."""
+    if not is_loopback(host) and not token:
+        raise ValueError(
+            f"listening on {host} exposes the swarm beyond this machine: "
+            "set --token (clients then send 'Authorization: Bearer <token>')"
+        )
