@@ -27,9 +27,11 @@ from node.config import NodeConfig
 from node.errors import NodeError
 from node.gateway_settings import announce, gateway_settings
 from node.runtime.node import NodeRuntime
-from node.sessions import SessionEngine, attach_sessions
+from node.sessions.engine import SessionEngine
+from node.sessions.options import options_from_args
 from node.slm.base import Backend, SLMError
 from node.slm.config import backend_from_args
+from node.store import Store
 
 if TYPE_CHECKING:
     from node.gateway.server import GatewayHandle
@@ -169,8 +171,12 @@ def assemble(args: argparse.Namespace, config: NodeConfig) -> AssembledNode:
         backend = backend_from_args(args, runtime.config.name)
         runtime.model, runtime.backend = backend.model, backend.backend
         register_slm_command(runtime.interpreter, backend)
-        engine = attach_sessions(runtime, backend, args)
-    except SLMError as exc:
+        options = options_from_args(args)
+        engine = SessionEngine(
+            runtime, backend, Store.in_data_dir(runtime.config.data_dir), options
+        )
+        engine.attach()
+    except (SLMError, ValueError) as exc:  # a bad backend or session flag
         runtime.release_identity()
         raise NodeError(str(exc)) from exc
     except BaseException:

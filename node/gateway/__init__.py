@@ -25,18 +25,16 @@ running ``NodeRuntime``), :class:`GatewayHandle` (``url``, ``port``, ``await clo
 
 from node.gateway.adapter import RuntimeSwarm, start_gateway
 from node.gateway.app import make_app
-from node.gateway.config import DEFAULT_LISTEN, SWARM_MODEL, GatewayConfig
+from node.gateway.config import SWARM_MODEL, GatewayConfig
 from node.gateway.errors import ApiError, error_body
 from node.gateway.replies import split_text
 from node.gateway.requests import render_chat
 from node.gateway.server import (
     GatewayHandle,
-    check_exposure,
-    is_loopback,
-    parse_listen,
     serve_swarm,
 )
 from node.gateway.swarm import StageCallback, SwarmResult, SwarmSessions, SwarmUnavailable
+from node.gateway_settings import DEFAULT_LISTEN, check_exposure, is_loopback, parse_listen
 
 __all__ = [
     "DEFAULT_LISTEN",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from node.gateway.config import DEFAULT_LISTEN, GatewayConfig
+from node.gateway.config import GatewayConfig
 from node.gateway.server import GatewayHandle, serve_swarm
 from node.gateway.swarm import StageCallback, SwarmResult, SwarmUnavailable
+from node.gateway_settings import DEFAULT_LISTEN
 from node.sessions.live import SessionFailed
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from node.gateway.app import make_app
-from node.gateway.config import DEFAULT_LISTEN, STATE_KEY, GatewayConfig
+from node.gateway.config import STATE_KEY, GatewayConfig
 from node.gateway.swarm import SwarmSessions
-from node.gateway_settings import check_exposure, parse_listen
+from node.gateway_settings import DEFAULT_LISTEN, check_exposure, parse_listen
 
 log = logging.getLogger(__name__)
 

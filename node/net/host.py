@@ -45,7 +45,6 @@ from libp2p.host.ping import ID as PING_PROTOCOL_ID
 from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
-from libp2p.request_response import JSONCodec, RequestResponse, RequestResponseConfig
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.errors import HostError
@@ -57,6 +56,7 @@ from node.net.links import (
     brief_error,
     quiet,
 )
+from node.net.peerlist import PeerListProtocol
 from node.net.pubsub import (
     PEER_QUEUE_SIZE,
     HubFirstFloodSub,
@@ -69,7 +69,6 @@ from node.net.pubsub import (
 
 logger = logging.getLogger(__name__)
 
-PEERS_PROTOCOL = "/rnet/peers/1.0.0"
 # publish() waits while a peer's outbound queue holds more than this.
 PUBLISH_HIGH_WATER = PEER_QUEUE_SIZE // 2
 CLOSE_TIMEOUT_S = 2.0
@@ -125,7 +124,7 @@ class SwarmHost:
         if on_topology_change is not None:
             self.pubsub.on_topology_change = on_topology_change
         self.host.get_network().register_notifee(Notifee(self._peer_changed))
-        self.request_response = RequestResponse(self.host)
+        self.peer_list = PeerListProtocol(self.host)
         self._topics: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
         self._stop = trio.Event()
@@ -407,25 +406,3 @@ class SwarmHost:
                 # RpcQueue offers no "drained" event; a short wait only under a burst
                 await trio.sleep(0.005)
             await self.pubsub.publish(topic, data)
-
-    # -- request/response: the bootstrap's peer list ------------------------------------------
-
-    def serve_peer_list(self, produce: Callable[[], Any]) -> None:
-        async def handler(request: Any, context: Any) -> Any:
-            return produce()
-
-        self.request_response.set_handler(
-            PEERS_PROTOCOL, handler, JSONCodec(), RequestResponseConfig(timeout=5.0)
-        )
-
-    async def request_peer_list(self, peer: str, *, timeout: float = 5.0) -> Any:
-        try:
-            return await self.request_response.send_request(
-                parse_peer_id(peer),
-                [PEERS_PROTOCOL],
-                {"want": "peers"},
-                JSONCodec(),
-                RequestResponseConfig(timeout=timeout),
-            )
-        except Exception as exc:
-            raise HostError(f"peer list from {peer[-6:]} failed: {brief_error(exc)}") from exc

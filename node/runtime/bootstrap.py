@@ -42,7 +42,7 @@ class BootstrapRole:
         self._last_bootmesh = -math.inf
 
     async def start(self) -> None:
-        self.rt.host.serve_peer_list(self.peer_list)
+        self.rt.host.peer_list.serve(self.peer_list)
         self.rt.mark_ready()
 
     def topics_map(self) -> dict[str, list[str]]:

@@ -77,7 +77,6 @@ if TYPE_CHECKING:
     from libp2p.crypto.keys import KeyPair
 
     from node.net.host import SwarmHost
-    from node.sessions.engine import SessionEngine
     from protocol.envelope import Envelope
     from protocol.messages import Body
 
@@ -133,8 +132,6 @@ class NodeRuntime:
         self.router = TopicRouter(self)
         self.directory = PeerDirectory(self)
         self.role_impl: Role | None = None
-        # The session engine on a provider (set by node.assemble through attach_sessions).
-        self.sessions: SessionEngine | None = None
         self._host: SwarmHost | None = None
         self._lock: DataDirLock | None = None
         self._seed: bytes | None = None
@@ -266,7 +263,8 @@ class NodeRuntime:
 
     async def _trio_start(self, keypair: KeyPair) -> None:
         # libp2p is heavy to import (~0.7 s): imported in start(), off the loop, not with us.
-        from node.net.host import SwarmHost, check_port_free
+        from node.net.addrs import check_port_free
+        from node.net.host import SwarmHost
 
         tame_libp2p_logging()  # libp2p was just imported: its loggers were reset
         cfg = self.config

@@ -123,7 +123,7 @@ class ProviderRole:
 
     async def _fetch_peer_list(self) -> None:
         try:
-            reply = await self.rt.host.request_peer_list(self.bootstrap_id)
+            reply = await self.rt.host.peer_list.request(self.bootstrap_id)
         except HostError as exc:
             logger.info("%s", exc)
             return

@@ -15,14 +15,9 @@ Rooms (see node/README.md for the walk through one session):
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-from typing import Protocol
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from node.errors import NodeError
-from node.sessions.commands import register_session_commands
-from node.sessions.engine import SessionEngine, new_task_id
-from node.sessions.live import FailureCode, LiveSession, SessionFailed
 from node.sessions.options import (
     DEFAULT_PROMPT,
     SessionOptions,
@@ -31,12 +26,14 @@ from node.sessions.options import (
 )
 from node.sessions.ports import SessionHost
 from node.sessions.views import format_result, result_event, snapshot_event
-from node.slm.base import Backend
-from node.store import Store
+
+if TYPE_CHECKING:
+    from node.sessions.commands import register_session_commands
+    from node.sessions.engine import SessionEngine, new_task_id
+    from node.sessions.live import FailureCode, LiveSession, SessionFailed
 
 __all__ = [
     "DEFAULT_PROMPT",
-    "AttachableRuntime",
     "FailureCode",
     "LiveSession",
     "SessionEngine",
@@ -44,7 +41,6 @@ __all__ = [
     "SessionHost",
     "SessionOptions",
     "add_session_flags",
-    "attach_sessions",
     "format_result",
     "new_task_id",
     "options_from_args",
@@ -53,29 +49,20 @@ __all__ = [
     "snapshot_event",
 ]
 
+# The engine's modules load trio; the command line reads the session flags (``options``) for
+# ``rnet --help`` without them, so those names are loaded on first use (PEP 562).
+_LAZY = {
+    "SessionEngine": "node.sessions.engine",
+    "new_task_id": "node.sessions.engine",
+    "FailureCode": "node.sessions.live",
+    "LiveSession": "node.sessions.live",
+    "SessionFailed": "node.sessions.live",
+    "register_session_commands": "node.sessions.commands",
+}
 
-class _DataDirConfig(Protocol):
-    data_dir: Path
 
-
-class AttachableRuntime(SessionHost, Protocol):
-    """A runtime with its configuration, and a declared place for its engine (the gateway and
-    ``rnet pipe`` find the engine there until ``node/assemble.py`` hands it to them)."""
-
-    config: _DataDirConfig
-    sessions: SessionEngine | None
-
-
-def attach_sessions(
-    runtime: AttachableRuntime, backend: Backend | None, args: argparse.Namespace | None = None
-) -> SessionEngine:
-    """The engine of a provider node, with its store in the node's data dir, attached to the
-    runtime (before ``runtime.start``) and returned. NodeError for bad session flags."""
-    try:
-        options = options_from_args(args) if args is not None else SessionOptions()
-    except ValueError as exc:
-        raise NodeError(str(exc)) from None
-    engine = SessionEngine(runtime, backend, Store.in_data_dir(runtime.config.data_dir), options)
-    engine.attach()
-    runtime.sessions = engine
-    return engine
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -86,10 +86,12 @@ async def test_serve_from_args_announces_only_when_headless(
 
     import httpx
 
-    from node.cmd_serve import serve_from_args
+    from node.assemble import AssembledNode
 
     args = argparse.Namespace(serve="127.0.0.1:0", no_ui=no_ui, json=json_lines)
-    handle = await serve_from_args(_NoSessionsRuntime(), args)
+    node = AssembledNode(_NoSessionsRuntime(), args=args)  # type: ignore[arg-type]
+    handle = await node.serve_gateway()
+    assert handle is not None
     try:
         out = capsys.readouterr().out
         if not no_ui:
@@ -105,4 +107,5 @@ async def test_serve_from_args_announces_only_when_headless(
         assert reply.status_code == 503 and "no sessions engine" in reply.json()["error"]
     finally:
         await handle.close()
-    assert await serve_from_args(_NoSessionsRuntime(), argparse.Namespace(serve=None)) is None
+    idle = AssembledNode(_NoSessionsRuntime(), args=argparse.Namespace(serve=None))  # type: ignore[arg-type]
+    assert await idle.serve_gateway() is None

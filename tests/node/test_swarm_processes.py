@@ -93,7 +93,7 @@ def test_bootstrap_answers_the_peer_list_protocol(swarm: Swarm) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(host.run)
             await host.connect(swarm.bootstrap_maddr)
-            reply.update(await host.request_peer_list(swarm.bootstrap.peer_id, timeout=20))
+            reply.update(await host.peer_list.request(swarm.bootstrap.peer_id, timeout=20))
             await host.close()
 
     trio.run(ask)
