@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import overlap, resources, session, ui
-from bench.cluster import ROOT
 from bench.common import (
     RESULTS_DIR,
     goal,
@@ -36,6 +35,7 @@ from bench.common import (
     table,
     write_results,
 )
+from node.localswarm import REPO_ROOT as ROOT
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,7 @@ import os
 import selectors
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,10 +28,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from node.localswarm import child_env, free_port, node_argv, wait_on
+
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_BOOTSTRAP_KEY = "ca5b2ca0ebc977128c80354266146b8561423fcc67bd383c89e693d7bbc63697"
 # Upper bounds for a loaded 2-core machine, not sleeps.
 START_TIMEOUT_S = 90.0
 DEFAULT_TIMEOUT_S = 60.0
@@ -45,12 +43,6 @@ Event = dict[str, Any]
 
 class BenchError(RuntimeError):
     """A benchmark could not run (a node died, a wait timed out); the message says which."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _kind_of(line: str) -> str:
@@ -297,20 +289,7 @@ class Cluster:
         self.close()
 
     def _base_env(self, extra: dict[str, str]) -> dict[str, str]:
-        env = dict(os.environ)
-        for key in ("BOOTSTRAP_NODE", "BOOTSTRAP_KEY", "RNET_DATA_DIR", "LIBP2P_DEBUG"):
-            env.pop(key, None)
-        env.update(
-            {
-                "PYTHONPATH": str(ROOT),
-                "PYTHONUNBUFFERED": "1",
-                "RNET_DATA_DIR": str(self.data_root),
-                "BOOTSTRAP_KEY": DEMO_BOOTSTRAP_KEY,
-                "RNET_BACKEND": "sim",
-            }
-        )
-        env.update(extra)
-        return env
+        return child_env(data_root=self.data_root, extra={"RNET_BACKEND": "sim", **extra})
 
     # -- the reader thread -----------------------------------------------------------------------
 
@@ -351,14 +330,7 @@ class Cluster:
         return node
 
     def wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not check():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-                # woken by every kept event; the cap re-checks process exits
-                self.cond.wait(min(remaining, 0.5))
+        wait_on(self.cond, check, timeout, lambda: what, BenchError)
 
     # -- starting nodes --------------------------------------------------------------------------
 
@@ -370,18 +342,7 @@ class Cluster:
         role: str = "provider",
         python_prefix: Sequence[str] = (),
     ) -> Node:
-        argv = [
-            sys.executable,
-            *python_prefix,
-            "-m",
-            "node",
-            subcommand,
-            "--no-ui",
-            "--json",
-            "--name",
-            name,
-            *args,
-        ]
+        argv = node_argv(subcommand, name, args, python_prefix=python_prefix)
         return self._add(Node(self, name, role, argv))
 
     def start_bootstrap(self, python_prefix: Sequence[str] = ()) -> Node:

@@ -36,12 +36,14 @@ import sys
 import tempfile
 import termios
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import DEMO_BOOTSTRAP_KEY, ROOT, free_port
 from bench.common import machine, machine_line, progress, say, summary, table
+from node.config import DEMO_BOOTSTRAP_KEY
+from node.localswarm import REPO_ROOT as ROOT
+from node.localswarm import demo_bootstrap_maddr, free_port
 
 logger = logging.getLogger(__name__)
 
@@ -118,11 +120,10 @@ def first_frame_pty(workdir: Path) -> dict[str, float]:
             "RNET_BACKEND": "sim",
             "BOOTSTRAP_KEY": DEMO_BOOTSTRAP_KEY,
             # Nobody listens there: the node keeps retrying; the first frame does not wait on it.
-            "BOOTSTRAP_NODE": f"/ip4/127.0.0.1/tcp/{free_port()}/p2p/"
-            "12D3KooWPvoF9HfWisUgV2P7A5fq7wW2CAAqzZE45sVbKdxGRv5s",
+            "BOOTSTRAP_NODE": demo_bootstrap_maddr(free_port()),
         }
     )
-    argv = [sys.executable, "-m", "node", "node", "--name", "console-bench", "--port", "0"]
+    argv = [sys.executable, "-m", "console.cli", "node", "--name", "console-bench", "--port", "0"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -290,16 +291,17 @@ class _Probe:
 
     def watch_screen(self, screen: Any) -> None:
         """Time every frame the screen draws (Textual's compositor: dirty widgets -> output)."""
-        original = screen._compositor_refresh
+        # Textual loads with the App under test (_headless), not when `bench` starts.
+        from console.textual_compat import wrap_compositor_refresh
 
-        def compositor_refresh() -> None:
+        def timed(original: Callable[[], None]) -> None:
             t = time.perf_counter()
             try:
                 original()
             finally:
                 self.draws.append((t, time.perf_counter() - t))
 
-        screen._compositor_refresh = compositor_refresh
+        wrap_compositor_refresh(screen, timed)
 
     def on_gc(self, phase: str, info: dict[str, Any]) -> None:
         """``gc.callbacks`` hook: time every collection (any generation)."""

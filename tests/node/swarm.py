@@ -22,31 +22,31 @@ nothing sleeps a fixed time.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO_BOOTSTRAP_KEY = "ca5b2ca0ebc977128c80354266146b8561423fcc67bd383c89e693d7bbc63697"
-DEMO_BOOTSTRAP_ID = "12D3KooWPvoF9HfWisUgV2P7A5fq7wW2CAAqzZE45sVbKdxGRv5s"
+from node.localswarm import (
+    DEMO_BOOTSTRAP_ID,
+    REPO_ROOT,
+    child_env,
+    demo_bootstrap_maddr,
+    free_port,
+    node_argv,
+    wait_on,
+)
+
+ROOT = REPO_ROOT
+__all__ = ["DEMO_BOOTSTRAP_ID", "Event", "NodeProc", "Swarm", "free_port", "is_event"]
 # The machine is shared and slow under load: deadlines are upper bounds, not sleeps.
 DEFAULT_TIMEOUT = 30.0
 
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def is_event(kind: str, **fields: Any) -> Predicate:
@@ -307,7 +307,7 @@ class Swarm:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_root = self.workdir / "data"
         self.bootstrap_port = bootstrap_port or free_port()
-        self.bootstrap_maddr = f"/ip4/127.0.0.1/tcp/{self.bootstrap_port}/p2p/{DEMO_BOOTSTRAP_ID}"
+        self.bootstrap_maddr = demo_bootstrap_maddr(self.bootstrap_port)
         self.extra_env = dict(env or {})
         self.cond = threading.Condition()
         self.nodes: list[NodeProc] = []
@@ -321,38 +321,17 @@ class Swarm:
         self.close()
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        for key in ("BOOTSTRAP_NODE", "BOOTSTRAP_KEY", "RNET_DATA_DIR", "LIBP2P_DEBUG"):
-            env.pop(key, None)
-        env.update(
-            {
-                "PYTHONPATH": str(ROOT),
-                "PYTHONUNBUFFERED": "1",
-                "RNET_DATA_DIR": str(self.data_root),
-                "BOOTSTRAP_KEY": DEMO_BOOTSTRAP_KEY,
-                "BOOTSTRAP_NODE": self.bootstrap_maddr,
-                "RNET_BACKEND": "sim",
-            }
+        return child_env(
+            data_root=self.data_root,
+            bootstrap_node=self.bootstrap_maddr,
+            extra={"RNET_BACKEND": "sim", **self.extra_env},
         )
-        env.update(self.extra_env)
-        return env
 
     def spawn(
         self, subcommand: str, name: str, args: Sequence[str] = (), role: str = "provider"
     ) -> NodeProc:
         """Start ``python -m node <subcommand> --no-ui --json --name <name> <args>``."""
-        argv = [
-            sys.executable,
-            "-m",
-            "node",
-            subcommand,
-            "--no-ui",
-            "--json",
-            "--name",
-            name,
-            *args,
-        ]
-        node = NodeProc(self, name, role, argv, self.env())
+        node = NodeProc(self, name, role, node_argv(subcommand, name, args), self.env())
         self.nodes.append(node)
         return node
 
@@ -419,14 +398,7 @@ class Swarm:
         return [n for n in self.nodes if n.role == "provider" and n.alive]
 
     def _wait(self, check: Callable[[], bool], timeout: float, describe: Callable[[], str]) -> None:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not check():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"timed out after {timeout} s waiting for {describe()}")
-                # woken by every event; the cap re-checks conditions that depend on process exit
-                self.cond.wait(min(remaining, 0.5))
+        wait_on(self.cond, check, timeout, describe, AssertionError)
 
     def wait_until(
         self, condition: Callable[[], bool], timeout: float = DEFAULT_TIMEOUT, what: str = ""
