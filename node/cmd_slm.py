@@ -8,8 +8,15 @@ prints the one-line hint and exits 1. Exit codes: 0 answered, 1 model error, 2 b
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
 import logging
 import sys
+
+from node.config import add_node_flags
+from node.slm.base import Backend, SLMError
+from node.slm.config import backend_from_args
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-stream", action="store_true", help="print the answer once it is complete"
     )
-    try:
-        from node.config import add_node_flags
-    except ImportError:  # the runtime's flags are optional: the model flags are what slm needs
-        from node.slm.config import add_backend_flags
-
-        add_backend_flags(parser)
-    else:
-        add_node_flags(parser)
+    add_node_flags(parser)  # the model flags are among them
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from node.slm.base import SLMError
-    from node.slm.config import backend_from_args
-
     level = (getattr(args, "log_level", None) or "warning").upper()
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
@@ -56,13 +51,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-async def _ask(backend: object, prompt: str, *, as_json: bool, stream: bool) -> int:
-    import contextlib
-    import json
-
-    from node.slm.base import Backend, SLMError
-
-    assert isinstance(backend, Backend)
+async def _ask(backend: Backend, prompt: str, *, as_json: bool, stream: bool) -> int:
     wrote = False
     try:
         await backend.check()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from node.settings import Environment
 from protocol.messages import AGGREGATORS
@@ -20,6 +20,17 @@ DEFAULT_LISTEN = "127.0.0.1:11500"
 DEFAULT_PROVIDERS = 3
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class GatewayOptions(TypedDict):
+    """Resolved gateway settings: the keyword arguments of ``GatewayConfig``."""
+
+    providers: int
+    timeout_s: float
+    aggregator: str
+    token: str | None
+    max_body_bytes: NotRequired[int]
+    max_in_flight: NotRequired[int]
 
 
 def _provider_count(text: str) -> int:
@@ -114,7 +125,7 @@ def add_serve_flag(parser: argparse.ArgumentParser) -> None:
 
 def gateway_settings(
     args: argparse.Namespace, env: Environment | None = None
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, GatewayOptions]:
     """(listen address, GatewayConfig keyword arguments) from flags > environment > defaults.
 
     Reads ``--serve``/``--serve-token`` (``rnet node``) or ``--listen``/``--token`` (``rnet
@@ -134,7 +145,7 @@ def gateway_settings(
     )
     host, _port = parse_listen(listen)
     check_exposure(host, token)
-    options: dict[str, Any] = {
+    options: GatewayOptions = {
         "providers": getattr(args, "providers", None) or DEFAULT_PROVIDERS,
         "timeout_s": getattr(args, "timeout", None) or DEFAULT_TIMEOUT,
         "aggregator": getattr(args, "aggregator", None) or "mean",
@@ -147,7 +158,7 @@ def gateway_settings(
     return listen, options
 
 
-def announce(json_lines: bool, url: str, options: dict[str, Any]) -> None:
+def announce(json_lines: bool, url: str, options: GatewayOptions) -> None:
     """Tell the operator (or the test harness) where the endpoint is: one stdout line."""
     if json_lines:
         line = json.dumps(

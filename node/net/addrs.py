@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 import multiaddr
 from libp2p.peer.id import ID
@@ -12,7 +11,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from node.errors import HostError
 
 
-def parse_p2p_maddr(text: str) -> tuple[ID, list[Any]]:
+def parse_p2p_maddr(text: str) -> tuple[ID, list[multiaddr.Multiaddr]]:
     """``/ip4/../tcp/../p2p/<id>`` -> (peer ID, addrs); HostError with a clear message if not."""
     try:
         info = info_from_p2p_addr(multiaddr.Multiaddr(text))

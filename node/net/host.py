@@ -35,7 +35,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 import multiaddr
 import trio
@@ -136,7 +135,7 @@ class SwarmHost:
     def _listen_maddr(self) -> multiaddr.Multiaddr:
         return multiaddr.Multiaddr(f"/ip4/{self._listen_host}/tcp/{self._listen_port}")
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until ``close()``; reports started once listening (for ``nursery.start``)."""
         try:
             # pitfall 1: pubsub must be running before host.run() accepts inbound streams
@@ -177,7 +176,7 @@ class SwarmHost:
 
     # -- addresses and peers -----------------------------------------------------------------
 
-    def _announced(self, candidates: list[Any]) -> list[Any]:
+    def _announced(self, candidates: list[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
         out = []
         for addr in candidates:
             text = str(addr)

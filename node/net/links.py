@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+from libp2p.abc import INetConn, INetStream, INetwork
 from libp2p.peer.id import ID
+from multiaddr import Multiaddr
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,26 +30,26 @@ class Notifee:
     def __init__(self, on_change: Callable[[ID, str], None]) -> None:
         self._on_change = on_change
 
-    async def opened_stream(self, network: Any, stream: Any) -> None:
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
         pass
 
-    async def closed_stream(self, network: Any, stream: Any) -> None:
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
         pass
 
-    async def connected(self, network: Any, conn: Any) -> None:
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
         self._on_change(conn.muxed_conn.peer_id, "connected")
 
-    async def disconnected(self, network: Any, conn: Any) -> None:
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         self._on_change(conn.muxed_conn.peer_id, "disconnected")
 
-    async def listen(self, network: Any, multiaddr: Any) -> None:
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
         pass
 
-    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
         pass
 
 
-async def quiet(awaitable: Awaitable[Any]) -> None:
+async def quiet(awaitable: Awaitable[object]) -> None:
     try:
         await awaitable
     except Exception:

@@ -10,7 +10,7 @@ those names changes underneath (the version is pinned exactly in pyproject.toml)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from libp2p.peer.id import ID
@@ -60,7 +60,7 @@ class ObservedPubsub(Pubsub):
         self.hub_id: ID | None = None  # leaves (floodsub): the bootstrap they route through
         self._relays: set[str] = set()
 
-    def handle_subscription(self, origin_id: ID, sub_message: Any) -> None:
+    def handle_subscription(self, origin_id: ID, sub_message: rpc_pb2.RPC.SubOpts) -> None:
         super().handle_subscription(origin_id, sub_message)
         self.on_topology_change()
 
@@ -93,7 +93,7 @@ class ObservedPubsub(Pubsub):
         self._relays.discard(topic)
         return True
 
-    def _is_subscribed_to_msg(self, msg: Any) -> bool:
+    def _is_subscribed_to_msg(self, msg: rpc_pb2.Message) -> bool:
         return super()._is_subscribed_to_msg(msg) or any(t in self._relays for t in msg.topicIDs)
 
     # -- leaves: subscriptions go to the hub only while it is there -----------------------------
@@ -110,7 +110,9 @@ class ObservedPubsub(Pubsub):
             and self._peer_is_connected(hub)
         )
 
-    async def message_all_peers(self, raw_msg: bytes, announce: Any = None) -> None:
+    async def message_all_peers(
+        self, raw_msg: bytes, announce: rpc_pb2.RPC.SubOpts | None = None
+    ) -> None:
         # Only subscription announcements come through here. While we route through the hub,
         # direct peers do not need them (they learn our topics in the stream's hello, and again
         # when the hub is lost: ProviderRole re-announces), and each costs them a read.
@@ -143,7 +145,9 @@ class HubFirstFloodSub(FloodSub):
     are. The hub itself (``hub_id`` None) is plain floodsub.
     """
 
-    def _get_peers_to_send(self, topic_ids: Any, msg_forwarder: ID, origin: ID) -> Any:
+    def _get_peers_to_send(
+        self, topic_ids: Iterable[str], msg_forwarder: ID, origin: ID
+    ) -> Iterable[ID]:
         pubsub = self.pubsub
         if not isinstance(pubsub, ObservedPubsub) or not pubsub.hub_connected():
             return super()._get_peers_to_send(topic_ids, msg_forwarder, origin)

@@ -8,40 +8,8 @@ runs in trio as a guest on that loop (see :mod:`node.bridge`). Its rooms:
 :mod:`node.runtime.peers` (peer directory, heartbeat), :mod:`node.runtime.roles` (what the
 bootstrap and provider roles plug in).
 
-Extension points (for the sessions engine, the console, the gateway)
---------------------------------------------------------------------
-Trio side (call from trio tasks, e.g. inside handlers or tasks started in ``runtime.nursery``):
-
-(a) ``await runtime.join_topic(topic, handler)`` / ``await runtime.leave_topic(topic)``:
-    subscribe a topic; ``handler(env: protocol.envelope.Envelope) -> Awaitable[None]`` is called
-    in trio for every envelope from another peer that passed ``open_envelope`` (with the pubsub
-    sender as ``expected_sender``) and the replay guard. Failures become ``rejected`` events.
-    ``handler=None`` shows the topic's traffic as ``message`` events (the console's ``join``).
-    ``runtime.add_mesh_handler(kind, handler)`` receives kinds on ``swarm/mesh`` other than
-    presence/bootmesh (e.g. ``advertise``).
-(b) ``await runtime.publish_envelope(topic, body, task) -> Envelope``: seal with the node key
-    (seq from a per-node counter starting at ``time.time_ns()``) and publish.
-(c) ``runtime.emit(event)``: hand an event (``node.events``) to every sink; callable from either
-    side; sinks are called on the asyncio side, in order.
-(d) ``runtime.nursery``: the trio nursery for background tasks (``runtime.nursery.start_soon``).
-(e) ``await runtime.run_asyncio(coro_fn, *args)``: from trio, await an asyncio coroutine (model
-    calls: ollama's client is httpx/asyncio). The other way, from asyncio:
-    ``await runtime.call(trio_fn, *args)`` runs a trio function and returns its result.
-(f) ``runtime.interpreter``: the command :class:`~node.commands.Interpreter`;
-    ``runtime.interpreter.register(name, usage, help, handler)``; handlers run on asyncio.
-(g) ``runtime.peers()``: snapshot list of :class:`PeerView` (id, name, role, model, backend,
-    rtt, addrs, connected) for every peer currently known online; ``runtime.provider_peers()``
-    the providers only.
-
-Also: ``runtime.subscribe(callback) -> unsubscribe`` (event sink), ``await runtime.execute(line)``
-(run a command line, emits and returns ``command_output``), ``runtime.peer_id`` (bytes),
-``runtime.peer_id_str``, ``runtime.signer``, ``runtime.config``, ``runtime.ready``,
-``runtime.set_presence(model, backend)``, ``runtime.on_close(async_fn)`` (trio cleanup before the
-host closes), ``runtime.reject(reason, sender, topic, detail)`` (count + ``rejected`` event for a
-message an extension found invalid).
-
-Publishing returns as soon as the message is queued; it waits (bounded, ``ROUTE_WAIT_S``) only
-when no route is known yet for a topic someone is on.
+The extension points the session engine, the commands, the console and the gateway use are
+listed in the package docstring (:mod:`node.runtime`).
 """
 
 from __future__ import annotations
@@ -287,7 +255,7 @@ class NodeRuntime:
         host.set_hub(self.directory.bootstrap_id)
         self.peer_id_str = host.peer_id_str
 
-        async def run_host(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async def run_host(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             try:
                 await host.run(task_status=task_status)
             finally:
@@ -383,8 +351,19 @@ class NodeRuntime:
     async def publish_presence(self) -> None:
         await self.directory.publish_presence()
 
-    def note_peer(self, peer: str, **presence: Any) -> None:
-        self.directory.note_peer(peer, **presence)
+    def note_peer(
+        self,
+        peer: str,
+        *,
+        name: str = "",
+        role: str = "",
+        model: str = "",
+        backend: str = "",
+        addrs: tuple[str, ...] = (),
+    ) -> None:
+        self.directory.note_peer(
+            peer, name=name, role=role, model=model, backend=backend, addrs=addrs
+        )
 
     def has_presence(self, peer: str) -> bool:
         return self.directory.has_presence(peer)
