@@ -15,7 +15,9 @@ import trio.testing
 
 from node import events as ev
 from node.sessions import (
+    FailureCode,
     SessionEngine,
+    SessionFailed,
     SessionOptions,
     add_session_flags,
     options_from_args,
@@ -153,3 +155,34 @@ def test_snapshot_event_deadline_is_wall_clock() -> None:
     evt = snapshot_event(machine.snapshot())
     assert evt.stage_deadline_ms is not None
     assert abs(evt.stage_deadline_ms - (time.time() * 1000 + 5_000)) < 1_000
+
+
+def test_a_pipe_nobody_joins_fails_as_not_enough_providers_by_cause() -> None:
+    """The failure code comes from the machine's AbortCause, not from the reason's wording."""
+
+    async def run() -> SessionFailed:
+        rt = FakeRuntime()
+        engine = SessionEngine(rt, FakeBackend(), None, SessionOptions())  # type: ignore[arg-type]
+        opts = SessionOptions(join_ms=50, exec_ms=50, verify_ms=50)
+        async with trio.open_nursery() as nursery:
+            rt.nursery = nursery
+            with pytest.raises(SessionFailed) as failed:
+                with trio.fail_after(5):
+                    await engine._pipe_trio("task-lonely", "q", 2, opts, 5.0, None)
+            nursery.cancel_scope.cancel()
+        (result,) = [e for e in rt.events if isinstance(e, ev.Result)]
+        assert result.winner is None and "not enough participants" in result.reason
+        return failed.value
+
+    failure = trio.run(run)
+    assert failure.code == FailureCode.NOT_ENOUGH_PROVIDERS and failure.task == "task-lonely"
+
+
+def test_deadline_defaults_are_defined_once() -> None:
+    opts, advertise = SessionOptions(), Advertise(prompt="q")
+    assert (opts.join_ms, opts.exec_ms, opts.verify_ms) == (10_000, 60_000, 60_000)
+    assert (advertise.join_ms, advertise.exec_ms, advertise.verify_ms) == (
+        opts.join_ms,
+        opts.exec_ms,
+        opts.verify_ms,
+    )
