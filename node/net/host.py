@@ -44,6 +44,7 @@ from libp2p.host.ping import ID as PING_PROTOCOL_ID
 from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.errors import HostError
@@ -260,8 +261,6 @@ class SwarmHost:
         peer_id, addrs = parse_p2p_maddr(maddr)
         if peer_id == self.peer_id:
             raise HostError("that is this node's own address")
-        from libp2p.peer.peerinfo import PeerInfo
-
         # pitfall 6: a failed dial blocks the peer for 60 s; we decide when to retry
         self.host.get_network().unblock_peer(peer_id)
         try:
