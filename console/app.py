@@ -17,7 +17,8 @@ import logging
 import signal
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, TypeAlias
 
 from rich.text import Text
 from textual import on
@@ -36,7 +37,13 @@ from console.state import ConsoleState, Peer, SessionView, short_id
 from themes import DEFAULT_THEME, TCSS_PATH, THEMES
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from console.link import NodeLink
+    from node import events as ev
+
+#: What reaches the console: a node event, or its ``to_dict()`` form (scripted links, tests).
+NodeEvent: TypeAlias = "ev.Event | Mapping[str, object]"
 
 logger = logging.getLogger(__name__)
 
@@ -87,11 +94,11 @@ class RnetConsole(KeyActions):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.default_providers = default_providers
         self.state = ConsoleState(role=role)
-        self._inbox: list[Any] = []
+        self._inbox: list[NodeEvent] = []
         self._wake_pending = False
         self._heap_frozen = False
         self._dirty: set[str] = set()
-        self._refresh_timer: Any = None
+        self._refresh_timer: Timer | None = None
         self._last_refresh = 0.0
         self._selection_pinned = False
         self._loop_thread = threading.get_ident()
@@ -233,7 +240,7 @@ class RnetConsole(KeyActions):
 
     # -- events from the node ------------------------------------------------------------------
 
-    def _on_node_event(self, event: Any) -> None:
+    def _on_node_event(self, event: NodeEvent) -> None:
         """Runtime callback: queue and wake the UI (one pending wake-up at a time)."""
         if threading.get_ident() != self._loop_thread:
             if self._loop is not None and not self._loop.is_closed():
@@ -244,7 +251,7 @@ class RnetConsole(KeyActions):
             # One wake-up per batch: the events that follow it join the same inbox.
             self._wake_pending = self.post_message(EventsArrived())
 
-    def feed(self, *events: Any) -> None:
+    def feed(self, *events: NodeEvent) -> None:
         """Push events as if the node emitted them (tests, benchmarks, the log handler)."""
         for event in events:
             self._on_node_event(event)
