@@ -62,7 +62,7 @@ Every input may change the snapshot: emit a ``session`` event when it differs fr
 Effects (defined in :mod:`protocol.effects`, re-exported here): ``Publish(topic, task, body)`` (seal with your signer, then publish), ``Subscribe``,
 ``Unsubscribe``, ``Generate(task, prompt, deadline_ms, params)``, ``Judge(task, prompt, executor, text,
 deadline_ms)``, ``StageChanged(task, stage, deadline_ms)``, ``Finished(task, result)``,
-``Aborted(task, reason)``, ``Rejected(task, reason, sender, kind, detail)``, ``Notice(task, text)``.
+``Aborted(task, reason, cause)``, ``Rejected(task, reason, sender, kind, detail)``, ``Notice(task, text)``.
 Generate/Judge deadlines are in the caller's ``now_ms`` clock; run judgements concurrently.
 
 Theory of operation
