@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-ROLES: dict[str, Callable[[NodeRuntime], Role]] = {
+ROLES: dict[str, type[BootstrapRole] | type[ProviderRole]] = {
     "bootstrap": BootstrapRole,
     "provider": ProviderRole,
 }
@@ -91,7 +91,8 @@ class NodeRuntime:
         self.config = config
         self.role = config.role
         self._role_factory = ROLES[config.role]
-        self.is_hub = config.role == "bootstrap"  # relays for everyone, takes no part
+        # The hub relays for everyone and takes no part (see Role.is_hub).
+        self.is_hub = self._role_factory.is_hub
         self.interpreter = interpreter or Interpreter()
         self.bridge = TrioBridge()
         self.bus = EventBus(lambda: self.bridge.loop_or_none)
