@@ -14,7 +14,6 @@ from pathlib import Path
 from node.errors import ConfigError
 from node.settings import Environment, default_data_dir, user_data_root
 from node.slm.config import add_backend_flags
-from protocol.messages import MESH_TOPIC
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BOOTSTRAP_PORT = 8888
@@ -210,7 +209,6 @@ def resolve_node_config(
 __all__ = [
     "DEMO_BOOTSTRAP_KEY",
     "DEMO_BOOTSTRAP_NODE",
-    "MESH_TOPIC",
     "ConfigError",
     "NodeConfig",
     "add_node_flags",

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from node.commands.interpreter import CommandError, Handler, Interpreter, parse_int, usage_error
-from node.config import MESH_TOPIC
 from node.errors import HostError, RuntimeError_
+from protocol.messages import MESH_TOPIC
 
 if TYPE_CHECKING:
     from node.runtime.node import NodeRuntime

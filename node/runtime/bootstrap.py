@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
-from node.config import MESH_TOPIC
 from node.runtime.peers import PeerRecord
 from protocol.identity import peer_id_from_str
-from protocol.messages import Bootmesh
+from protocol.messages import MESH_TOPIC, Bootmesh
 
 if TYPE_CHECKING:
     from node.runtime.node import NodeRuntime

@@ -29,7 +29,7 @@ from node import events as ev
 from node.bridge import TrioBridge
 from node.commands.interpreter import Interpreter
 from node.commands.network import register_network_commands
-from node.config import MESH_TOPIC, NodeConfig
+from node.config import NodeConfig
 from node.errors import RuntimeError_
 from node.keys import DataDirLock, Libp2pSigner, keypair_from_seed
 from node.runtime.bootstrap import BootstrapRole
@@ -394,6 +394,3 @@ class NodeRuntime:
 
     def provider_peers(self) -> list[PeerView]:
         return self.directory.provider_peers()
-
-
-__all__ = ["MESH_TOPIC", "NodeRuntime", "PeerView", "RejectCounter", "RuntimeError_"]

@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING
 import trio
 
 from node import events as ev
-from node.config import MESH_TOPIC
 from node.errors import HostError
 from protocol.envelope import Envelope
 from protocol.identity import peer_id_to_str
-from protocol.messages import Presence
+from protocol.messages import MESH_TOPIC, Presence
 
 if TYPE_CHECKING:
     from node.runtime.node import NodeRuntime

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import trio
 
-from node.config import MESH_TOPIC
 from node.errors import HostError, RuntimeError_
 from node.runtime.peers import PeerRecord
+from protocol.messages import MESH_TOPIC
 
 if TYPE_CHECKING:
     from node.runtime.node import NodeRuntime

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import trio
 
 from node import events as ev
-from node.config import MESH_TOPIC
 from node.errors import RuntimeError_
 from protocol.envelope import Envelope, ReplayGuard, open_envelope, seal
 from protocol.errors import ProtocolError
+from protocol.messages import MESH_TOPIC
 
 if TYPE_CHECKING:
     from node.net.links import PubsubMessage
