@@ -963,5 +963,8 @@ class ParticipantSession(_Session):
             return rejected
         assert isinstance(env.body, Abort)
         self.abort_reason = env.body.reason
-        return [self._go("abort"), Aborted(self.task, env.body.reason, AbortCause.LEADER),
-            Unsubscribe(self.task)]
+        return [
+            self._go("abort"),
+            Aborted(self.task, env.body.reason, AbortCause.LEADER),
+            Unsubscribe(self.task),
+        ]
