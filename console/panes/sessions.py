@@ -19,7 +19,7 @@ def stage_line(view: SessionView) -> Text:
     """``Adv>Exe>Ver>Fin`` (drawn with a chevron) with finished stages green, the running one highlighted."""
     index = view.stage_index
     if index < 0:
-        return Text(f"aborted ({view.stage})", style="bold red")
+        return Text("aborted", style="bold red")  # the scores pane says why
     text = Text()
     for i, label in enumerate(STAGE_LABELS):
         if i:

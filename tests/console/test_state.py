@@ -171,3 +171,15 @@ def test_console_state_imports_no_textual() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_an_aborted_session_row_says_aborted_and_the_scores_pane_says_why() -> None:
+    from console.panes.scores import ScoresPane
+    from console.panes.sessions import stage_line
+
+    state = ConsoleState()
+    state.apply(session(stage="execute"))
+    state.apply(result(winner=None, score=None, text="", reason="no executor responded"))
+    view = state.sessions["task-1"]
+    assert stage_line(view).plain == "aborted"
+    assert ScoresPane._winner_text(ScoresPane(), view).plain == "aborted: no executor responded"
