@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from protocol.effects import SnapshotDict
 from protocol.envelope import Envelope, open_envelope, seal
 from protocol.errors import StateError
 from protocol.identity import NaclSigner
@@ -167,7 +168,10 @@ def test_join_deadline_aborts_with_fewer_than_two() -> None:
     effects = leader.tick(1_000)
     (abort,) = published(effects, Abort)
     assert "1 joined" in abort.reason
-    assert Aborted(TASK, abort.reason, AbortCause.NOT_ENOUGH_PARTICIPANTS) in effects and Unsubscribe(TASK) in effects
+    assert (
+        Aborted(TASK, abort.reason, AbortCause.NOT_ENOUGH_PARTICIPANTS) in effects
+        and Unsubscribe(TASK) in effects
+    )
     assert leader.finished and leader.next_deadline() is None
 
 
@@ -507,6 +511,8 @@ def test_snapshot_to_dict_is_json_with_base58_ids() -> None:
     (ver,) = d["verifiers"]
     assert d["winner"] == ex and set(d["scores"][ex]) == {ver}
     assert d["responses"][ex].startswith("answer of")
+    # The typed form the node's events are cut from names every field, and only those.
+    assert set(d) == set(SnapshotDict.__annotations__)
 
 
 def test_generate_carries_advertised_params() -> None:
