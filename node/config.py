@@ -27,6 +27,8 @@ DEMO_BOOTSTRAP_NODE = (
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_MAX_DIALS = 2
+DEFAULT_ROUTER = "floodsub"
+DEFAULT_LOG_LEVEL = "info"
 DEFAULT_HUNG_AFTER_S = 15.0
 
 
@@ -69,7 +71,7 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         "--router",
         choices=("floodsub", "gossipsub"),
         default=None,
-        help="pubsub router (default: floodsub; $RNET_ROUTER)",
+        help=f"pubsub router (default: {DEFAULT_ROUTER}; $RNET_ROUTER)",
     )
     g.add_argument(
         "--max-dials",
@@ -78,7 +80,7 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         help=argparse.SUPPRESS
         if bootstrap
         else "at most this many providers learned from the bootstrap are dialed directly "
-        "(default: 2; $RNET_MAX_DIALS; 0 = star only). While the bootstrap is reachable all "
+        f"(default: {DEFAULT_MAX_DIALS}; $RNET_MAX_DIALS; 0 = star only). While the bootstrap is reachable all "
         "traffic goes through it; the direct links carry the messages when it is not",
     )
     g.add_argument(
@@ -86,8 +88,8 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         type=float,
         default=None,
         metavar="S",
-        help="drop a connected peer that has not answered pings for S seconds (default: 15; "
-        "$RNET_HUNG_AFTER)",
+        help="drop a connected peer that has not answered pings for S seconds "
+        f"(default: {DEFAULT_HUNG_AFTER_S:g}; $RNET_HUNG_AFTER)",
     )
     g.add_argument("--json", action="store_true", help="headless: one JSON object per event line")
     g.add_argument("--no-ui", action="store_true", help="run headless (no console)")
@@ -95,7 +97,7 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         "--log-level",
         choices=LOG_LEVELS,
         default=None,
-        help="log verbosity (default: info; $RNET_LOG_LEVEL)",
+        help=f"log verbosity (default: {DEFAULT_LOG_LEVEL}; $RNET_LOG_LEVEL)",
     )
     before = len(parser._actions)
     add_backend_flags(parser)
@@ -167,7 +169,7 @@ def resolve_node_config(
         raise ConfigError(f"--port out of range: {port}")
     bootstrap = env.pick(getattr(args, "bootstrap", None), "BOOTSTRAP_NODE", DEMO_BOOTSTRAP_NODE)
     bootstrap_key = env.pick(None, "BOOTSTRAP_KEY", DEMO_BOOTSTRAP_KEY)
-    router = env.pick(getattr(args, "router", None), "RNET_ROUTER", "floodsub")
+    router = env.pick(getattr(args, "router", None), "RNET_ROUTER", DEFAULT_ROUTER)
     if router not in ("floodsub", "gossipsub"):
         raise ConfigError(f"unknown pubsub router {router!r} (floodsub or gossipsub)")
     max_dials = env.pick(
@@ -186,7 +188,7 @@ def resolve_node_config(
     )
     if not 1.0 <= hung_after <= 3600.0:
         raise ConfigError("--hung-after must be between 1 and 3600 seconds")
-    log_level = env.pick(getattr(args, "log_level", None), "RNET_LOG_LEVEL", "info")
+    log_level = env.pick(getattr(args, "log_level", None), "RNET_LOG_LEVEL", DEFAULT_LOG_LEVEL)
     if log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"unknown log level {log_level!r}")
     return NodeConfig(

@@ -20,6 +20,7 @@ DEFAULT_LISTEN = "127.0.0.1:11500"
 DEFAULT_PROVIDERS = 3
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT = 16
 
 
 class GatewayOptions(TypedDict):
@@ -95,7 +96,7 @@ def add_gateway_flags(parser: argparse.ArgumentParser, *, aggregator: bool = Tru
         type=int,
         default=None,
         metavar="N",
-        help="sessions led at once; further requests get 503 busy (default: 16)",
+        help=f"sessions led at once; further requests get 503 busy (default: {DEFAULT_MAX_IN_FLIGHT})",
     )
     g.add_argument(
         "--max-body",

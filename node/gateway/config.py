@@ -10,6 +10,7 @@ from aiohttp import web
 
 from node.gateway_settings import (
     DEFAULT_MAX_BODY,
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_PROVIDERS,
     DEFAULT_TIMEOUT,
 )
@@ -42,7 +43,7 @@ class GatewayConfig:
     grace_s: float = 5.0
     # Sessions this gateway leads at once; more requests get 503 "busy" (each session floods
     # the mesh and occupies providers, so an unbounded number would starve them all).
-    max_in_flight: int = 16
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     def __post_init__(self) -> None:
         if self.providers < 2:
