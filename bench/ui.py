@@ -258,6 +258,8 @@ class _Probe:
         self.draws: list[tuple[float, float]] = []  # (start, seconds) of each compositor pass
         self.collections: list[tuple[float, float]] = []  # (start, seconds) of each GC pass
         self._gc_start = 0.0
+        # Set on every pane refresh and every display: what _wait wakes up on.
+        self.changed = asyncio.Event()
         original_refresh = app._refresh_panes
         original_apply_all = app.state.apply_all
 
@@ -266,6 +268,7 @@ class _Probe:
             original_refresh()
             self.refresh_s += time.perf_counter() - t
             self._pending.append(app.stats["events"])
+            self.changed.set()
 
         def apply_all(events: Any, now: float | None = None) -> set[str]:
             t = time.perf_counter()
@@ -283,6 +286,7 @@ class _Probe:
                 self.rendered_upto = max(self.rendered_upto, *self._pending)
                 self._pending.clear()
                 self.frames.append((now, self.rendered_upto))
+            self.changed.set()
 
         # Instance attributes shadow the methods: the App looks both up on ``self``.
         app._refresh_panes = refresh_panes
@@ -323,12 +327,19 @@ class _Probe:
         return None
 
 
-async def _wait(predicate: Any, timeout: float, what: str) -> None:
+async def _wait(probe: _Probe, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Until ``predicate()`` holds, re-checked on every refresh and display of the App. The wait
+    per round is capped because the App's idle flags change after the refresh that notifies."""
     deadline = time.perf_counter() + timeout
     while not predicate():
-        if time.perf_counter() > deadline:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
             raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.005)
+        probe.changed.clear()
+        try:
+            await asyncio.wait_for(probe.changed.wait(), min(remaining, 0.05))
+        except TimeoutError:
+            pass
 
 
 async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[str, Any]:
@@ -344,7 +355,7 @@ async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[st
     gc.callbacks.append(probe.on_gc)
     try:
         async with app.run_test(size=SIZE, headless=True) as pilot:
-            await _wait(lambda: probe.first_display is not None, 30, "first display")
+            await _wait(probe, lambda: probe.first_display is not None, 30, "first display")
             out["mount_to_first_frame_s"] = probe.first_display - t0  # type: ignore[operator]
             await pilot.pause()
             probe.watch_screen(app.screen)
@@ -359,7 +370,10 @@ async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[st
             repaints = []
             for b in range(bursts):
                 await _wait(
-                    lambda: not app._dirty and app._refresh_timer is None, 10, "an idle console"
+                    probe,
+                    lambda: not app._dirty and app._refresh_timer is None,
+                    10,
+                    "an idle console",
                 )
                 events = runtime_events(events_per_burst, tag=f"b{b}-")
                 base = app.stats["events"]
@@ -377,7 +391,9 @@ async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[st
                     emitted.append(time.perf_counter())
                     loop.call_soon_threadsafe(deliver, event)
                 last = base + len(events) - 1
-                await _wait(lambda last=last: probe.rendered_at(last) is not None, 60, "the burst")
+                await _wait(
+                    probe, lambda last=last: probe.rendered_at(last) is not None, 60, "the burst"
+                )
                 for i, t_emit in enumerate(emitted):
                     latencies.append(probe.rendered_at(base + i) - t_emit)  # type: ignore[operator]
                 rendered = probe.rendered_at(last)
@@ -405,7 +421,9 @@ async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[st
                 "gc_ms": summary(gc_ms),
             }
             if stream:
-                await _wait(lambda: not app._dirty and app._refresh_timer is None, 10, "idle")
+                await _wait(
+                    probe, lambda: not app._dirty and app._refresh_timer is None, 10, "idle"
+                )
                 events = runtime_events(events_per_burst, tag="s-")
                 base = app.stats["events"]
                 emitted = [0.0] * len(events)
@@ -418,7 +436,7 @@ async def _headless(bursts: int, events_per_burst: int, stream: bool) -> dict[st
                 for i, event in enumerate(events):
                     loop.call_at(start + i / len(events), emit, i, event)
                 last = base + len(events) - 1
-                await _wait(lambda: probe.rendered_at(last) is not None, 60, "the stream")
+                await _wait(probe, lambda: probe.rendered_at(last) is not None, 60, "the stream")
                 lat = [probe.rendered_at(base + i) - t for i, t in enumerate(emitted)]  # type: ignore[operator]
                 out["stream"] = {
                     "events": len(events),
