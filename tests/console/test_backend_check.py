@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 from pathlib import Path
 
 from console import up as cmd_up
+from node.localswarm import free_port
 from tests.ollama_double import OllamaDouble
 
 
@@ -19,10 +19,7 @@ def up_args(*argv: str) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+closed_port = free_port  # bound, then released: nothing listens there
 
 
 def test_reachable_ollama_with_the_model_keeps_the_real_backend() -> None:

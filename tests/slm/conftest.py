@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
+from node.localswarm import free_port
 from node.slm.ollama_backend import OllamaBackend
 from tests.ollama_double import OllamaDouble
 
@@ -29,6 +29,4 @@ async def backend(double: OllamaDouble) -> AsyncIterator[OllamaBackend]:
 @pytest.fixture
 def closed_port() -> int:
     """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
