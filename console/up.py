@@ -64,9 +64,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"headless provider processes to start (default: {DEFAULT_PROVIDERS})",
     )
+    for action in parser._actions:
+        # One truth per flag: in `rnet up`, --port and --data-dir mean the local swarm's.
+        if "--port" in action.option_strings:
+            action.help = "the local bootstrap's TCP port (default: a free one)"
+        elif "--data-dir" in action.option_strings:
+            action.help = (
+                "root of the local swarm: one subdirectory per node plus logs/ "
+                "(default: $RNET_DATA_DIR/up, i.e. ~/.local/share/rnet/up)"
+            )
+        elif "--bootstrap" in action.option_strings:
+            action.help = argparse.SUPPRESS  # the local swarm makes its own bootstrap
+        elif "--name" in action.option_strings:
+            action.help = "the console node's name (default: leader)"
     parser.epilog = (
-        "--port is the bootstrap's port (default: a free one); --data-dir is the root of the "
-        "local swarm (default: $RNET_DATA_DIR/up), one subdirectory per node plus logs/. "
         "With the ollama backend (default) and no reachable Ollama or model, the swarm runs the "
         "simulated backend instead and says so. --serve ADDR also serves the local swarm as an "
         "Ollama/OpenAI-compatible endpoint (N providers per request)."

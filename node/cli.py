@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from importlib import metadata
 from collections.abc import Mapping
 
 # name -> (module, one-line help). Order is the order ``--help`` shows.
@@ -37,6 +39,7 @@ def build_parser(
     description: str = DESCRIPTION,
 ) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in subcommands.items():
         module = importlib.import_module(module_name)
@@ -48,6 +51,14 @@ def build_parser(
     return parser
 
 
+def package_version() -> str:
+    """The installed distribution's version (a source tree that is not installed: unknown)."""
+    try:
+        return metadata.version("rnet-inference")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
@@ -57,6 +68,12 @@ def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None = None) -
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`rnet sessions --json | head -2`): that is the reader's choice,
+        # not an error. Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+from node.store import STORE_FILENAME
+
 logger = logging.getLogger(__name__)
+
+# Where node dirs sit under a data root: <root>/<name> and <root>/up/<name> (`rnet up`).
+STORE_DEPTHS = ("*/", "*/*/")
 
 
 def _add_store_flags(parser: argparse.ArgumentParser) -> None:
@@ -30,17 +35,36 @@ def _add_store_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
 
 
-def _stores(args: argparse.Namespace) -> list[Path]:
-    """The data dirs to read: the one asked for, else every node dir that has a store."""
-    from node.config import default_data_dir, user_data_root
-    from node.store import STORE_FILENAME
+def _stores(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """The stores to read, each as (label, data dir): the one asked for, else every node's.
 
-    if args.data_dir:
-        return [Path(args.data_dir).expanduser()]
+    A data root holds one directory per node (``<root>/<name>``); ``rnet up`` and ``make demo``
+    keep theirs one level deeper (``<root>/up/leader``, ``<root>/up/provider-1``...), so both
+    depths are searched. ``--data-dir`` may name one node's dir or such a root.
+    """
+    from node.config import default_data_dir, user_data_root
+
     if args.name:
-        return [default_data_dir(args.name)]
-    root = user_data_root()
-    return sorted(p.parent for p in root.glob(f"*/{STORE_FILENAME}"))
+        path = default_data_dir(args.name)
+        return [(args.name, path)]
+    if args.data_dir:
+        path = Path(args.data_dir).expanduser()
+        if (path / STORE_FILENAME).exists():
+            return [(path.name, path)]
+        return _stores_under(path) or [(path.name, path)]
+    return _stores_under(user_data_root())
+
+
+def _searched(args: argparse.Namespace) -> Path:
+    """The directory searched when no store was found (for the message)."""
+    from node.config import user_data_root
+
+    return Path(args.data_dir).expanduser() if args.data_dir else user_data_root()
+
+
+def _stores_under(root: Path) -> list[tuple[str, Path]]:
+    found = sorted({p.parent for d in STORE_DEPTHS for p in root.glob(d + STORE_FILENAME)})
+    return [(p.relative_to(root).as_posix(), p) for p in found]
 
 
 def configure_sessions(parser: argparse.ArgumentParser) -> None:
@@ -52,13 +76,13 @@ def run_sessions(args: argparse.Namespace) -> int:
 
     dirs = _stores(args)
     if not dirs:
-        print("no stored sessions (no node has a store under the data root)")
+        print(f"no stored sessions: no node has a store under {_searched(args)}")
         return 0
     rows = []
-    for data_dir in dirs:
+    for label, data_dir in dirs:
         try:
             with Store.in_data_dir(data_dir, readonly=True) as store:
-                rows += [(data_dir.name, s) for s in store.sessions()]
+                rows += [(label, s) for s in store.sessions()]
         except StoreError as exc:
             print(f"rnet sessions: {exc}", file=sys.stderr)
             return 1
@@ -82,15 +106,16 @@ def run_sessions(args: argparse.Namespace) -> int:
     if not rows:
         print("no stored sessions")
         return 0
+    w = max(4, *(len(node) for node, _ in rows))
     print(
-        f"{'node':<12} {'task':<24} {'role':<9} {'stage':<9} {'leader':<7} {'winner':<7} "
+        f"{'node':<{w}} {'task':<24} {'role':<9} {'stage':<9} {'leader':<7} {'winner':<7} "
         f"{'score':>5} {'msgs':>4}  when"
     )
     for node, s in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.created_ms / 1000))
         score = f"{s.score:.2f}" if s.score is not None else "-"
         print(
-            f"{node[:12]:<12} {s.task[:24]:<24} {s.role:<9} {s.stage[:9]:<9} {s.leader[-6:]:<7} "
+            f"{node:<{w}} {s.task[:24]:<24} {s.role:<9} {s.stage[:9]:<9} {s.leader[-6:]:<7} "
             f"{(s.winner or '-')[-6:]:<7} {score:>5} {s.envelopes:>4}  {when}"
         )
     return 0
@@ -106,11 +131,12 @@ def run_audit(args: argparse.Namespace) -> int:
     from node.store import Store, StoreError
 
     reports = []
-    for data_dir in _stores(args):
+    stores = _stores(args)
+    for _label, data_dir in stores:
         try:
             with Store.in_data_dir(data_dir, readonly=True) as store:
                 if store.session(args.task) is None and not store.envelopes(args.task):
-                    if args.data_dir or args.name:
+                    if len(stores) == 1:  # one store asked for: its report says what is missing
                         reports.append((data_dir, audit_task(store, args.task)))
                     continue
                 reports.append((data_dir, audit_task(store, args.task)))
@@ -118,7 +144,11 @@ def run_audit(args: argparse.Namespace) -> int:
             print(f"rnet audit: {exc}", file=sys.stderr)
             return 1
     if not reports:
-        print(f"rnet audit: no store holds session {args.task}", file=sys.stderr)
+        print(
+            f"rnet audit: no store under {_searched(args)} holds session {args.task} "
+            "(`rnet sessions` lists the stored ones)",
+            file=sys.stderr,
+        )
         return 1
     for data_dir, report in reports:
         if args.json:

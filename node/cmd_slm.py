@@ -14,9 +14,9 @@ import json
 import logging
 import sys
 
-from node.config import add_node_flags
+from node.config import LOG_LEVELS
 from node.slm.base import Backend, SLMError
-from node.slm.config import backend_from_args
+from node.slm.config import add_backend_flags, backend_from_args
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,22 @@ ONE_SHOT_NAME = "local"  # the node name a one-shot uses when --name is not give
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """The prompt, the node flags (which include the model flags), ``--no-stream``."""
+    """The prompt, the model flags and the few others a one-shot uses (no swarm flags: it
+    starts no node)."""
     parser.add_argument("prompt", nargs="+", help="the prompt (quote it, or give several words)")
     parser.add_argument(
         "--no-stream", action="store_true", help="print the answer once it is complete"
     )
-    add_node_flags(parser)  # the model flags are among them
+    parser.add_argument(
+        "--name",
+        default=None,
+        help=f"who asks (the simulated model seeds on it; default: {ONE_SHOT_NAME})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=None, help="log verbosity (default: warning)"
+    )
+    add_backend_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:

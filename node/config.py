@@ -123,6 +123,7 @@ class NodeConfig:
     log_level: str
     hung_after: float = DEFAULT_HUNG_AFTER_S
     name_explicit: bool = True
+    data_dir_explicit: bool = False  # --data-dir given: --name does not choose the directory
 
 
 def _whole(name: str) -> Callable[[str], int]:
@@ -205,6 +206,7 @@ def resolve_node_config(
         json=bool(getattr(args, "json", False)),
         log_level=log_level.lower(),
         name_explicit=name_explicit or bool(getattr(args, "data_dir", None)),
+        data_dir_explicit=bool(getattr(args, "data_dir", None)),
     )
 
 

@@ -141,12 +141,14 @@ class Store:
     def upsert_session(
         self, task: str, *, leader: str, role: str, prompt: str, stage: str, at_ms: int
     ) -> None:
-        """Create the session row or update its stage (role and leader are set once)."""
+        """Create the session row or update its stage and role (the leader is set once; a
+        participant's role goes from ``pending`` to the one it was assigned, never back)."""
         self._db.execute(
             "INSERT INTO sessions (task, leader, role, prompt, stage, created_ms, updated_ms) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (task) DO UPDATE SET stage = excluded.stage, "
             "updated_ms = excluded.updated_ms, "
+            "role = CASE WHEN excluded.role = 'pending' THEN sessions.role ELSE excluded.role END, "
             "prompt = CASE WHEN sessions.prompt = '' THEN excluded.prompt ELSE sessions.prompt END",
             (task, leader, role, prompt, stage, at_ms, at_ms),
         )

@@ -19,9 +19,15 @@ def claim_identity(config: NodeConfig) -> tuple[NodeConfig, DataDirLock, bytes]:
     data_dir = cfg.data_dir
     lock = DataDirLock(data_dir)
     if not lock.try_acquire():
+        if cfg.data_dir_explicit:
+            raise RuntimeError_(
+                f"another node is running with data dir {data_dir}: give this one its own "
+                "--data-dir (each node needs its own key and store), or stop the other"
+            )
         if cfg.name_explicit:
             raise RuntimeError_(
-                f"another node is running with data dir {data_dir} (pick another --name)"
+                f"another node is running with data dir {data_dir}: pick another --name "
+                "(it chooses the directory under the data root), or stop the other"
             )
         # No name given: take the first free default name (node, node-2, node-3...).
         for i in itertools.count(2):

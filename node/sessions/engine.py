@@ -95,10 +95,16 @@ class SessionEngine:
         register_session_commands(rt.interpreter, self)
 
     async def _close(self) -> None:
-        """Trio side, before the host closes: stop every session's tasks."""
+        """Trio side, before the host closes: stop every session's tasks. A session this node
+        leads and that has not ended is stored as aborted (Ctrl-C during ``rnet pipe``), so the
+        store never shows it waiting in ``advertise`` forever."""
         for live in list(self.sessions.values()):
             if live.nursery is not None:
                 live.nursery.cancel_scope.cancel()
+            if live.is_leader and not live.machine.finished:
+                assert isinstance(live.machine, LeaderSession)
+                live.machine.abort(mono_ms(), "the leader stopped")
+                self.transcript.session(live)
         self.transcript.close()
 
     # -- starting sessions (trio side) ----------------------------------------------------------
