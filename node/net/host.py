@@ -47,13 +47,15 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.errors import HostError
+from node.errors import DialError, HostError, PeerIdMismatch
 from node.net.addrs import concrete_ip, parse_p2p_maddr, parse_peer_id
 from node.net.links import (
     Notifee,
     PubsubMessage,
     TopicHandler,
     brief_error,
+    dial_failure,
+    mismatched_peer_id,
     quiet,
 )
 from node.net.peerlist import PeerListProtocol
@@ -267,9 +269,12 @@ class SwarmHost:
             with trio.fail_after(timeout):
                 await self.host.connect(PeerInfo(peer_id, addrs))
         except trio.TooSlowError as exc:
-            raise HostError(f"dial {maddr} timed out after {timeout:.0f} s") from exc
+            raise DialError(maddr, f"timed out after {timeout:.0f} s") from exc
         except Exception as exc:
-            raise HostError(f"dial {maddr} failed: {brief_error(exc)}") from exc
+            actual = mismatched_peer_id(exc)
+            if actual is not None:
+                raise PeerIdMismatch(maddr, peer_id.to_base58(), actual) from exc
+            raise DialError(maddr, dial_failure(exc)) from exc
         return peer_id.to_base58()
 
     async def disconnect(self, peer: str) -> None:

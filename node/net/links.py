@@ -56,6 +56,51 @@ async def quiet(awaitable: Awaitable[object]) -> None:
         pass
 
 
+_MISMATCH_MARK = "remote_peer_id_from_pubkey="
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything behind it: causes, contexts, groups and libp2p's ``MultiError``
+    (which carries its exceptions as a list argument)."""
+    seen: set[int] = set()
+    out: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        out.append(e)
+        todo += [c for c in (e.__cause__, e.__context__) if c is not None]
+        if isinstance(e, BaseExceptionGroup):
+            todo += list(e.exceptions)
+        for arg in e.args:
+            if isinstance(arg, BaseException):
+                todo.append(arg)
+            elif isinstance(arg, list | tuple):
+                todo += [a for a in arg if isinstance(a, BaseException)]
+    return out
+
+
+def mismatched_peer_id(exc: BaseException) -> str | None:
+    """The peer ID the remote proved in the noise handshake, when a dial failed because it is
+    not the one dialed (libp2p's ``PeerIDMismatchesPubkey``, several causes deep)."""
+    for e in _causes(exc):
+        text = str(e)
+        if type(e).__name__ == "PeerIDMismatchesPubkey" and _MISMATCH_MARK in text:
+            return text.split(_MISMATCH_MARK, 1)[1].split(",")[0].split()[0].strip()
+    return None
+
+
+def dial_failure(exc: BaseException) -> str:
+    """Why a dial failed, in a few words: the operating system's reason when there is one
+    (connection refused, no route to host), else libp2p's message."""
+    for e in _causes(exc):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror.lower()
+    return brief_error(exc)
+
+
 def brief_error(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(brief_error(e) for e in exc.exceptions)

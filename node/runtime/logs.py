@@ -28,6 +28,7 @@ class EventLogHandler(logging.Handler):
 
 
 _LOG_SETUP: str | None = None
+QUIET_LIBRARIES = ("httpx", "httpcore")
 
 
 def setup_logging(
@@ -64,6 +65,9 @@ def setup_logging(
     root.setLevel(level.upper())
     logging.captureWarnings(True)  # warnings.warn -> logging, not raw stderr
     _LOG_SETUP = level
+    # The model client logs every HTTP request at INFO: only on debug.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if level.lower() == "debug" else logging.WARNING)
     tame_libp2p_logging()
 
 
@@ -76,8 +80,10 @@ def tame_libp2p_logging() -> None:
     lg = logging.getLogger("libp2p")
     lg.handlers.clear()
     lg.propagate = True
-    # libp2p is chatty at WARNING about ordinary churn (a peer going away); show it only on debug
-    lg.setLevel(logging.INFO if verbose else logging.ERROR)
-    # every failed dial (a bootstrap not up yet) is an ERROR there; we report dials ourselves
-    logging.getLogger("libp2p.transport").setLevel(logging.INFO if verbose else logging.CRITICAL)
-    logging.getLogger("libp2p.network.auto_connector").setLevel(logging.WARNING)
+    # libp2p logs ordinary churn as WARNING and ERROR (a peer going away, every failed dial or
+    # handshake, a multi-line "Failed to open stream" block whenever a peer exits): we report
+    # what matters ourselves (unreachable bootstrap, wrong peer ID), so it shows only on debug.
+    lg.setLevel(logging.INFO if verbose else logging.CRITICAL)
+    for name, child in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("libp2p.") and isinstance(child, logging.Logger):
+            child.setLevel(logging.NOTSET)  # some set their own level at import: ours governs

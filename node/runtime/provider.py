@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import trio
 
-from node.errors import HostError, RuntimeError_
+from node.config import DEMO_BOOTSTRAP_NODE
+from node.errors import DialError, HostError, PeerIdMismatch, RuntimeError_
 from node.runtime.peers import PeerRecord
 from protocol.messages import MESH_TOPIC
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 1.0
 SUBSCRIBE_TIMEOUT_S = 5.0
+STATUS_EVERY_S = 10.0  # while the bootstrap is unreachable, one status line this often
 HEAL_GRACE_S = 2.5  # > the bootstrap's bootmesh interval (1 s) + debounce: no false alarms
 
 
@@ -53,6 +55,13 @@ class ProviderRole:
         if self.bootstrap_id == self.rt.peer_id_str:
             raise RuntimeError_(
                 "this node's key is the bootstrap's key: give the provider its own data dir"
+            )
+        if self.bootstrap_maddr == DEMO_BOOTSTRAP_NODE:
+            logger.info(
+                "dialing the demo bootstrap at %s (the default when neither --bootstrap nor "
+                "BOOTSTRAP_NODE in the environment or .env is set): run `rnet bootstrap` on "
+                "this machine, or set BOOTSTRAP_NODE to your swarm's (see .env.example)",
+                _where(self.bootstrap_maddr),
             )
         self.rt.nursery.start_soon(self._bootstrap_loop)
         self.rt.nursery.start_soon(self._refetch_loop)
@@ -90,21 +99,51 @@ class ProviderRole:
         host = self.rt.host
         delay = RETRY_MIN_S
         failures = 0
+        reported: set[str] = set()  # wrong peer IDs already reported (once each, not per retry)
+        status_at = 0.0
         while True:
             if not host.is_connected(self.bootstrap_id):
                 try:
                     await host.connect(self.bootstrap_maddr, timeout=3.0)
+                except PeerIdMismatch as exc:
+                    failures += 1
+                    if exc.actual not in reported:
+                        reported.add(exc.actual)
+                        logger.error(
+                            "the bootstrap at %s is %s, expected %s: check BOOTSTRAP_NODE (the "
+                            "line `rnet keygen` printed with its BOOTSTRAP_KEY); retrying",
+                            _where(self.bootstrap_maddr),
+                            exc.actual,
+                            exc.expected,
+                        )
+                    status_at = trio.current_time()
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
                 except HostError as exc:
                     failures += 1
+                    now = trio.current_time()
                     if failures == 1:
                         logger.warning(
-                            "bootstrap %s unreachable (%s); retrying", self.bootstrap_maddr, exc
+                            "bootstrap at %s unreachable (%s); retrying",
+                            _where(self.bootstrap_maddr),
+                            exc.reason if isinstance(exc, DialError) else exc,
                         )
+                        status_at = now
+                    elif now - status_at >= STATUS_EVERY_S:
+                        logger.warning(
+                            "bootstrap %s still unreachable after %d attempts; next attempt in "
+                            "%.1f s (is `rnet bootstrap` running there? is BOOTSTRAP_NODE right?)",
+                            _where(self.bootstrap_maddr),
+                            failures,
+                            delay,
+                        )
+                        status_at = now
                     await trio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
                     continue
             if failures:
-                logger.info("bootstrap reachable again after %d failed dials", failures)
+                logger.info("bootstrap reachable after %d failed dials", failures)
             failures, delay = 0, RETRY_MIN_S
             self._lost = trio.Event()
             try:
@@ -223,3 +262,8 @@ class ProviderRole:
 
     async def on_topology(self) -> None:
         pass
+
+
+def _where(maddr: str) -> str:
+    """The address part of a ``/p2p/`` multiaddr (the peer ID is said separately)."""
+    return maddr.split("/p2p/", 1)[0]
