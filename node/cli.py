@@ -11,8 +11,8 @@ import argparse
 import importlib
 import os
 import sys
-from importlib import metadata
 from collections.abc import Mapping
+from importlib import metadata
 
 # name -> (module, one-line help). Order is the order ``--help`` shows.
 HEADLESS_SUBCOMMANDS: dict[str, tuple[str, str]] = {

@@ -80,6 +80,7 @@ async def _main(args: argparse.Namespace, config: NodeConfig, started: float) ->
     from node import events as ev
     from node.assemble import assemble
     from node.errors import NodeError
+    from node.pipe_progress import PipeProgress
     from node.runtime.logs import setup_logging
     from node.sessions import SessionFailed, format_result
 
@@ -101,6 +102,10 @@ async def _main(args: argparse.Namespace, config: NodeConfig, started: float) ->
 
     ready = asyncio.Event()
     runtime.subscribe(lambda e: ready.set() if isinstance(e, ev.Ready) else None)
+    progress = None
+    if not args.json and sys.stdout.isatty() and sys.stderr.isatty():
+        progress = PipeProgress(sys.stderr, args.providers)
+        runtime.subscribe(progress)
     try:
         try:
             await asyncio.wait_for(node.start(), timeout=_left(deadline))
@@ -116,9 +121,17 @@ async def _main(args: argparse.Namespace, config: NodeConfig, started: float) ->
                 prompt, args.providers, timeout_s=_left(deadline), aggregator=args.aggregator
             )
         except SessionFailed as exc:
+            if progress is not None:
+                progress.done()
             return _fail(args, exc.reason, 1, task=exc.task)
+        finally:
+            await asyncio.sleep(0)  # the last session events reach the progress line first
+        if progress is not None:
+            progress.done()
         if result.winner is None or not result.text:
             return _fail(args, f"session {result.task}: empty result", 1, task=result.task)
+        # Fewer joiners than asked for: format_result's second line says so; --json has the
+        # requested/joined fields.
         print(result.to_json() if args.json else format_result(result), flush=True)
         return 0
     finally:

@@ -224,6 +224,8 @@ class Result(Event):
     aggregator: str = "mean"
     timings: dict[str, float] = field(default_factory=dict)
     reason: str = ""  # why it ended without a result ("" when it has one)
+    requested: int = 0  # providers the leader asked for (pipe N); 0: not fixed (adv/ack)
+    joined: int = 0  # providers that joined
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Result:

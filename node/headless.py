@@ -21,6 +21,7 @@ from node.assemble import assemble
 from node.config import ConfigError, NodeConfig, resolve_node_config
 from node.errors import NodeError
 from node.runtime.logs import setup_logging
+from node.sessions.views import short_peer
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,57 @@ def format_event(event: ev.Event) -> str:
         return f"{kind} {body or '(empty)'}"
     if isinstance(event, ev.SlmChunk):
         return event.text if not event.done else ""
-    parts = []
-    for key, value in d.items():
-        if isinstance(value, str) and len(value) > 40 and key in ("peer_id", "sender", "leader"):
-            value = value[-6:]
-        parts.append(f"{key}={value}")
-    return f"{kind} " + " ".join(parts)
+    if isinstance(event, ev.Session):
+        return format_session(event)
+    if isinstance(event, ev.Result):
+        return format_result_line(event)
+    return f"{kind} " + " ".join(f"{key}={readable(value)}" for key, value in d.items())
+
+
+def readable(value: object) -> str:
+    """A value for a human: peer IDs shortened, lists comma-separated, maps as ``k: v`` pairs,
+    never a Python repr."""
+    if isinstance(value, str):
+        return short_peer(value) or "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ",".join(readable(v) for v in value) or "(none)"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{readable(k)}: {readable(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def format_session(s: ev.Session) -> str:
+    """``session task-1 stage execute (executor, leader …a1b2c3): joined 3, answers 1/2,
+    scores 0/2``."""
+    c = s.counts
+    parts = [f"joined {c.get('joined', len(s.joined))}"]
+    if s.executors:
+        parts.append(f"answers {c.get('responses', 0)}/{c.get('responses_expected', 0)}")
+        parts.append(f"scores {c.get('scores', 0)}/{c.get('scores_expected', 0)}")
+    if s.winner:
+        parts.append(f"winner {short_peer(s.winner)}")
+    return (
+        f"session {s.task} stage {s.stage} ({s.role}, leader {short_peer(s.leader)}): "
+        + ", ".join(parts)
+    )
+
+
+def format_result_line(r: ev.Result) -> str:
+    """``result task-1: winner …a1b2c3 score 0.83 (mean), 3 joined; averages …: 0.83, …``."""
+    joined = f"{r.joined} of {r.requested} joined" if r.requested else f"{r.joined} joined"
+    if r.winner is None:
+        return f"result {r.task}: no winner ({r.reason or 'nothing could be ranked'}), {joined}"
+    averages = ", ".join(f"{short_peer(p)}: {readable(a)}" for p, a in sorted(r.averages.items()))
+    text = " ".join(r.text.split())
+    text = text if len(text) <= 120 else text[:117] + "..."
+    return (
+        f"result {r.task}: winner {short_peer(r.winner)} score {readable(r.score)} "
+        f"({r.aggregator}), {joined}; averages {averages}; answer: {text}"
+    )
 
 
 class EventPrinter:

@@ -67,7 +67,9 @@ def setup_logging(
     _LOG_SETUP = level
     # The model client logs every HTTP request at INFO: only on debug.
     for name in QUIET_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.DEBUG if level.lower() == "debug" else logging.WARNING)
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if level.lower() == "debug" else logging.WARNING
+        )
     tame_libp2p_logging()
 
 

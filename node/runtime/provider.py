@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 1.0
 SUBSCRIBE_TIMEOUT_S = 5.0
+QUIET_START_S = 2.0  # an unreachable bootstrap is reported once it stayed so this long
 STATUS_EVERY_S = 10.0  # while the bootstrap is unreachable, one status line this often
 HEAL_GRACE_S = 2.5  # > the bootstrap's bootmesh interval (1 s) + debounce: no false alarms
 
@@ -98,53 +99,18 @@ class ProviderRole:
     async def _bootstrap_loop(self) -> None:
         host = self.rt.host
         delay = RETRY_MIN_S
-        failures = 0
-        reported: set[str] = set()  # wrong peer IDs already reported (once each, not per retry)
-        status_at = 0.0
+        report = DialReport(_where(self.bootstrap_maddr))
         while True:
             if not host.is_connected(self.bootstrap_id):
                 try:
                     await host.connect(self.bootstrap_maddr, timeout=3.0)
-                except PeerIdMismatch as exc:
-                    failures += 1
-                    if exc.actual not in reported:
-                        reported.add(exc.actual)
-                        logger.error(
-                            "the bootstrap at %s is %s, expected %s: check BOOTSTRAP_NODE (the "
-                            "line `rnet keygen` printed with its BOOTSTRAP_KEY); retrying",
-                            _where(self.bootstrap_maddr),
-                            exc.actual,
-                            exc.expected,
-                        )
-                    status_at = trio.current_time()
-                    await trio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_S)
-                    continue
                 except HostError as exc:
-                    failures += 1
-                    now = trio.current_time()
-                    if failures == 1:
-                        logger.warning(
-                            "bootstrap at %s unreachable (%s); retrying",
-                            _where(self.bootstrap_maddr),
-                            exc.reason if isinstance(exc, DialError) else exc,
-                        )
-                        status_at = now
-                    elif now - status_at >= STATUS_EVERY_S:
-                        logger.warning(
-                            "bootstrap %s still unreachable after %d attempts; next attempt in "
-                            "%.1f s (is `rnet bootstrap` running there? is BOOTSTRAP_NODE right?)",
-                            _where(self.bootstrap_maddr),
-                            failures,
-                            delay,
-                        )
-                        status_at = now
+                    report.failed(exc, trio.current_time(), delay)
                     await trio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
                     continue
-            if failures:
-                logger.info("bootstrap reachable after %d failed dials", failures)
-            failures, delay = 0, RETRY_MIN_S
+            report.connected()
+            delay = RETRY_MIN_S
             self._lost = trio.Event()
             try:
                 await host.wait_for_subscription(self.bootstrap_id, MESH_TOPIC, SUBSCRIBE_TIMEOUT_S)
@@ -262,6 +228,55 @@ class ProviderRole:
 
     async def on_topology(self) -> None:
         pass
+
+
+class DialReport:
+    """What the operator hears while the bootstrap cannot be reached: a wrong peer ID once (per
+    ID, not per retry), "unreachable" once it lasted ``QUIET_START_S`` (a local swarm's bootstrap
+    may be a moment from listening), then a status line every ``STATUS_EVERY_S`` with the
+    attempts so far and the next one."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.failures = 0
+        self._first = 0.0
+        self._said: float | None = None
+        self._wrong_ids: set[str] = set()
+
+    def failed(self, exc: HostError, now: float, next_in: float) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            self._first = now
+        if isinstance(exc, PeerIdMismatch):
+            if exc.actual not in self._wrong_ids:
+                self._wrong_ids.add(exc.actual)
+                logger.error(
+                    "the bootstrap at %s is %s, expected %s: check BOOTSTRAP_NODE (the line "
+                    "`rnet keygen` printed with its BOOTSTRAP_KEY); retrying",
+                    self.where,
+                    exc.actual,
+                    exc.expected,
+                )
+            self._said = now
+        elif self._said is None:
+            if now - self._first >= QUIET_START_S:
+                reason = exc.reason if isinstance(exc, DialError) else str(exc)
+                logger.warning("bootstrap at %s unreachable (%s); retrying", self.where, reason)
+                self._said = now
+        elif now - self._said >= STATUS_EVERY_S:
+            logger.warning(
+                "bootstrap at %s still unreachable after %d attempts; next attempt in %.1f s "
+                "(is `rnet bootstrap` running there? is BOOTSTRAP_NODE right?)",
+                self.where,
+                self.failures,
+                next_in,
+            )
+            self._said = now
+
+    def connected(self) -> None:
+        if self.failures:
+            logger.info("bootstrap reachable after %d failed dials", self.failures)
+        self.failures, self._said = 0, None
 
 
 def _where(maddr: str) -> str:

@@ -28,7 +28,7 @@ from node import events as ev
 from node.sessions.live import LiveSession, NetOp
 from node.sessions.ports import SessionHost, mono_ms
 from node.sessions.transcript import Transcript
-from node.sessions.views import result_event, snapshot_event
+from node.sessions.views import result_event, short_of, snapshot_event
 from node.slm.base import SLMError
 from protocol.effects import (
     Aborted,
@@ -185,6 +185,10 @@ class SessionDriver:
                     live.stage_times.setdefault(str(stage), mono_ms())
                     if stage == Stage.EXECUTE:
                         self.transcript.roles(live)
+                        snap = live.machine.snapshot()
+                        wanted, joined = live.machine.advertise.wanted, len(snap.joined)
+                        if live.is_leader and joined < wanted:
+                            logger.warning("session %s: %s", live.task, short_of(wanted, joined))
                     if live.on_stage is not None:
                         try:
                             live.on_stage(str(stage))
@@ -262,7 +266,9 @@ class SessionDriver:
 
     def _finish(self, live: LiveSession, result: Result | None, reason: str = "") -> None:
         snap = live.machine.snapshot()
-        evt = result_event(snap, result, _timings(live), reason)
+        evt = result_event(
+            snap, result, _timings(live), reason, requested=live.machine.advertise.wanted
+        )
         live.result_event = evt
         self.runtime.emit(evt)
         if reason:

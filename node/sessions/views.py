@@ -71,10 +71,16 @@ def snapshot_event(snap: SessionSnapshot) -> ev.Session:
 
 
 def result_event(
-    snap: SessionSnapshot, result: Result | None, timings: Mapping[str, float], reason: str = ""
+    snap: SessionSnapshot,
+    result: Result | None,
+    timings: Mapping[str, float],
+    reason: str = "",
+    *,
+    requested: int = 0,
 ) -> ev.Result:
     """The ``result`` event of a finished session, from its last snapshot (which shows the
-    result's tally) and the result's winning text; ``result`` is None for an aborted one."""
+    result's tally) and the result's winning text; ``result`` is None for an aborted one.
+    ``requested``: the providers the advertisement asked for (``pipe N``; 0 when not fixed)."""
     d = snap.to_dict()
     return ev.Result(
         task=d["task"],
@@ -88,6 +94,8 @@ def result_event(
         aggregator=d["aggregator"],
         timings=dict(timings),
         reason=reason,
+        requested=requested,
+        joined=len(snap.joined),
     )
 
 
@@ -98,10 +106,25 @@ def format_result(evt: ev.Result | None) -> str:
     if evt.winner is None:
         return f"{evt.task}: no winner (nothing could be ranked)"
     lines = [f"{evt.task}: winner {evt.winner[-6:]} score {evt.score:.2f} ({evt.aggregator})"]
+    if evt.requested and evt.joined < evt.requested:
+        lines.append(f"  warning: {short_of(evt.requested, evt.joined)}")
     for peer, avg in sorted(evt.averages.items(), key=lambda kv: -(kv[1] or -1)):
         lines.append(f"  {peer[-6:]}  {'-' if avg is None else f'{avg:.2f}'}")
     lines.append(evt.text)
     return "\n".join(lines)
+
+
+def short_peer(text: str) -> str:
+    """The last 6 characters of a base58 peer ID (as the console shows it), other text as is."""
+    return text[-6:] if len(text) > 40 and text.startswith(("12D3", "Qm")) else text
+
+
+def short_of(requested: int, joined: int) -> str:
+    """The warning when fewer providers joined than ``pipe N`` asked for."""
+    return (
+        f"only {joined} of the {requested} requested providers joined "
+        f"(the session ran with {joined}; more providers, or a longer --join-deadline)"
+    )
 
 
 def format_roles(snap: SessionSnapshot) -> str:
