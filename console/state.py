@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from console.session_view import STAGES, SessionView, short_id
 from node import events as ev
@@ -66,6 +66,7 @@ class Peer:
     backend: str = ""
     state: str = "connected"
     name: str = ""
+    status: str = ""  # why it takes no session role ("" = it can)
 
 
 @dataclass
@@ -173,6 +174,12 @@ class ConsoleState:
         peer.name = e.name or peer.name
         peer.rtt_ms = float(e.rtt_ms) if e.rtt_ms is not None else peer.rtt_ms
         peer.state = e.state or peer.state
+        if e.status != peer.status:
+            if e.status:
+                self._log(now, "warning", "peer_info", f"peer {short_id(peer.peer_id)}: {e.status}")
+            elif peer.status:
+                self._log(now, "info", "peer_info", f"peer {short_id(peer.peer_id)}: model back")
+            peer.status = e.status
         if peer.state != old_state:
             level = "warning" if peer.state == "lost" else "info"
             self._log(now, level, "peer_info", f"peer {short_id(peer.peer_id)} {peer.state}")
@@ -262,10 +269,7 @@ class ConsoleState:
     # -- views for panes ---------------------------------------------------------------------
 
     def peers_snapshot(self) -> tuple[Peer, ...]:
-        return tuple(
-            Peer(p.peer_id, p.addr, p.rtt_ms, p.model, p.backend, p.state, p.name)
-            for p in self.peers.values()
-        )
+        return tuple(replace(p) for p in self.peers.values())
 
     def sessions_snapshot(self) -> tuple[SessionView, ...]:
         """Sessions in the order they were first seen."""

@@ -39,6 +39,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GATEWAY_CLOSE_TIMEOUT_S = 2.0
+# A model that did not answer is asked again after 5 s, then twice as long, at most each minute.
+REPROBE_FIRST_S = 5.0
+REPROBE_MAX_S = 60.0
+
+
+def unavailable_status(exc: SLMError, backend: Backend) -> str:
+    """The presence ``status`` of a node whose model does not answer: short (the Peers pane
+    shows it), what is wrong rather than the whole hint."""
+    if exc.kind == "unreachable":
+        text = f"no model: nothing answers at {getattr(backend, 'host', '?')}"
+    elif exc.kind == "model_missing":
+        text = f"no model: {backend.model} is not pulled"
+    else:
+        text = f"no model: {exc}"
+    return text[:128]
 
 
 class AssembledNode:
@@ -58,6 +73,7 @@ class AssembledNode:
         self.args = args
         self.gateway: GatewayHandle | None = None
         self._probe: asyncio.Task[str | None] | None = None
+        self._reprobe_task: asyncio.Future[None] | None = None
         self._closed = False
 
     @property
@@ -100,8 +116,10 @@ class AssembledNode:
     async def probe_backend(self) -> str | None:
         """Whether the model can answer, asked once per node (later calls share the answer).
 
-        A failure is an ``error`` event and the returned message (the node still runs: it
-        relays and leads); None when the model answers or is simulated.
+        A failure is an ``error`` event and the returned message. The node still runs (it
+        relays and leads) but takes no executor or verifier role, says so in its presence, and
+        asks the model again with backoff (:meth:`_reprobe`) until it answers, then joins
+        sessions again. None when the model answers or is simulated.
         """
         if self._probe is None:
             self._probe = asyncio.ensure_future(self._check_backend())
@@ -115,16 +133,44 @@ class AssembledNode:
             await backend.check()
         except SLMError as exc:
             self.runtime.emit(ev.Error(message=str(exc), source="slm"))
+            self._set_unavailable(unavailable_status(exc, backend))
+            logger.warning(
+                "this node takes no executor or verifier role until its model answers (asked "
+                "again every minute at most); it still relays and can lead sessions"
+            )
+            self._reprobe_task = asyncio.ensure_future(self._reprobe(backend))
             return str(exc)
         return None
+
+    def _set_unavailable(self, status: str) -> None:
+        if self.engine is not None:
+            self.engine.unavailable = status
+        rt = self.runtime
+        rt.set_presence(rt.model, rt.backend, status)
+
+    async def _reprobe(self, backend: Backend) -> None:
+        """Ask the model again (5 s, 10 s, ... at most every minute) until it answers."""
+        delay = REPROBE_FIRST_S
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, REPROBE_MAX_S)
+            try:
+                await backend.check()
+            except SLMError as exc:
+                logger.debug("the model still does not answer: %s", exc)
+                continue
+            logger.info("the model answers now (%s): taking session roles again", backend.model)
+            self._set_unavailable("")
+            return
 
     async def aclose(self) -> None:
         """Gateway, then runtime (host, trio, data-dir lock), then the model client. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._probe is not None and not self._probe.done():
-            self._probe.cancel()
+        for task in (self._probe, self._reprobe_task):
+            if task is not None and not task.done():
+                task.cancel()
         try:
             if self.gateway is not None:
                 try:

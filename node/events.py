@@ -86,6 +86,7 @@ class PeerInfo(Event):
     rtt_ms: float | None = None
     state: str = "connected"  # "connected" | "lost"
     name: str = ""
+    status: str = ""  # why the peer takes no session role now ("" = it can)
 
 
 @dataclass(frozen=True, slots=True)

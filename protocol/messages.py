@@ -465,7 +465,9 @@ class Abort(_Body):
 
 @dataclass(frozen=True, slots=True)
 class Presence(_Body):
-    """Any node -> ``swarm/mesh``: who I am and what I run."""
+    """Any node -> ``swarm/mesh``: who I am and what I run. ``status`` is empty while the node
+    can take executor and verifier roles, else why it cannot (its model does not answer): it
+    still relays and leads."""
 
     KIND: ClassVar[str] = "presence"
     name: str
@@ -473,6 +475,7 @@ class Presence(_Body):
     model: str = ""
     backend: str = ""
     addrs: tuple[str, ...] = ()
+    status: str = ""
 
     def __post_init__(self) -> None:
         _text("name", self.name, MAX_NAME_CHARS)
@@ -480,6 +483,7 @@ class Presence(_Body):
             raise RangeError(f"{self.role!r} not one of {PRESENCE_ROLES}", field="role")
         _text("model", self.model, MAX_NAME_CHARS)
         _text("backend", self.backend, MAX_NAME_CHARS)
+        _text("status", self.status, MAX_NAME_CHARS)
         if not isinstance(self.addrs, list | tuple):
             raise _type_error("addrs", "list", self.addrs)
         if len(self.addrs) > MAX_ADDRS:

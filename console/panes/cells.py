@@ -86,13 +86,14 @@ def same_cell(old: object, new: object) -> bool:
     return old == new
 
 
-def put_row(table: DataTable, key: str, cells: Mapping[str, object]) -> bool:
-    """Add row ``key`` (``cells`` in column order) or update just the cells that changed.
+def put_row(table: DataTable, key: str, cells: Mapping[str, object], *, height: int = 1) -> bool:
+    """Add row ``key`` (``cells`` in column order, ``height`` lines) or update just the cells
+    that changed.
 
     Returns whether the table changed.
     """
     if key not in table.rows:
-        table.add_row(*cells.values(), key=key)
+        table.add_row(*cells.values(), key=key, height=height)
         return True
     changed = False
     for column, value in cells.items():

@@ -1,4 +1,5 @@
-"""Peers pane: who this node sees — short id, address, ping RTT, model/backend, state."""
+"""Peers pane: who this node sees — short id, state and ping RTT, name, address, model/backend
+(or why it takes no session role)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,10 @@ class PeersPane(CellTable):
         self.border_title = "Peers"
 
     def on_mount(self) -> None:
-        # Narrow terminals cut from the right: the columns that matter most come first.
+        # Two lines per peer, so the whole model and address fit a 40-column pane: the peer over
+        # its state and RTT | name · address over model (backend), or why it takes no role.
         self.add_column("peer", key="peer")
-        self.add_column("state", key="state")
-        self.add_column("rtt", key="rtt")
-        self.add_column("name · model", key="model")
-        self.add_column("address", key="addr")
+        self.add_column("name · address / model", key="node")
         self.show_cursor = False
 
     def watch_peers(self, peers: tuple[Peer, ...]) -> None:
@@ -33,24 +32,31 @@ class PeersPane(CellTable):
         for peer in peers:
             lost = peer.state != "connected"
             style = "dim" if lost else ""
-            rtt = f"{peer.rtt_ms:.0f}ms" if peer.rtt_ms is not None else "-"
-            model = peer.model or ""
-            if peer.backend and model and peer.backend not in model:
-                model = f"{model} ({peer.backend})"
-            model = " · ".join(part for part in (peer.name, model) if part) or "-"
+            rtt = f" {peer.rtt_ms:.0f}ms" if peer.rtt_ms is not None else ""
             state = Text("lost", style="bold red") if lost else Text("up", style="green")
             put_row(
                 self,
                 peer.peer_id,
                 {
-                    "peer": Text(short_id(peer.peer_id), style=style or "bold"),
-                    "state": state,
-                    "rtt": Text(rtt, style=style),
-                    "model": Text(model, style=style),
-                    "addr": Text(peer.addr or "-", style="dim"),
+                    "peer": Text.assemble(
+                        (short_id(peer.peer_id), style or "bold"), "\n", state, (rtt, style)
+                    ),
+                    "node": node_cell(peer, style),
                 },
+                height=2,
             )
         if len(self.rows) != len(peers):
             drop_rows_except(self, {peer.peer_id for peer in peers})
         connected = sum(1 for p in peers if p.state == "connected")
         self.border_title = f"Peers {connected}/{len(peers)}" if peers else "Peers"
+
+
+def node_cell(peer: Peer, style: str) -> Text:
+    """``provider-1 · 127.0.0.1:5001`` over ``qwen2.5:1.5b (ollama)``, whole (never cut); a
+    node whose model does not answer shows why instead of the model."""
+    first = " · ".join(part for part in (peer.name, peer.addr) if part) or "-"
+    model = peer.model or ""
+    if peer.backend and model and peer.backend not in model:
+        model = f"{model} ({peer.backend})"
+    second = Text(peer.status, style="yellow") if peer.status else Text(model or "-", style=style)
+    return Text.assemble(Text(first, style=style), "\n", second)

@@ -50,6 +50,8 @@ async def _local(runtime: NodeRuntime, args: list[str]) -> str:
     lines += [f"addr:     {a}" for a in runtime.host.addrs()]
     if runtime.model or runtime.backend:
         lines.append(f"model:    {runtime.model or '-'} ({runtime.backend or '-'})")
+    if runtime.status:
+        lines.append(f"status:   {runtime.status} (takes no executor/verifier role)")
     return "\n".join(lines)
 
 
@@ -102,6 +104,7 @@ async def _peers(runtime: NodeRuntime, args: list[str]) -> str:
         link = "direct" if p.connected else "via bootstrap"
         lines.append(
             f"{p.peer_id}  {p.name or '?':<12} {p.role or '?':<9} {model:<24} {rtt:>9}  {link}"
+            + (f"  ({p.status})" if p.status else "")
         )
     return "\n".join(lines)
 

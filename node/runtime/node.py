@@ -98,6 +98,7 @@ class NodeRuntime:
         self.bus = EventBus(lambda: self.bridge.loop_or_none)
         self.model = model
         self.backend = backend
+        self.status = ""  # why this node takes no session role now ("" = it can)
         self.router = TopicRouter(self)
         self.directory = PeerDirectory(self)
         self.role_impl: Role | None = None
@@ -340,9 +341,10 @@ class NodeRuntime:
 
     # -- presence, bootmesh, peers (g): the peer directory ---------------------------------------
 
-    def set_presence(self, model: str = "", backend: str = "") -> None:
-        """Change what this node announces (model/backend) and re-announce it (any side)."""
-        self.model, self.backend = model, backend
+    def set_presence(self, model: str = "", backend: str = "", status: str = "") -> None:
+        """Change what this node announces (model/backend, and ``status``: why it takes no
+        session role, "" when it can) and re-announce it (any side)."""
+        self.model, self.backend, self.status = model, backend, status
         if self._host is not None and self.role_impl is not None:
             try:
                 self.bridge.start_soon(self.publish_presence)

@@ -41,8 +41,10 @@ class PeerRecord:
     role: str = ""
     model: str = ""
     backend: str = ""
+    status: str = ""  # from its presence: why it takes no session role ("" = it can)
     addrs: tuple[str, ...] = ()
     rtt_ms: float | None = None
+    rtt_shown: float | None = None  # the RTT last sent in a peer_info event
     last_ok: float = 0.0  # monotonic time of the last pong (or of connecting)
     presence_seq: int = -1
 
@@ -58,7 +60,8 @@ class PeerView:
     backend: str
     rtt_ms: float | None
     addrs: tuple[str, ...]
-    connected: bool  # a direct connection (not only known through the bootstrap)
+    connected: bool
+    status: str = ""  # a direct connection (not only known through the bootstrap)
 
 
 class PeerDirectory:
@@ -94,6 +97,7 @@ class PeerDirectory:
             model=rt.model[:128],
             backend=rt.backend[:128],
             addrs=tuple(rt.host.addrs()[:16]),
+            status=rt.status[:128],
         )
         try:
             await rt.publish_envelope(MESH_TOPIC, body)
@@ -112,9 +116,9 @@ class PeerDirectory:
         if env.seq <= rec.presence_seq:
             return  # an older announcement delivered late
         rec.presence_seq = env.seq
-        new = (body.name, body.role, body.model, body.backend)
-        changed = (rec.name, rec.role, rec.model, rec.backend) != new
-        rec.name, rec.role, rec.model, rec.backend = new
+        new = (body.name, body.role, body.model, body.backend, body.status)
+        changed = (rec.name, rec.role, rec.model, rec.backend, rec.status) != new
+        rec.name, rec.role, rec.model, rec.backend, rec.status = new
         rec.addrs = tuple(body.addrs)
         if changed and sender in self._known:
             self._emit_peer_info(rec, "connected")
@@ -209,6 +213,7 @@ class PeerDirectory:
                     rtt_ms=rec.rtt_ms,
                     addrs=rec.addrs,
                     connected=bool(host and host.is_connected(peer)),
+                    status=rec.status,
                 )
             )
         return out
@@ -226,6 +231,7 @@ class PeerDirectory:
         return known
 
     def _emit_peer_info(self, rec: PeerRecord, state: str) -> None:
+        rec.rtt_shown = rec.rtt_ms
         self.rt.emit(
             ev.PeerInfo(
                 peer_id=rec.peer_id,
@@ -234,6 +240,7 @@ class PeerDirectory:
                 rtt_ms=None if rec.rtt_ms is None else round(rec.rtt_ms, 2),
                 state=state,
                 name=rec.name,
+                status=rec.status,
             )
         )
 
@@ -317,10 +324,9 @@ class PeerDirectory:
                     await host.disconnect(peer)
                     self.mark_dirty()
                 return
-            first = rec.rtt_ms is None
             rec.last_ok = time.monotonic()
             rec.rtt_ms = rtt
-            if first and peer in self._known:
+            if peer in self._known and rtt_moved(rec.rtt_shown, rtt):
                 self._emit_peer_info(rec, "connected")
 
         while True:
@@ -328,3 +334,10 @@ class PeerDirectory:
             async with trio.open_nursery() as nursery:
                 for peer in host.connected_peers():
                     nursery.start_soon(probe, peer)
+
+
+def rtt_moved(shown: float | None, rtt: float) -> bool:
+    """Whether a new ping RTT is worth a ``peer_info`` event: the first one, or one that moved
+    by a fifth (at least 1 ms) from the one on screen. Keeps the Peers pane current without an
+    event per ping."""
+    return shown is None or abs(rtt - shown) >= max(1.0, 0.2 * shown)

@@ -74,6 +74,9 @@ class SessionEngine:
         self.transcript = Transcript(store)
         self.options = options or SessionOptions()
         self.sessions: dict[str, LiveSession] = {}
+        # Why this node takes no executor/verifier role now ("": it joins); set while its model
+        # does not answer. It still relays and leads.
+        self.unavailable = ""
         self._rng = random.Random(secrets.randbits(64))
         self._driver = SessionDriver(runtime, backend, self.transcript, self._forget_old)
 
@@ -129,6 +132,9 @@ class SessionEngine:
             logger.info("not joining %s: this node already has a session with that id", env.task)
             return
         if not self.options.auto_join or self.backend is None:
+            return
+        if self.unavailable:
+            logger.info("not joining %s: %s", env.task, self.unavailable)
             return
         active = sum(1 for s in self.sessions.values() if not s.is_leader and not s.finished)
         if active >= self.options.max_sessions:
@@ -324,4 +330,6 @@ class SessionEngine:
 
     def provider_models(self) -> dict[str, str]:
         """peer id (base58) -> model, for every provider seen in presence (for the gateway)."""
-        return {p.peer_id: p.model for p in self.runtime.provider_peers() if p.model}
+        return {
+            p.peer_id: p.model for p in self.runtime.provider_peers() if p.model and not p.status
+        }

@@ -43,15 +43,42 @@ async def test_peers_pane_shows_joins_info_and_loss() -> None:
         table = app.peers_pane
         await wait_for(pilot, lambda: table.row_count == 2, what="two peer rows")
         row = row_text(table, PEERS[0])
-        assert row[0] == short_id(PEERS[0])
-        assert row[1] == "up" and row[2] == "3ms"
-        assert row[3] == "p1 · qwen2.5:1.5b (ollama)"
+        assert row[0] == f"{short_id(PEERS[0])}\nup 3ms"
+        assert row[1] == "p1 · /ip4/127.0.0.1/tcp/5001\nqwen2.5:1.5b (ollama)"
+        # Drawn whole, not cut at the pane's edge (two lines per peer).
+        shown = "\n".join(table_lines(table))
+        assert "p1 · /ip4/127.0.0.1/tcp/5001" in shown and "qwen2.5:1.5b (ollama)" in shown
         assert "2 peers" in app.sub_title
 
         app.feed({"event": "peer_left", "peer_id": PEERS[1]})
-        await wait_for(pilot, lambda: row_text(table, PEERS[1])[1] == "lost", what="peer lost")
+        await wait_for(pilot, lambda: "lost" in row_text(table, PEERS[1])[0], what="peer lost")
         assert table.border_title == "Peers 1/2"
         assert "1 peer " in app.sub_title + " "
+
+
+async def test_peers_pane_shows_a_peer_without_a_model_and_follows_its_rtt() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        info = {
+            "event": "peer_info",
+            "peer_id": PEERS[0],
+            "model": "llama3.2:1b",
+            "backend": "ollama",
+            "rtt_ms": 29.0,
+            "state": "connected",
+            "name": "p1",
+            "status": "no model: llama3.2:1b is not pulled",
+        }
+        app.feed(ready(), info)
+        table = app.peers_pane
+        await wait_for(pilot, lambda: table.row_count == 1, what="the peer's row")
+        assert row_text(table, PEERS[0])[1] == "p1\nno model: llama3.2:1b is not pulled"
+        assert any("is not pulled" in entry.text for entry in app.state.log)
+        app.feed({**info, "status": "", "rtt_ms": 4.1})  # the model answers; a newer ping
+        await wait_for(
+            pilot, lambda: row_text(table, PEERS[0])[0].endswith("up 4ms"), what="the RTT follows"
+        )
+        assert row_text(table, PEERS[0])[1] == "p1\nllama3.2:1b (ollama)"
 
 
 async def test_mesh_pane_toggles_local_and_bootstrap_views() -> None:
@@ -187,8 +214,9 @@ async def test_tables_redraw_changed_cells_and_theme_changes() -> None:
         app.feed(info, {**info, "peer_id": PEERS[1], "rtt_ms": 4.0})
         table = app.peers_pane
         await wait_for(pilot, lambda: any("4ms" in line for line in table_lines(table)))
-        first = next(line for line in table_lines(table) if short_id(PEERS[0]) in line)
-        assert "3ms" in first
+        lines = table_lines(table)
+        first = lines[next(i for i, line in enumerate(lines) if short_id(PEERS[0]) in line) + 1]
+        assert "3ms" in first  # the line under the peer's id
         app.feed({**info, "rtt_ms": 7.0})  # same width: only the cell's content changes
         await wait_for(pilot, lambda: any("7ms" in line for line in table_lines(table)))
         assert any("4ms" in line for line in table_lines(table))  # the other row as it was
