@@ -96,6 +96,9 @@ class LogView(ScrollView, can_focus=True):
         self._width = 0  # the width _rows is laid out for (0: not known yet)
         self._strips: LRUCache[tuple[LogEntry, int], list[Strip]] = LRUCache(1024)
         self._line_style = Style()
+        # The first row of an entry taller than the view (``help``), shown from its top rather
+        # than followed to its end, until the user scrolls.
+        self._hold: int | None = None
 
     @property
     def line_count(self) -> int:
@@ -115,16 +118,22 @@ class LogView(ScrollView, can_focus=True):
         self._entries.extend(new)
         if self._width:
             for entry in new:
+                first = len(self._rows)
                 self._append_rows(entry)
+                if self._heights[-1] > max(1, self.size.height):
+                    self._hold = first
         dropped = 0
         while len(self._entries) > self.max_entries:
             self._entries.popleft()
             dropped += self._heights.popleft() if self._width else 0
         if dropped:
             del self._rows[:dropped]
+            if self._hold is not None:
+                self._hold = self._hold - dropped if self._hold >= dropped else None
         self._update_size()
 
     def clear(self) -> None:
+        self._hold = None
         self._entries.clear()
         self._heights.clear()
         self._rows.clear()
@@ -178,8 +187,38 @@ class LogView(ScrollView, can_focus=True):
             set_scrollbar_size(self, size)
         if self._width and self.size.height:
             # Now, not after the next refresh: the frame that draws new lines shows them.
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            if self._hold is not None:
+                self.scroll_to(y=self._hold, animate=False, immediate=True)
+            else:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.refresh()
+
+    # The user scrolls (wheel or keys): following the end resumes with the next lines.
+    def on_mouse_scroll_down(self) -> None:
+        self._hold = None
+
+    def on_mouse_scroll_up(self) -> None:
+        self._hold = None
+
+    def action_scroll_up(self) -> None:
+        self._hold = None
+        super().action_scroll_up()
+
+    def action_scroll_down(self) -> None:
+        self._hold = None
+        super().action_scroll_down()
+
+    def action_page_up(self) -> None:
+        self._hold = None
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self._hold = None
+        super().action_page_down()
+
+    def action_scroll_end(self) -> None:
+        self._hold = None
+        super().action_scroll_end()
 
     def on_resize(self, event: Resize) -> None:
         width = self.scrollable_content_region.width

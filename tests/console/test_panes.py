@@ -338,3 +338,21 @@ async def test_80x24_keeps_every_pane_usable_and_quit_visible() -> None:
         for action in ("app.pipe", "app.quit", "app.help"):
             key = keys.get(action) or keys[action.removeprefix("app.")]
             assert key.region.right <= 80, action
+
+
+async def test_a_command_output_taller_than_the_log_shows_from_its_top() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.log_pane.lines
+        await wait_for(pilot, lambda: view.size.height > 0, what="the log laid out")
+        tall = "\n".join(f"command-{i:02d}  what it does" for i in range(3 * view.size.height))
+        app.feed({"event": "command_output", "command": "help", "text": tall, "ok": True})
+        await wait_for(pilot, lambda: any("command-00" in line for line in shown_lines(view)))
+        assert "help:" in shown_lines(view)[0], "the top of the output is on screen"
+        app.feed({"event": "log", "level": "INFO", "logger": "node.x", "message": "later"})
+        await wait_for(pilot, lambda: any(e.text == "later" for e in view.entries))
+        await pilot.pause()
+        assert "help:" in shown_lines(view)[0], "a new line does not scroll the output away"
+        view.focus()
+        await pilot.press("end")
+        await wait_for(pilot, lambda: any("later" in line for line in shown_lines(view)))
