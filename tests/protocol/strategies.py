@@ -111,6 +111,7 @@ bodies: st.SearchStrategy[Body] = st.one_of(
         model=texts,
         backend=texts,
         addrs=st.lists(texts, max_size=3).map(tuple),
+        status=texts,
     ),
     st.builds(
         Bootmesh,

@@ -8,6 +8,7 @@ from hypothesis import given
 from protocol.errors import MalformedError, OversizeError, ProtocolError, RangeError
 from protocol.messages import (
     BODY_TYPES,
+    MAX_NAME_CHARS,
     MAX_PROMPT_CHARS,
     MAX_REASON_CHARS,
     MAX_RESPONSE_CHARS,
@@ -15,6 +16,7 @@ from protocol.messages import (
     Assign,
     Body,
     Join,
+    Presence,
     Response,
     Result,
     Score,
@@ -77,6 +79,7 @@ def test_missing_and_unknown_fields_named() -> None:
         (lambda: Advertise(prompt="x" * (MAX_PROMPT_CHARS + 1)), "prompt"),
         (lambda: Response(text="x" * (MAX_RESPONSE_CHARS + 1), model="m"), "text"),
         (lambda: Score(executor=A, score=0.5, reason="x" * (MAX_REASON_CHARS + 1)), "reason"),
+        (lambda: Presence(name="n", status="x" * (MAX_NAME_CHARS + 1)), "status"),
     ],
 )
 def test_size_limits(make: object, field: str) -> None:
