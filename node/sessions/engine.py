@@ -304,14 +304,16 @@ class SessionEngine:
             )
         except CommandError as exc:
             raise SessionFailed(str(exc), FailureCode.BAD_INPUT, task) from None
+        scope = trio.move_on_after(timeout_s)
         try:
-            with trio.move_on_after(timeout_s) as scope:
+            with scope:
                 await live.done.wait()
         finally:
             if not live.machine.finished:
-                # Timed out or cancelled (client gone): end it visibly for everyone.
+                # Timed out or cancelled (client gone, Ctrl-C): end it visibly for everyone.
                 assert isinstance(live.machine, LeaderSession)
-                effects = live.machine.abort(mono_ms(), "the leader gave up (timeout)")
+                why = "timeout" if scope.cancelled_caught else "stopped"
+                effects = live.machine.abort(mono_ms(), f"the leader gave up ({why})")
                 self._driver.apply(live, effects)
         if scope.cancelled_caught and live.result_event is None:
             raise SessionFailed(
