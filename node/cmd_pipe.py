@@ -91,6 +91,9 @@ async def _main(args: argparse.Namespace, config: NodeConfig, started: float) ->
         # Quiet by contract (the result, or one line): logs go to the data dir.
         config.data_dir.mkdir(parents=True, exist_ok=True)
         setup_logging("info", log_file=str(config.data_dir / "pipe.log"))
+    # What the bootstrap dials found (a wrong peer ID, refused): said in the one failure line.
+    dialing = LastWarning()
+    logging.getLogger("node.runtime.provider").addHandler(dialing)
     try:
         node = assemble(args, config)
     except (NodeError, ValueError) as exc:
@@ -112,7 +115,8 @@ async def _main(args: argparse.Namespace, config: NodeConfig, started: float) ->
             if not runtime.ready:
                 await asyncio.wait_for(ready.wait(), timeout=_left(deadline))
         except TimeoutError:
-            return _fail(args, f"could not reach the bootstrap {config.bootstrap} in time", 1)
+            why = f": {dialing.last.removesuffix('; retrying')}" if dialing.last else ""
+            return _fail(args, f"could not reach the bootstrap {config.bootstrap} in time{why}", 1)
         except (NodeError, OSError) as exc:
             return _fail(args, str(exc), 1)
         prompt = (args.prompt or "").strip() or DEFAULT_PROMPT
@@ -144,6 +148,17 @@ async def _main(args: argparse.Namespace, config: NodeConfig, started: float) ->
         except (asyncio.CancelledError, Exception):
             # The answer is already printed; a failing teardown must not change the exit code.
             logger.exception("node did not close cleanly")
+
+
+class LastWarning(logging.Handler):
+    """Keeps the last warning (or worse) of a logger, for a one-line failure message."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = record.getMessage()
 
 
 def _left(deadline: float) -> float:

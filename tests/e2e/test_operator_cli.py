@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from node.keys import DataDirLock
@@ -125,3 +127,36 @@ def test_a_data_dir_in_use_says_to_give_the_node_its_own(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "another node is running with data dir" in proc.stderr
     assert "give this one its own --data-dir" in proc.stderr and "--name" not in proc.stderr
+
+
+def test_a_node_without_bootstrap_settings_says_why_it_dials_the_demo_bootstrap(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOTSTRAP_", "RNET_"))}
+    env["RNET_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node", "node", "--no-ui", "--json", "--backend", "sim"],
+        cwd=tmp_path,  # no .env here
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    said = ""
+    deadline = time.monotonic() + 30
+    try:
+        while not said and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+            line = proc.stdout.readline() if ready else ""
+            if not line:
+                break
+            event = json.loads(line)
+            if "demo bootstrap" in event.get("message", ""):
+                said = event["message"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert said.startswith("dialing the demo bootstrap at /ip4/127.0.0.1/tcp/8888 (the default ")
+    assert "BOOTSTRAP_NODE" in said and "rnet bootstrap" in said

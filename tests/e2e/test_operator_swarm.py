@@ -113,6 +113,10 @@ def test_a_provider_without_its_model_takes_no_role_until_the_model_answers(
         result = run.result
         assert (result["requested"], result["joined"]) == (3, 2)
         assert lame.peer_id not in result["scores"]
+        assert (
+            "only 2 of the 3 requested providers joined"
+            in (tmp_path / "pipe-a" / "pipe.log").read_text()
+        ), "the leader's log warns (the console shows it in its log pane)"
         lame.wait_for(is_log(f"not joining {result['task']}"), 10)
         assert not lame.find(lambda e: e.get("event") == "session")
 
