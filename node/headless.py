@@ -48,6 +48,18 @@ def format_event(event: ev.Event) -> str:
         return f"{kind} {body or '(empty)'}"
     if isinstance(event, ev.SlmChunk):
         return event.text if not event.done else ""
+    if isinstance(event, ev.Error):
+        return (
+            f"error ({event.source}): {event.message}"
+            if event.source
+            else f"error: {event.message}"
+        )
+    if isinstance(event, ev.PeerJoined | ev.PeerLeft):
+        verb = "joined" if isinstance(event, ev.PeerJoined) else "left"
+        addr = f" {event.addr}" if isinstance(event, ev.PeerJoined) and event.addr else ""
+        return f"peer {verb} {short_peer(event.peer_id)}{addr}"
+    if isinstance(event, ev.PeerInfo):
+        return format_peer_info(event)
     if isinstance(event, ev.Session):
         return format_session(event)
     if isinstance(event, ev.Result):
@@ -69,6 +81,17 @@ def readable(value: object) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{readable(k)}: {readable(v)}" for k, v in value.items()) + "}"
     return str(value)
+
+
+def format_peer_info(p: ev.PeerInfo) -> str:
+    """``peer 5Jo32z provider-1: sim/honest (sim), 12.3 ms, connected`` (+ why no role)."""
+    model = f"{p.model} ({p.backend})" if p.model and p.backend not in p.model else p.model
+    parts = [part for part in (model, f"{p.rtt_ms:.1f} ms" if p.rtt_ms is not None else "") if part]
+    parts.append(p.state)
+    if p.status:
+        parts.append(p.status)
+    name = f" {p.name}" if p.name else ""
+    return f"peer {short_peer(p.peer_id)}{name}: " + ", ".join(parts)
 
 
 def format_session(s: ev.Session) -> str:

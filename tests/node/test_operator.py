@@ -133,7 +133,8 @@ def test_headless_lines_have_no_python_reprs() -> None:
     assert lines[0].startswith("session task-1 stage verify (leader, leader ")
     assert "joined 4, answers 1/2, scores 1/2" in lines[0]
     assert "winner " + EXECUTORS[0][-6:] in lines[1] and "4 of 5 joined" in lines[1]
-    assert "rtt_ms=3.25" in lines[2]
+    assert lines[2] == f"peer {EXECUTORS[0][-6:]}: 3.2 ms, connected"
+    assert format_event(ev.Error(message="boom", source="slm")) == "error (slm): boom"
 
 
 def test_fewer_joiners_than_requested_is_said_in_the_result() -> None:
