@@ -51,6 +51,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_node_flags(parser)
     add_session_flags(parser, participant=False)
+    parser.epilog = (
+        "On a terminal the session is drawn live (stage, joined, answers, scores) on stderr, then "
+        "the result is printed; otherwise only the result (--json: one JSON line, with requested "
+        "and joined) or one error line. Fewer joiners than N: the session runs with them and the "
+        "result says so. Logs go to <data dir>/pipe.log unless --log-level is given."
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -64,8 +64,9 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         "--port",
         default=None,
         type=int,
-        help=f"TCP port to listen on (default: {DEFAULT_BOOTSTRAP_PORT} for the bootstrap, "
-        "a free port otherwise)",
+        help=f"TCP port to listen on (default: {DEFAULT_BOOTSTRAP_PORT})"
+        if bootstrap
+        else "TCP port to listen on (default: $RNET_PORT, else a free one)",
     )
     g.add_argument(
         "--router",
