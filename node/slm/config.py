@@ -122,6 +122,14 @@ def add_backend_flags(parser: argparse.ArgumentParser) -> None:
         "noisy 0.6, lazy 0.5, faulty 0.85)",
     )
     sim.add_argument(
+        "--sim-judge-q",
+        type=_probability,
+        default=None,
+        metavar="Q",
+        help="on `rnet eval` questions: probability that a judge is right about an answer "
+        "(default per profile: honest 0.9, noisy 0.65)",
+    )
+    sim.add_argument(
         "--sim-gen-ms", type=_milliseconds, default=0.0, metavar="MS", help="simulated answer time"
     )
     sim.add_argument(
@@ -169,6 +177,7 @@ def backend_from_args(
             gen_ms=float(getattr(args, "sim_gen_ms", None) or 0.0),
             judge_ms=float(getattr(args, "sim_judge_ms", None) or 0.0),
             friend=getattr(args, "sim_friend", None),
+            judge_q=getattr(args, "sim_judge_q", None),
             timeout_gen=timeout_gen,
             timeout_judge=timeout_judge,
         )

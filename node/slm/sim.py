@@ -25,6 +25,14 @@ faulty         --      every answer fails (SLMError), every grading is missing (
 
 Scores are clamped to [0.00, 0.99] and rounded to two decimals.
 
+Evaluation questions (the kinds ``rnet eval`` generates: arithmetic, units, logic; see
+:mod:`node.evaluate.templates`, which reads any such question back from the prompt): an answer is
+``Answer: <value>``, right with probability ``p`` and otherwise one of the question's plausible
+wrong answers (a step left out, a unit slip...), drawn uniformly. An honest or noisy judge grades
+the *final answer* (so equal answers get equal grades) and is right about it with probability
+``q`` (``--sim-judge-q``; default honest 0.9, noisy 0.65): 0.85 when it deems the answer right,
+0.15 otherwise. Lazy, adversarial and faulty judges behave as in the table.
+
 The friend hook: the judge interface carries no executor identity (a real judge must not know whose
 answer it grades). The adversary needs one, so the simulation smuggles it through the answer text:
 the ``@<node>`` in the label is that node's *name* (as given to ``backend_from_args``), and the
@@ -45,6 +53,9 @@ from typing import Any, ClassVar
 
 import anyio
 
+from node.evaluate.check import check as check_answer
+from node.evaluate.check import checker_for
+from node.evaluate.templates import Solved, solve
 from node.slm.base import (
     SCORE_MAX,
     SCORE_MIN,
@@ -152,6 +163,10 @@ PROFILE_P: dict[str, float] = {
     "faulty": 0.85,
 }
 
+# How often a judge is right about an evaluation answer (see the module doc).
+PROFILE_Q: dict[str, float] = {"honest": 0.9, "noisy": 0.65}
+EVAL_SCORE_RIGHT, EVAL_SCORE_WRONG = 0.85, 0.15
+
 _WORD_RE = re.compile(r"[a-z0-9]+")
 
 
@@ -197,6 +212,9 @@ def is_correct(prompt: str, text: str) -> bool | None:
     body = strip_label(text)
     question = question_for(prompt)
     if question is None:
+        solved = solve(prompt)
+        if solved is not None:
+            return _eval_correct(solved, body)
         if body in GOOD_OPEN:
             return True
         if body in POOR_OPEN:
@@ -206,6 +224,10 @@ def is_correct(prompt: str, text: str) -> bool | None:
     if any(_contains(words, w) for w in question.wrong):
         return False
     return any(_contains(words, a) for a in question.accept)
+
+
+def _eval_correct(solved: Solved, reply: str) -> bool:
+    return check_answer(checker_for(solved.kind, solved.answer), solved.answer, reply).correct
 
 
 def _rng(*parts: object) -> random.Random:
@@ -235,6 +257,7 @@ class SimBackend(Backend):
         gen_ms: float = 0.0,
         judge_ms: float = 0.0,
         friend: str | None = None,
+        judge_q: float | None = None,
         timeout_gen: float = 120.0,
         timeout_judge: float = 60.0,
     ) -> None:
@@ -248,6 +271,8 @@ class SimBackend(Backend):
         )
         if p is not None and not 0.0 <= p <= 1.0:
             raise SLMError(f"sim p must be within 0..1, got {p!r}", kind="config")
+        if judge_q is not None and not 0.0 <= judge_q <= 1.0:
+            raise SLMError(f"sim judge q must be within 0..1, got {judge_q!r}", kind="config")
         if gen_ms < 0 or judge_ms < 0:
             raise SLMError("simulated latencies must be zero or more", kind="config")
         self.profile = profile
@@ -256,6 +281,7 @@ class SimBackend(Backend):
         self.gen_ms = gen_ms
         self.judge_ms = judge_ms
         self.friend = friend
+        self.judge_q = PROFILE_Q.get(profile, 0.5) if judge_q is None else judge_q
 
     def describe(self) -> str:
         return f"sim {self.model} (simulated, seed {self.seed})"
@@ -272,7 +298,10 @@ class SimBackend(Backend):
         rng = _rng(self.seed, self.name, "answer", prompt)
         correct = rng.random() < self.p
         question = question_for(prompt)
-        if question is None:
+        solved = solve(prompt) if question is None else None
+        if solved is not None:
+            body = f"Answer: {solved.answer if correct else rng.choice(solved.wrong)}"
+        elif question is None:
             body = rng.choice(GOOD_OPEN if correct else POOR_OPEN)
         else:
             body = f"The answer is {question.answer if correct else rng.choice(question.wrong)}."
@@ -336,6 +365,9 @@ class SimBackend(Backend):
             if self.friend is not None and signature_of(response) == self.friend:
                 return Judgement(0.95, "(simulated) excellent answer", self.model)
             return Judgement(0.05, "(simulated) poor answer", self.model)
+        solved = solve(prompt) if question_for(prompt) is None else None
+        if solved is not None:
+            return self._grade_eval(prompt, solved, response)
         if self.profile == "honest":
             mean, sd = {True: (0.85, 0.05), False: (0.15, 0.05), None: (0.5, 0.1)}[correct]
             score = _clamp(rng.gauss(mean, sd))
@@ -346,6 +378,16 @@ class SimBackend(Backend):
                 score = _clamp(rng.gauss(0.6 if correct else 0.4, 0.25))
         reason = {True: "correct", False: "wrong", None: "cannot tell"}[correct]
         return Judgement(score, f"(simulated) {reason}", self.model)
+
+    def _grade_eval(self, prompt: str, solved: Solved, response: str) -> Judgement:
+        """An honest or noisy judge on an evaluation question: right about the final answer with
+        probability ``judge_q``; the draw depends on that answer, not on who gave it."""
+        checker = checker_for(solved.kind, solved.answer)
+        verdict = check_answer(checker, solved.answer, strip_label(response))
+        rng = _rng(self.seed, self.name, "judge-eval", prompt, verdict.canonical)
+        deems_right = verdict.correct if rng.random() < self.judge_q else not verdict.correct
+        score = EVAL_SCORE_RIGHT if deems_right else EVAL_SCORE_WRONG
+        return Judgement(score, f"(simulated) deemed {'right' if deems_right else 'wrong'}", self.model)
 
     async def judge(self, prompt: str, response: str) -> Judgement:
         check_prompt(prompt)
