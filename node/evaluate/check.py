@@ -46,8 +46,8 @@ _BOXED_RE = re.compile(r"\\boxed\{([^{}]*)\}")
 # A number: optional sign, digits with optional thousands separators, optional decimals, or a
 # fraction a/b. Separators: "," or a thin/normal space between groups of three.
 _NUMBER_RE = re.compile(
-    r"(?<![\w.])[-−]?(?:\d{1,3}(?:[,\u2009\u202f ]\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?!\d)"
-    r"|(?<![\w.])[-−]?\.\d+"
+    r"(?<![\w.])[-\u2212]?(?:\d{1,3}(?:[,\u2009\u202f ]\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?!\d)"
+    r"|(?<![\w.])[-\u2212]?\.\d+"
 )
 _LETTER_RE = re.compile(r"^\(?([A-Ja-j])\)?(?:[.):\s]|$)")
 _OPTION_RE = re.compile(r"\b(?:option|choice|letter)\s*\(?([A-Ja-j])\b", re.IGNORECASE)
@@ -104,7 +104,7 @@ def parse_number(text: str) -> Fraction | None:
 
 
 def _value(token: str) -> Fraction | None:
-    token = re.sub(r"[,\u2009\u202f ]", "", token).replace("−", "-")
+    token = re.sub(r"[,\u2009\u202f ]", "", token).replace("\u2212", "-")
     try:
         if "/" in token:
             num, den = token.split("/", 1)

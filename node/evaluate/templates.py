@@ -302,8 +302,7 @@ LOGIC = (
     Template(
         "logic",
         "syllogism",
-        "All {x} are {y}. {quant} {y} are {z}. Does it follow that all {x} are {z}? "
-        "A) yes B) no",
+        "All {x} are {y}. {quant} {y} are {z}. Does it follow that all {x} are {z}? A) yes B) no",
         _make_syllogism,
         lambda f: "A" if f["quant"] == "All" else "B",
         lambda f: ["B"] if f["quant"] == "All" else ["A"],
