@@ -61,6 +61,9 @@ from typing import Any
 
 from aiohttp import web
 
+from node.evaluate.check import check, checker_for
+from node.evaluate.templates import solve
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +99,9 @@ class ModelSpec:
     family: str = "qwen2"
     parameter_size: str = "1.5B"
     logprobs: bool = True  # False: ignore the request's logprobs, as servers before 0.12 do
+    # `rnet eval` questions (node.evaluate.templates): answered right with this probability
+    # (deterministic per model and prompt), else with a plausible slip; judged exactly.
+    solves: float | None = None
 
 
 @dataclass
@@ -285,6 +291,8 @@ class OllamaDouble:
                     reply, text="".join(str(t["token"]) for t in reply.logprobs)
                 )
             return reply
+        if spec.solves is not None and (text := _eval_reply(spec, kind, prompt)) is not None:
+            return Reply(text=text, delay_s=spec.delay_s, chunk_delay_s=spec.chunk_delay_s)
         if kind == "judge":
             text = spec.judge
             if text is None:
@@ -531,6 +539,22 @@ class OllamaDouble:
         return web.json_response({"ok": True})
 
 
+def _eval_reply(spec: ModelSpec, kind: str, prompt: str) -> str | None:
+    """A plausible model on generated evaluation questions (None: not one of those)."""
+    solved = solve(prompt)
+    if solved is None:
+        return None
+    if kind == "judge":
+        answer = prompt.split("ANSWER:\n<<<\n", 1)[-1].split("\n>>>", 1)[0]
+        right = check(checker_for(solved.kind, solved.answer), solved.answer, answer).correct
+        reason = "The final answer is right." if right else "The final answer is wrong."
+        return json.dumps({"reason": reason, "score": 0.9 if right else 0.1})
+    digest = hashlib.sha256(f"{spec.name}\x00{prompt}".encode()).digest()
+    draw = int.from_bytes(digest[:8], "big") / 2**64
+    value = solved.answer if draw < spec.solves else solved.wrong[digest[8] % len(solved.wrong)]
+    return f"Let me work through it step by step.\nAnswer: {value}"
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -591,6 +615,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pullable", action="append", default=[], help="a model /api/pull adds")
     parser.add_argument("--answer", default=None, help="default answer ({model}, {prompt})")
     parser.add_argument("--judge-score", type=float, default=None, help="default judge score")
+    parser.add_argument(
+        "--solves", type=float, default=None, help="answer rnet eval questions right with P"
+    )
     parser.add_argument("--delay-ms", type=float, default=0.0, help="delay before each reply")
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between chunks")
     parser.add_argument(
@@ -612,6 +639,8 @@ def build_from_args(args: argparse.Namespace) -> OllamaDouble:
         behaviour["answer"] = args.answer
     if args.judge_score is not None:
         behaviour["judge_score"] = args.judge_score
+    if args.solves is not None:
+        behaviour["solves"] = args.solves
     for name in args.model:
         double.add_model(name, **behaviour)
     if args.config is not None:

@@ -91,7 +91,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="where report.md/.json and accuracy.png go (default: <data dir>/eval/<RUN>/)",
+        help="where report.md/.json and accuracy.png go (default: <data dir>/reports/<RUN>/)",
     )
     e.add_argument(
         "--generate",
@@ -171,11 +171,12 @@ def run(args: argparse.Namespace) -> int:
 def _sim_flags(args: argparse.Namespace, backend: object) -> dict | None:
     if getattr(backend, "backend", None) != "sim":
         return None
+    # The prediction assumes the swarm's providers run these same flags (see report.sim_setting).
     return {
-        "profile": args.sim_profile,
-        "p": args.sim_p,
-        "q": args.sim_judge_q,
-        "seed": args.sim_seed,
+        "profile": backend.profile,  # type: ignore[attr-defined]
+        "p": backend.p,  # type: ignore[attr-defined]
+        "q": backend.judge_q,  # type: ignore[attr-defined]
+        "seed": backend.seed,  # type: ignore[attr-defined]
     }
 
 
@@ -286,7 +287,7 @@ def _print_report(args: argparse.Namespace, store: object, run: object, data_dir
     from node.evaluate import report
 
     summary = report.summarize(run)  # type: ignore[arg-type]
-    out = args.out or Path(data_dir) / "eval" / run.id  # type: ignore[attr-defined]
+    out = args.out or Path(data_dir) / "reports" / run.id  # type: ignore[attr-defined]
     paths = report.write(summary, out)
     if args.json:
         print(json.dumps(summary), flush=True)

@@ -7,11 +7,11 @@ a PNG chart. Simulated runs say so in each of them.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from node.evaluate.predict import SimSetting
 from node.evaluate.predict import majority as predict_majority
 from node.evaluate.predict import swarm as predict_swarm
 from node.evaluate.runner import METHODS
@@ -60,8 +60,7 @@ def _predictions(run: Run) -> dict[str, float] | None:
         e, v, k = len(r["executors"]), r["verifiers"], max(1, r["wrong_count"])
         if e == 0 or v == 0:
             continue  # a failed session: predicted as wrong
-        s = SimSetting(e, v, p, q, p)
-        swarm += predict_swarm(s.executors, s.verifiers, k, p, q)
+        swarm += predict_swarm(e, v, k, p, q)
         majority += predict_majority(e, k, p)
     n = len(records)
     return {"swarm": swarm / n, "majority": majority / n, "executor": p, "single": p}
@@ -210,9 +209,9 @@ def chart(summary: dict[str, Any], path: Path) -> Path:
             *zip(*preds, strict=True), marker="D", color="black", zorder=3, label="predicted"
         )
         ax.legend(loc="lower right")
-    ax.set_xticks(list(xs), [m["label"].replace(": ", ":\n", 1) for m in methods], fontsize=8)
+    ax.set_xticks(list(xs), [textwrap.fill(m["label"], 20) for m in methods], fontsize=8)
     ax.set_ylabel("accuracy, % (95% Wilson interval)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)
     title = f"rnet eval {summary['run']}: {summary['answered']} questions"
     if summary["simulated"]:
         title += f"\n{SIMULATED_NOTE}"

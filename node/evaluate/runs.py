@@ -60,6 +60,10 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path)
+            # WAL without a sync per commit: a record survives the process being killed the
+            # moment after it is written (not a power cut), at a fraction of the cost.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise RunsError(f"{self.path}: cannot open the runs store ({exc})") from None
