@@ -155,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             existing = store.load(args.resume)
             run_id, questions = existing.id, existing.questions
+            if existing.done >= set(range(len(questions))):  # nothing left: no need to join
+                store.finish(run_id)
+                return _print_report(args, store, store.load(run_id), config.data_dir)
         else:
             questions = resolve(args.questions)[: args.limit]
             run_id = store.new_id()
