@@ -8,6 +8,7 @@ it once the session ended.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -67,6 +68,32 @@ class EngineSwarm:
             error=error,
             fatal=fatal,
         )
+
+
+async def wait_for_providers(runtime: Any, wanted: int, timeout_s: float) -> int:
+    """Wait (re-checking on every event, up to ``timeout_s``) until this node knows ``wanted``
+    providers with a model; the number known at the end. The first sessions would otherwise
+    spend their join window on a swarm this node has not heard of yet."""
+
+    def known() -> int:
+        return sum(1 for p in runtime.provider_peers() if p.model)
+
+    changed = asyncio.Event()
+    unsubscribe = runtime.subscribe(lambda _event: changed.set())
+    deadline = time.monotonic() + timeout_s
+    try:
+        while known() < wanted:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=left)
+            except TimeoutError:
+                break
+    finally:
+        unsubscribe()
+    return known()
 
 
 class BackendSingle:

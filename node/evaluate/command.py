@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PROVIDERS = 6
 DEFAULT_TIMEOUT_S = 120.0
+# How long to wait at start for the swarm to show --providers providers.
+PROVIDERS_WAIT_S = 30.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -190,7 +192,7 @@ async def _main(
     from dataclasses import replace
 
     from node import events as ev
-    from node.evaluate.adapters import BackendSingle, EngineSwarm
+    from node.evaluate.adapters import BackendSingle, EngineSwarm, wait_for_providers
     from node.evaluate.progress import Progress
     from node.evaluate.runner import EvalSettings, SwarmMissing, evaluate
     from node.runtime import RuntimeError_, build_runtime, setup_logging
@@ -252,6 +254,14 @@ async def _main(
             return _fail(f"could not reach the bootstrap {config.bootstrap} in time", 1)
         except (RuntimeError_, OSError) as exc:
             return _fail(str(exc), 1)
+        seen = await wait_for_providers(runtime, settings.providers, PROVIDERS_WAIT_S)
+        if seen < settings.providers:
+            print(
+                f"rnet eval: {seen} provider(s) known after {PROVIDERS_WAIT_S:g}s, sessions want "
+                f"{settings.providers}; trying anyway",
+                file=sys.stderr,
+                flush=True,
+            )
         print(f"rnet eval: run {run_id}, {len(questions)} questions", file=sys.stderr, flush=True)
         try:
             await evaluate(
