@@ -105,6 +105,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--count", type=int, default=60, metavar="K", help="with --generate (60)")
     add_node_flags(parser)
     add_session_flags(parser, participant=False)
+    for action in parser._actions:
+        if "--json" in action.option_strings:
+            action.help = "print the report as one JSON object instead of the markdown table"
+        elif "--no-ui" in action.option_strings:
+            action.help = argparse.SUPPRESS  # eval never shows a console
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ hold together for 6 of the seeds 0-11 (0.95^12 = 0.54), seed 7 is one of them.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 
 from node.evaluate import report
 from node.evaluate.ports import SwarmOutcome
+from node.evaluate.progress import Progress
 from node.evaluate.questions import resolve
 from node.evaluate.runner import EvalSettings, SwarmMissing, evaluate
 from node.evaluate.runs import RunsError, RunStore
@@ -140,3 +142,21 @@ async def test_report_files_and_the_simulated_label(tmp_path: Path) -> None:
     assert swarm["latency_ms"]["p50"] == 6.0
     png = paths["chart"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_progress_line_shows_done_accuracy_and_eta() -> None:
+    now = [100.0]
+    rec = {m: {"correct": True} for m in ("swarm", "majority", "single")}
+    miss = {**rec, "single": {"correct": False}}
+    stream = io.StringIO()
+    bar = Progress(10, [rec], stream=stream, enabled=True, clock=lambda: now[0])
+    now[0] += 4.0
+    bar.update(miss)
+    line = bar.line()
+    assert "2/10" in line and "swarm 100%" in line and "single 50%" in line
+    assert "ETA 32s" in line  # 4 s for the one question asked here, 8 to go
+    bar.close()
+    assert stream.getvalue().endswith("\n")
+    quiet = io.StringIO()
+    Progress(3, [], stream=quiet).update(rec)  # not a terminal: nothing written
+    assert quiet.getvalue() == ""
