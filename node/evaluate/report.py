@@ -78,7 +78,7 @@ def summarize(run: Run) -> dict[str, Any]:
     )
     labels = {
         "swarm": f"swarm: winner of pipe {settings.get('providers')}",
-        "majority": f"majority vote of {execs} executors",
+        "majority": f"majority vote of {execs} executor{'s' if execs != 1 else ''}",
         "executor": "each executor alone (pooled)",
         "single": single_label,
     }
