@@ -16,7 +16,10 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from node.evaluate.runs import Run
 
 logger = logging.getLogger(__name__)
 
@@ -158,13 +161,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{r.id}  {r.settings.get('source')}  {state}")
             return 0
         if args.report:
-            return _print_report(args, store, store.load(args.report), config.data_dir)
+            return _print_report(args, store.load(args.report), config.data_dir)
         if args.resume:
             existing = store.load(args.resume)
             run_id, questions = existing.id, existing.questions
             if existing.done >= set(range(len(questions))):  # nothing left: no need to join
                 store.finish(run_id)
-                return _print_report(args, store, store.load(run_id), config.data_dir)
+                return _print_report(args, store.load(run_id), config.data_dir)
         else:
             questions = resolve(args.questions)[: args.limit]
             run_id = store.new_id()
@@ -282,7 +285,7 @@ async def _main(
             return _fail(f"{exc}; `rnet eval --resume {run_id}` continues once it is there", 1)
         progress.close()
         store.finish(run_id)
-        return _print_report(args, store, store.load(run_id), config.data_dir)
+        return _print_report(args, store.load(run_id), config.data_dir)
     finally:
         if single is not None:
             await single.backend.aclose()
@@ -301,11 +304,11 @@ def _single_args(args: argparse.Namespace, model: str) -> argparse.Namespace:
     return ns
 
 
-def _print_report(args: argparse.Namespace, store: object, run: object, data_dir: Path) -> int:
+def _print_report(args: argparse.Namespace, run: Run, data_dir: Path) -> int:
     from node.evaluate import report
 
-    summary = report.summarize(run)  # type: ignore[arg-type]
-    out = args.out or Path(data_dir) / "reports" / run.id  # type: ignore[attr-defined]
+    summary = report.summarize(run)
+    out = args.out or Path(data_dir) / "reports" / run.id
     paths = report.write(summary, out)
     if args.json:
         print(json.dumps(summary), flush=True)
