@@ -12,14 +12,18 @@ Light at import time (``rnet --help`` imports it).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from node import events as ev
+
 if TYPE_CHECKING:
-    from node.evaluate.runs import Run
+    from node.evaluate.runs import Run, RunStore
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +31,8 @@ DEFAULT_PROVIDERS = 6
 DEFAULT_TIMEOUT_S = 120.0
 # How long to wait at start for the swarm to show --providers providers.
 PROVIDERS_WAIT_S = 30.0
+# How long joining the swarm (the bootstrap answering) may take.
+START_TIMEOUT_S = 60.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -116,9 +122,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
-    from dataclasses import replace
-
     from node.config import ConfigError, default_data_dir, resolve_node_config
     from node.evaluate.questions import QuestionsError, dump, resolve
     from node.evaluate.runs import RunsError, RunStore
@@ -181,31 +184,25 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _sim_flags(args: argparse.Namespace, backend: object) -> dict | None:
+def _sim_flags(backend: Any) -> dict[str, Any] | None:
     if getattr(backend, "backend", None) != "sim":
         return None
     # The prediction assumes the swarm's providers run these same flags (see report.sim_setting).
     return {
-        "profile": backend.profile,  # type: ignore[attr-defined]
-        "p": backend.p,  # type: ignore[attr-defined]
-        "q": backend.judge_q,  # type: ignore[attr-defined]
-        "seed": backend.seed,  # type: ignore[attr-defined]
+        "profile": backend.profile,
+        "p": backend.p,
+        "q": backend.judge_q,
+        "seed": backend.seed,
     }
 
 
 async def _main(
-    args: argparse.Namespace, config: Any, store: Any, run_id: str, questions: list[Any]
+    args: argparse.Namespace, config: Any, store: RunStore, run_id: str, questions: list[Any]
 ) -> int:
-    import asyncio
-    from dataclasses import replace
-
-    from node import events as ev
-    from node.evaluate.adapters import BackendSingle, EngineSwarm, wait_for_providers
-    from node.evaluate.progress import Progress
-    from node.evaluate.runner import EvalSettings, SwarmMissing, evaluate
-    from node.runtime import RuntimeError_, build_runtime, setup_logging
-    from node.slm.base import SLMError
-    from node.slm.config import backend_from_args
+    from node.assemble import assemble
+    from node.errors import NodeError
+    from node.evaluate.runner import EvalSettings
+    from node.runtime.logs import setup_logging
 
     if getattr(args, "log_level", None):
         setup_logging(args.log_level, stream=sys.stderr)
@@ -213,14 +210,13 @@ async def _main(
         config.data_dir.mkdir(parents=True, exist_ok=True)
         setup_logging("info", log_file=str(config.data_dir / "eval.log"))
     try:
-        runtime = build_runtime(args, config)
-    except (RuntimeError_, ValueError) as exc:
+        node = assemble(args, config)
+    except (NodeError, ValueError) as exc:
         return _fail(str(exc), 2)
-    engine = getattr(runtime, "sessions", None)
-    if engine is None:
+    if node.engine is None:
+        await node.aclose()
         return _fail("the sessions engine is not available", 2)
-    engine.options = replace(engine.options, auto_join=False)  # lead only
-    single = None
+    node.engine.options = replace(node.engine.options, auto_join=False)  # lead only
     existing = store.load(run_id) if args.resume else None
     settings = (
         EvalSettings.from_dict(existing.settings)
@@ -232,37 +228,55 @@ async def _main(
             concurrency=args.concurrency,
             seed=args.seed,
             single=args.single,
-            sim=_sim_flags(args, runtime.slm_backend),
+            sim=_sim_flags(node.backend),
         )
     )
+    if existing is None:
+        store.create(run_id, settings.to_dict(), questions)
+    ready = asyncio.Event()
+    node.runtime.subscribe(lambda e: ready.set() if isinstance(e, ev.Ready) else None)
+    try:
+        async with node:
+            if not node.runtime.ready:
+                try:
+                    await asyncio.wait_for(ready.wait(), timeout=START_TIMEOUT_S)
+                except TimeoutError:
+                    return _fail(f"could not reach the bootstrap {config.bootstrap} in time", 1)
+            return await _evaluate_on(node, args, store, run_id, questions, settings)
+    except (NodeError, OSError) as exc:
+        return _fail(str(exc), 1)
+
+
+async def _evaluate_on(
+    node: Any,
+    args: argparse.Namespace,
+    store: RunStore,
+    run_id: str,
+    questions: list[Any],
+    settings: Any,
+) -> int:
+    from node.evaluate.adapters import BackendSingle, EngineSwarm, wait_for_providers
+    from node.evaluate.progress import Progress
+    from node.evaluate.runner import SwarmMissing, evaluate
+    from node.slm.base import SLMError
+    from node.slm.config import backend_from_args
+
+    single = None
     if settings.single:
         try:
             single = BackendSingle(backend_from_args(_single_args(args, settings.single), "single"))
             await single.backend.check()
         except SLMError as exc:
-            runtime._release_lock()
             return _fail(f"--single {settings.single}: {exc}", 2)
-    if existing is None:
-        store.create(run_id, settings.to_dict(), questions)
-    done_records = existing.records if existing else []
+    done_records = store.load(run_id).records
     progress = Progress(len(questions), done_records)
 
-    def sink(record: dict) -> None:
+    def sink(record: dict[str, Any]) -> None:
         store.add(run_id, record)
         progress.update(record)
 
-    ready = asyncio.Event()
-    runtime.subscribe(lambda e: ready.set() if isinstance(e, ev.Ready) else None)
     try:
-        try:
-            await asyncio.wait_for(runtime.start(), timeout=60)
-            if not runtime.ready:
-                await asyncio.wait_for(ready.wait(), timeout=60)
-        except TimeoutError:
-            return _fail(f"could not reach the bootstrap {config.bootstrap} in time", 1)
-        except (RuntimeError_, OSError) as exc:
-            return _fail(str(exc), 1)
-        seen = await wait_for_providers(runtime, settings.providers, PROVIDERS_WAIT_S)
+        seen = await wait_for_providers(node.runtime, settings.providers, PROVIDERS_WAIT_S)
         if seen < settings.providers:
             print(
                 f"rnet eval: {seen} provider(s) known after {PROVIDERS_WAIT_S:g}s, sessions want "
@@ -275,7 +289,7 @@ async def _main(
             await evaluate(
                 questions,
                 settings,
-                EngineSwarm(runtime, engine),
+                EngineSwarm(node.runtime, node.engine),
                 single,
                 sink,
                 done={r["idx"] for r in done_records},
@@ -285,14 +299,10 @@ async def _main(
             return _fail(f"{exc}; `rnet eval --resume {run_id}` continues once it is there", 1)
         progress.close()
         store.finish(run_id)
-        return _print_report(args, store.load(run_id), config.data_dir)
+        return _print_report(args, store.load(run_id), node.runtime.config.data_dir)
     finally:
         if single is not None:
             await single.backend.aclose()
-        try:
-            await asyncio.wait_for(runtime.aclose(), timeout=10)
-        except (TimeoutError, asyncio.CancelledError, Exception):
-            logger.exception("node did not close cleanly")
 
 
 def _single_args(args: argparse.Namespace, model: str) -> argparse.Namespace:
