@@ -31,6 +31,8 @@ DEFAULT_PROVIDERS = 6
 DEFAULT_TIMEOUT_S = 120.0
 # How long to wait at start for the swarm to show --providers providers.
 PROVIDERS_WAIT_S = 30.0
+# ... and for a --local swarm, which is known to be starting.
+LOCAL_WAIT_S = 120.0
 # How long joining the swarm (the bootstrap answering) may take.
 START_TIMEOUT_S = 60.0
 
@@ -59,9 +61,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--providers",
         "-n",
         type=int,
-        default=DEFAULT_PROVIDERS,
+        default=None,
         metavar="N",
-        help=f"providers per session, as in `rnet pipe N` (default: {DEFAULT_PROVIDERS})",
+        help=f"providers per session, as in `rnet pipe N` (default: --local's N, else "
+        f"{DEFAULT_PROVIDERS})",
+    )
+    e.add_argument(
+        "--local",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start a swarm of N providers on this machine for the run (a bootstrap on a free "
+        "port; each provider gets this command's model flags: --backend, --model, --sim-*), "
+        "stopped at the end; logs in <data dir>/local/<RUN>/logs",
     )
     e.add_argument(
         "--limit", type=int, default=None, metavar="K", help="the first K questions only"
@@ -123,6 +135,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from node.config import ConfigError, default_data_dir, resolve_node_config
+    from node.evaluate.local import LocalEvalSwarm
     from node.evaluate.questions import QuestionsError, dump, resolve
     from node.evaluate.runs import RunsError, RunStore
 
@@ -134,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return _fail(str(exc), 2)
         return 0
+    if args.local is not None and args.local < 2:
+        return _fail("--local must be at least 2", 2)
+    args.providers = args.providers or args.local or DEFAULT_PROVIDERS
     for flag, value, low in (
         ("--providers", args.providers, 2),
         ("--concurrency", args.concurrency, 1),
@@ -174,7 +190,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             questions = resolve(args.questions)[: args.limit]
             run_id = store.new_id()
-        return asyncio.run(_main(args, config, store, run_id, questions))
+        local = None
+        if args.local:
+            local = LocalEvalSwarm(config.data_dir / "local" / run_id, args.local, args)
+            config = replace(config, bootstrap=local.start())
+        try:
+            return asyncio.run(_main(args, config, store, run_id, questions))
+        finally:
+            if local is not None:
+                local.stop()
     except (QuestionsError, RunsError) as exc:
         return _fail(str(exc), 2)
     except KeyboardInterrupt:
@@ -276,10 +300,11 @@ async def _evaluate_on(
         progress.update(record)
 
     try:
-        seen = await wait_for_providers(node.runtime, settings.providers, PROVIDERS_WAIT_S)
+        wait_s = LOCAL_WAIT_S if args.local else PROVIDERS_WAIT_S
+        seen = await wait_for_providers(node.runtime, settings.providers, wait_s)
         if seen < settings.providers:
             print(
-                f"rnet eval: {seen} provider(s) known after {PROVIDERS_WAIT_S:g}s, sessions want "
+                f"rnet eval: {seen} provider(s) known after {wait_s:g}s, sessions want "
                 f"{settings.providers}; trying anyway",
                 file=sys.stderr,
                 flush=True,
