@@ -159,7 +159,10 @@ def markdown(summary: dict[str, Any]) -> str:
         + ("" if summary["finished"] else "; **unfinished** (`--resume` continues it)"),
     ]
     if s.get("sim"):
-        lines.append(f"simulation: {json.dumps(s['sim'], sort_keys=True)}")
+        lines.append(
+            f"simulation: {json.dumps(s['sim'], sort_keys=True)} (the prediction assumes every "
+            "provider runs these)"
+        )
     has_pred = any(m["predicted"] is not None for m in summary["methods"].values())
     cols = ["method", "accuracy", "95% CI"] + (["predicted"] if has_pred else [])
     cols += ["n", "p50 ms", "p95 ms", "calls/q", "≈tokens/q"]
