@@ -14,12 +14,12 @@ from typing import Any
 
 from node import events as ev
 from node.evaluate.ports import ExecutorAnswer, SingleAnswer, SwarmOutcome
-from node.sessions import SessionFailed, new_task_id
+from node.sessions import FailureCode, SessionFailed, new_task_id
 from node.slm.base import Backend, SLMError
 
 # SessionFailed codes that mean the swarm itself is not there: stop instead of failing every
 # remaining question the same way.
-FATAL_CODES = ("not_enough_providers", "unavailable")
+FATAL_CODES = (FailureCode.NOT_ENOUGH_PROVIDERS, FailureCode.UNAVAILABLE)
 
 
 class EngineSwarm:
