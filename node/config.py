@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.errors import ConfigError
+from node.net.reach import parse_announce
 from node.settings import Environment, default_data_dir, user_data_root
 from node.slm.config import add_backend_flags
+from protocol.addresses import MAX_PEER_ADDRS, AddressError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BOOTSTRAP_PORT = 8888
@@ -67,6 +69,15 @@ def add_node_flags(parser: argparse.ArgumentParser, *, role: str = "provider") -
         help=f"TCP port to listen on (default: {DEFAULT_BOOTSTRAP_PORT})"
         if bootstrap
         else "TCP port to listen on (default: $RNET_PORT, else a free one)",
+    )
+    g.add_argument(
+        "--announce",
+        action="append",
+        default=None,
+        metavar="MADDR",
+        help="also tell peers to dial /ip4/ADDR/tcp/PORT (repeatable): a forwarded port or a "
+        "public address. Listening on 0.0.0.0 already announces every interface address and "
+        "addresses peers see this node at ($RNET_ANNOUNCE, space-separated)",
     )
     g.add_argument(
         "--router",
@@ -125,6 +136,7 @@ class NodeConfig:
     hung_after: float = DEFAULT_HUNG_AFTER_S
     name_explicit: bool = True
     data_dir_explicit: bool = False  # --data-dir given: --name does not choose the directory
+    announce: tuple[str, ...] = ()  # extra /ip4/A/tcp/P addresses to announce (--announce)
 
 
 def _whole(name: str) -> Callable[[str], int]:
@@ -169,6 +181,7 @@ def resolve_node_config(
             port = env.pick(None, "RNET_PORT", 0, _whole("RNET_PORT"))
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port out of range: {port}")
+    announce = _announce(env.pick(getattr(args, "announce", None), "RNET_ANNOUNCE", [], _words))
     bootstrap = env.pick(getattr(args, "bootstrap", None), "BOOTSTRAP_NODE", DEMO_BOOTSTRAP_NODE)
     bootstrap_key = env.pick(None, "BOOTSTRAP_KEY", DEMO_BOOTSTRAP_KEY)
     router = env.pick(getattr(args, "router", None), "RNET_ROUTER", DEFAULT_ROUTER)
@@ -208,7 +221,26 @@ def resolve_node_config(
         log_level=log_level.lower(),
         name_explicit=name_explicit or bool(getattr(args, "data_dir", None)),
         data_dir_explicit=bool(getattr(args, "data_dir", None)),
+        announce=announce,
     )
+
+
+def _words(raw: str) -> list[str]:
+    return raw.replace(",", " ").split()
+
+
+def _announce(texts: list[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for text in texts:
+        try:
+            addr = parse_announce(text)
+        except AddressError as exc:
+            raise ConfigError(f"--announce {text!r}: {exc}") from None
+        if addr not in out:
+            out.append(addr)
+    if len(out) > MAX_PEER_ADDRS:
+        raise ConfigError(f"--announce: at most {MAX_PEER_ADDRS} addresses")
+    return tuple(out)
 
 
 __all__ = [

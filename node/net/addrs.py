@@ -1,4 +1,5 @@
-"""Peer addresses: parsing multiaddrs and peer IDs, the address to announce, a port check."""
+"""Peer addresses: parsing multiaddrs and peer IDs, a port check. (What to announce:
+:mod:`node.net.announcer`; what to accept from peers and how to dial them: :mod:`node.net.reach`.)"""
 
 from __future__ import annotations
 
@@ -27,18 +28,6 @@ def parse_peer_id(text: str) -> ID:
         return ID.from_base58(text)
     except Exception as exc:
         raise HostError(f"not a peer id: {text!r}") from exc
-
-
-def concrete_ip(host: str) -> str:
-    """The address to announce for a wildcard listen address (pitfall 9)."""
-    if host not in ("0.0.0.0", ""):
-        return host
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))  # no packet is sent; picks the outbound interface
-            return s.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -17,7 +17,8 @@ pitfalls of that release (ARCHITECTURE §10):
    lives in the runtime);
 7./12. ``ConnectionConfig(max_connections_per_peer=1)`` so a successful dial returns at once;
    liveness is checked with ping (``ping_once``) by the runtime's heartbeat;
-9. listening on 0.0.0.0 announces a concrete address;
+9. listening on 0.0.0.0 announces concrete addresses (every interface's, observed ones and
+   ``--announce``: :mod:`node.net.announcer`), never 0.0.0.0;
 10. gossipsub (optional) gets a 1 s heartbeat and no per-topic rate limit;
 11. the seen-messages cache's sweeper thread is stopped on close;
 13./14. a star, and only a star while the hub is there: leaves send every message and every
@@ -42,13 +43,14 @@ from libp2p import new_host
 from libp2p.crypto.keys import KeyPair
 from libp2p.host.ping import ID as PING_PROTOCOL_ID
 from libp2p.host.ping import perform_ping_roundtrip
-from libp2p.network.config import ConnectionConfig
+from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.errors import DialError, HostError, PeerIdMismatch
-from node.net.addrs import concrete_ip, parse_p2p_maddr, parse_peer_id
+from node.net.addrs import parse_p2p_maddr, parse_peer_id
+from node.net.announcer import Announcer
 from node.net.links import (
     Notifee,
     PubsubMessage,
@@ -86,6 +88,7 @@ class SwarmHost:
         *,
         listen_host: str = "127.0.0.1",
         listen_port: int = 0,
+        announce: tuple[str, ...] = (),
         router: str = "floodsub",
         on_peer_change: Callable[[str, str], None] | None = None,
         on_topology_change: Callable[[], None] | None = None,
@@ -94,6 +97,7 @@ class SwarmHost:
         quiet_yamux_window_updates()
         self._listen_host = listen_host
         self._listen_port = listen_port
+        self.announcer = Announcer(listen_host, announce)
         self._on_peer_change = on_peer_change or (lambda peer, what: None)
         connection_config = ConnectionConfig(
             # pitfall 12: one connection per peer lets a successful dial return at once
@@ -108,8 +112,12 @@ class SwarmHost:
             listen_addrs=[self._listen_maddr()],
             connection_config=connection_config,
             # pitfall 9: what identify tells peers must be dialable, never 0.0.0.0
-            addrs_factory=self._announced,
+            addrs_factory=self.announcer.factory,
         )
+        self.announcer.host = self.host
+        # each failed dial would be retried 3 times inside libp2p (0.1-0.4 s apart): our own
+        # loops decide when to retry, and a peer's bad address must cost one attempt, not four
+        self.host.get_network().retry_config = RetryConfig(max_retries=0)
         self.peer_id: ID = self.host.get_id()
         self.peer_id_str: str = self.peer_id.to_base58()
         pubsub_router = make_router(router)
@@ -179,23 +187,9 @@ class SwarmHost:
 
     # -- addresses and peers -----------------------------------------------------------------
 
-    def _announced(self, candidates: list[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
-        out = []
-        for addr in candidates:
-            text = str(addr)
-            if "/ip4/0.0.0.0/" in text:
-                addr = multiaddr.Multiaddr(
-                    text.replace("/ip4/0.0.0.0/", f"/ip4/{concrete_ip(self._listen_host)}/")
-                )
-            out.append(addr)
-        return out
-
     def addrs(self) -> list[str]:
-        """Our dialable multiaddrs including ``/p2p/<id>`` (a wildcard replaced, pitfall 9)."""
-        return [
-            f"{addr}/p2p/{self.peer_id_str}"
-            for addr in self._announced(self.host.get_transport_addrs())
-        ]
+        """Our dialable multiaddrs including ``/p2p/<id>`` (never a wildcard, pitfall 9)."""
+        return [f"{addr}/p2p/{self.peer_id_str}" for addr in self.announcer.announced()]
 
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())
@@ -265,6 +259,11 @@ class SwarmHost:
             raise HostError("that is this node's own address")
         # pitfall 6: a failed dial blocks the peer for 60 s; we decide when to retry
         self.host.get_network().unblock_peer(peer_id)
+        # libp2p dials the first TCP address its peerstore holds for the peer (one per transport,
+        # swarm.dial_peer), which may be an older one (identify adds whatever the peer
+        # announces): forget them, so this dial goes to ``maddr`` and only there.
+        if not self.is_connected(peer_id):
+            self.host.get_peerstore().clear_addrs(peer_id)
         try:
             with trio.fail_after(timeout):
                 await self.host.connect(PeerInfo(peer_id, addrs))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
+from node.net.reach import with_seen_at
 from node.runtime.peers import PeerRecord
 from protocol.identity import peer_id_from_str
 from protocol.messages import MESH_TOPIC, Bootmesh
@@ -56,7 +57,11 @@ class BootstrapRole:
 
     def peer_list(self) -> dict[str, Any]:
         peers = []
+        host = self.rt.host
         for p in self.rt.peers():
+            # where the peer's connection to us comes from: the address others may need when
+            # it sits behind a NAT (its own list has only the addresses it knows of)
+            remote_ip = host.peer_addr(p.peer_id).rpartition(":")[0]
             peers.append(
                 {
                     "peer_id": p.peer_id,
@@ -64,7 +69,7 @@ class BootstrapRole:
                     "role": p.role,
                     "model": p.model,
                     "backend": p.backend,
-                    "addrs": list(p.addrs),
+                    "addrs": with_seen_at(p.addrs, p.peer_id, remote_ip),
                 }
             )
         return {"peers": peers, "topics": self.topics_map()}

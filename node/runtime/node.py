@@ -32,6 +32,7 @@ from node.commands.network import register_network_commands
 from node.config import NodeConfig
 from node.errors import RuntimeError_
 from node.keys import DataDirLock, Libp2pSigner, keypair_from_seed
+from node.net.reach import startup_notes
 from node.runtime.bootstrap import BootstrapRole
 from node.runtime.bus import EventBus, EventSink
 from node.runtime.identity import claim_identity
@@ -249,6 +250,7 @@ class NodeRuntime:
             keypair,
             listen_host=cfg.host,
             listen_port=cfg.port,
+            announce=cfg.announce,
             router=cfg.router,
             on_peer_change=self.directory.on_peer_change,
             on_topology_change=self.directory.on_topology_change,
@@ -272,6 +274,8 @@ class NodeRuntime:
             raise RuntimeError_(
                 f"cannot listen on {cfg.host}:{cfg.port} (address in use or not available)"
             )
+        for level, note in startup_notes(cfg.host, host.announcer.bound_port(), host.addrs()):
+            logger.log(level, "%s", note)
         await self.router.join_mesh()
         self.directory.start()
         self.role_impl = self._role_factory(self)

@@ -17,6 +17,7 @@ import trio
 
 from node import events as ev
 from node.errors import HostError
+from protocol.addresses import peer_addrs
 from protocol.envelope import Envelope
 from protocol.identity import peer_id_to_str
 from protocol.messages import MESH_TOPIC, Presence
@@ -32,6 +33,7 @@ HEARTBEAT_INTERVAL_S = 5.0
 # A ping may wait this long: a node busy with a burst answers late, and that is not a hang.
 HEARTBEAT_TIMEOUT_S = 5.0
 TOPOLOGY_DEBOUNCE_S = 0.1
+ANNOUNCE_CHECK_S = 10.0  # how often the announced addresses are compared with the last ones
 
 
 @dataclass
@@ -86,6 +88,7 @@ class PeerDirectory:
         nursery.start_soon(self._peer_watch_loop)
         nursery.start_soon(self._topology_loop)
         nursery.start_soon(self._heartbeat_loop)
+        nursery.start_soon(self._announce_watch_loop)
 
     # -- presence -------------------------------------------------------------------------
 
@@ -119,7 +122,12 @@ class PeerDirectory:
         new = (body.name, body.role, body.model, body.backend, body.status)
         changed = (rec.name, rec.role, rec.model, rec.backend, rec.status) != new
         rec.name, rec.role, rec.model, rec.backend, rec.status = new
-        rec.addrs = tuple(body.addrs)
+        addrs, dropped = peer_addrs(body.addrs, sender)
+        if dropped:
+            self.rt.reject(
+                "bad_addrs", sender, MESH_TOPIC, f"{dropped} unusable address(es) dropped"
+            )
+        rec.addrs = tuple(a.text() for a in addrs)
         if changed and sender in self._known:
             self._emit_peer_info(rec, "connected")
         role = self.rt.role_impl
@@ -147,7 +155,8 @@ class PeerDirectory:
         new = (name or rec.name, role or rec.role, model or rec.model, backend or rec.backend)
         changed = new != (rec.name, rec.role, rec.model, rec.backend)
         rec.name, rec.role, rec.model, rec.backend = new
-        rec.addrs = addrs or rec.addrs
+        valid, _ = peer_addrs(addrs, peer)  # a third party's word: only the peer's own id
+        rec.addrs = tuple(a.text() for a in valid) or rec.addrs
         if changed and peer in self._known:
             self._emit_peer_info(rec, "connected")
 
@@ -302,6 +311,19 @@ class PeerDirectory:
             if view != self._mesh_view:
                 self._mesh_view = view
                 self.rt.emit(ev.Mesh(topics=view))
+
+    async def _announce_watch_loop(self) -> None:
+        """Interfaces come and go (a VPN, DHCP) and observed addresses get confirmed as peers
+        connect: when what we announce changes, say so and announce it again."""
+        last = self.rt.host.addrs()
+        while True:
+            await trio.sleep(ANNOUNCE_CHECK_S)
+            now = self.rt.host.addrs()
+            if now != last and now:
+                last = now
+                logger.info("now announcing %s", " ".join(now))
+                if not self.rt.is_hub and self.rt.ready:
+                    await self.publish_presence()
 
     async def _heartbeat_loop(self) -> None:
         """pitfall 7: hung peers are not detected by libp2p; ping every connected peer."""

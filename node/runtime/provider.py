@@ -6,7 +6,8 @@
 - Ready as soon as it is connected and has seen the bootstrap subscribed to ``swarm/mesh`` (the
   moment its publishes can reach the swarm) — no settle sleep.
 - On every (re)connection it announces its presence and asks the bootstrap for the peer list,
-  then dials a bounded number of the providers it learned of, so the mesh is not only a star.
+  then dials a bounded number of the providers it learned of, so the mesh is not only a star
+  (at the addresses they announced, best first: :mod:`node.net.dialer`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import trio
 
 from node.config import DEMO_BOOTSTRAP_NODE
 from node.errors import DialError, HostError, PeerIdMismatch, RuntimeError_
+from node.net.dialer import DirectDialer
 from node.runtime.peers import PeerRecord
 from protocol.messages import MESH_TOPIC
 
@@ -51,6 +53,7 @@ class ProviderRole:
         self._heal = trio.Event()
         self._lost = trio.Event()
         self._dialing: set[str] = set()
+        self._dialer = DirectDialer(runtime.host)
 
     async def start(self) -> None:
         if self.bootstrap_id == self.rt.peer_id_str:
@@ -147,7 +150,6 @@ class ProviderRole:
             peer, addrs = entry.get("peer_id"), entry.get("addrs")
             if not isinstance(peer, str) or not isinstance(addrs, list):
                 continue
-            addrs = [a for a in addrs if isinstance(a, str)][:16]
             info = {k: entry.get(k) for k in ("name", "role", "model", "backend")}
             if all(isinstance(v, str) and len(v) <= 128 for v in info.values()):
                 self.rt.note_peer(peer, addrs=tuple(addrs), **info)
@@ -179,7 +181,6 @@ class ProviderRole:
             or peer not in self._dial_targets(peer)
         ):
             return
-        addrs = [a for a in addrs if a.endswith(f"/p2p/{peer}")]
         if not addrs:
             return
         self._dialing.add(peer)
@@ -187,13 +188,7 @@ class ProviderRole:
 
     async def _dial(self, peer: str, addrs: list[str]) -> None:
         try:
-            for addr in addrs:
-                try:
-                    await self.rt.host.connect(addr, timeout=3.0)
-                    logger.debug("dialed peer %s directly", peer[-6:])
-                    return
-                except HostError as exc:
-                    logger.debug("direct dial %s failed: %s", addr, exc)
+            await self._dialer.dial(peer, addrs)
         finally:
             self._dialing.discard(peer)
 

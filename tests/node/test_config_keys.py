@@ -42,6 +42,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         "RNET_PORT",
         "RNET_HOST",
         "RNET_LOG_LEVEL",
+        "RNET_ANNOUNCE",
         "XDG_DATA_HOME",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -147,6 +148,22 @@ def test_bad_config_values_are_clear_errors(clean_env: Path) -> None:
         resolve_node_config(parse("provider", "--port", "70000"), "provider")
     with pytest.raises(ConfigError, match="max-dials"):
         resolve_node_config(parse("provider", "--max-dials", "-1"), "provider")
+
+
+def test_announce_flag_over_env_validated_and_deduplicated(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert resolve_node_config(parse("provider"), "provider").announce == ()
+    monkeypatch.setenv("RNET_ANNOUNCE", "/ip4/203.0.113.9/tcp/443, /ip4/198.51.100.1/tcp/9")
+    cfg = resolve_node_config(parse("bootstrap"), "bootstrap")
+    assert cfg.announce == ("/ip4/203.0.113.9/tcp/443", "/ip4/198.51.100.1/tcp/9")
+    args = ["--announce", "/ip4/203.0.113.1/tcp/1", "--announce", "/ip4/203.0.113.1/tcp/1"]
+    cfg = resolve_node_config(parse("provider", *args), "provider")
+    assert cfg.announce == ("/ip4/203.0.113.1/tcp/1",)  # the flag wins over the environment
+    with pytest.raises(ConfigError, match="wildcard"):
+        resolve_node_config(parse("provider", "--announce", "/ip4/0.0.0.0/tcp/1"), "provider")
+    with pytest.raises(ConfigError, match=r"--announce 'example.com:80'"):
+        resolve_node_config(parse("provider", "--announce", "example.com:80"), "provider")
 
 
 def test_key_is_persisted_and_reloaded(tmp_path: Path) -> None:
