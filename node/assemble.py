@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,8 @@ from node.gateway_settings import announce, gateway_settings
 from node.runtime.node import NodeRuntime
 from node.sessions.engine import SessionEngine
 from node.sessions.options import options_from_args
+from node.sessions.slots import default_slots
+from node.settings import Environment
 from node.slm.base import Backend, SLMError
 from node.slm.config import backend_from_args
 from node.store import Store
@@ -218,9 +221,13 @@ def assemble(args: argparse.Namespace, config: NodeConfig) -> AssembledNode:
         runtime.model, runtime.backend = backend.model, backend.backend
         register_slm_command(runtime.interpreter, backend)
         options = options_from_args(args)
+        if not options.slots:
+            options = replace(options, slots=default_slots(backend.backend, Environment()))
         engine = SessionEngine(
             runtime, backend, Store.in_data_dir(runtime.config.data_dir), options
         )
+        engine.slots.announce = runtime.set_slots
+        runtime.set_slots(engine.slots.last)  # presence says what this provider offers
         engine.attach()
     except (SLMError, ValueError) as exc:  # a bad backend or session flag
         runtime.release_identity()

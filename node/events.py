@@ -87,6 +87,8 @@ class PeerInfo(Event):
     state: str = "connected"  # "connected" | "lost"
     name: str = ""
     status: str = ""  # why the peer takes no session role now ("" = it can)
+    slots: int = 0  # model slots it offers (0: none announced) and how many are in use
+    slots_used: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ DEFAULT_PROVIDERS = 3
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 16
+DEFAULT_MAX_QUEUE = 512  # requests waiting for a turn, as Ollama's OLLAMA_MAX_QUEUE
 
 
 class GatewayOptions(TypedDict):
@@ -32,6 +33,7 @@ class GatewayOptions(TypedDict):
     token: str | None
     max_body_bytes: NotRequired[int]
     max_in_flight: NotRequired[int]
+    max_queue: NotRequired[int]
 
 
 def _provider_count(text: str) -> int:
@@ -96,7 +98,16 @@ def add_gateway_flags(parser: argparse.ArgumentParser, *, aggregator: bool = Tru
         type=int,
         default=None,
         metavar="N",
-        help=f"sessions led at once; further requests get 503 busy (default: {DEFAULT_MAX_IN_FLIGHT})",
+        help="sessions led at once at most; fewer when the providers' slots allow fewer, "
+        f"further requests wait in the queue (default: {DEFAULT_MAX_IN_FLIGHT})",
+    )
+    g.add_argument(
+        "--queue",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests that wait (first come, first served) for a session to free; beyond "
+        f"them 503 with Retry-After (default: {DEFAULT_MAX_QUEUE}; $RNET_SERVE_QUEUE)",
     )
     g.add_argument(
         "--max-body",
@@ -156,6 +167,14 @@ def gateway_settings(
         options["max_body_bytes"] = args.max_body
     if getattr(args, "max_in_flight", None) is not None:
         options["max_in_flight"] = args.max_in_flight
+    queue = env.pick(getattr(args, "queue", None), "RNET_SERVE_QUEUE", None)
+    if queue is not None:
+        try:
+            options["max_queue"] = int(queue)
+        except ValueError:
+            raise ValueError(f"--queue must be a whole number, not {queue!r}") from None
+        if options["max_queue"] < 0:
+            raise ValueError("--queue must be 0 or more")
     return listen, options
 
 

@@ -68,6 +68,7 @@ MAX_ADDR_CHARS = 256
 MAX_MESH_TOPICS = 256
 MAX_MESH_PEERS = 1_024
 MAX_TOPIC_CHARS = 128
+MAX_SLOTS = 256  # model slots one provider may announce
 MAX_STAGE_MS = 3_600_000  # one hour: any longer is a typo, not a deadline
 MAX_GEN_MS = 24 * 3_600_000
 
@@ -476,9 +477,18 @@ class Presence(_Body):
     backend: str = ""
     addrs: tuple[str, ...] = ()
     status: str = ""
+    # model slots offered and in use (protocol/capacity.py); 0/0 on nodes that run no model
+    slots: int = 0
+    slots_used: int = 0
 
     def __post_init__(self) -> None:
         _text("name", self.name, MAX_NAME_CHARS)
+        for name in ("slots", "slots_used"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _type_error(name, "int", value)
+            if not 0 <= value <= MAX_SLOTS:
+                raise RangeError(f"{value} not within 0..{MAX_SLOTS}", field=name)
         if self.role not in PRESENCE_ROLES:
             raise RangeError(f"{self.role!r} not one of {PRESENCE_ROLES}", field="role")
         _text("model", self.model, MAX_NAME_CHARS)

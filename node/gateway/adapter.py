@@ -21,6 +21,8 @@ class _Peer(Protocol):
     def peer_id(self) -> str: ...
     @property
     def model(self) -> str: ...
+    @property
+    def slots(self) -> int: ...
 
 
 class ProviderDirectory(Protocol):
@@ -65,6 +67,18 @@ class RuntimeSwarm:
             for peer in self.runtime.provider_peers()
             if peer.model and peer.peer_id != me
         }
+
+    def capacity(self, providers: int) -> int:
+        """Sessions of ``providers`` participants the swarm can run at once: the model slots
+        its providers announce (1 for one that announces none) over ``providers``, at least 1.
+        Requests beyond it wait in the gateway's queue (node/gateway/queue.py)."""
+        me = self.runtime.peer_id_str
+        peers = [p for p in self.runtime.provider_peers() if p.model and p.peer_id != me]
+        slots = sum(max(1, getattr(p, "slots", 0)) for p in peers)
+        # a session needs that many *different* providers: slots beyond that do not help
+        if len(peers) < providers:
+            return 1
+        return max(1, slots // providers)
 
     async def run(
         self,

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from node.gateway.config import CONFIG_KEY, SESSIONS_KEY, STATE_KEY, GatewayConfig
 from node.gateway.errors import ApiError
+from node.gateway.queue import QueueFull, SessionQueue
 from node.gateway.replies import Dialect, Timing, split_text
 from node.gateway.swarm import ASSIGNED_STAGES, SwarmResult, SwarmSessions, SwarmUnavailable
 
@@ -52,14 +53,20 @@ async def answer_request(
     request: web.Request, dialect: Dialect, stream: bool
 ) -> web.StreamResponse:
     """Run one session for this request and reply (whole or streamed) in the dialect's shape."""
+    queue: SessionQueue = request.app[STATE_KEY].queue
+    try:
+        # Wait for a turn (FIFO) while the swarm is busy; a client that leaves cancels this.
+        async with queue.turn():
+            return await _answer(request, dialect, stream)
+    except QueueFull as exc:
+        raise ApiError(
+            503, str(exc), "busy", headers={"Retry-After": str(exc.retry_after_s)}
+        ) from None
+
+
+async def _answer(request: web.Request, dialect: Dialect, stream: bool) -> web.StreamResponse:
     cfg: GatewayConfig = request.app[CONFIG_KEY]
     in_flight = request.app[STATE_KEY].in_flight
-    if len(in_flight) >= cfg.max_in_flight:
-        raise ApiError(
-            503,
-            f"busy: {len(in_flight)} swarm sessions in flight (limit {cfg.max_in_flight})",
-            "busy",
-        )
     sessions: SwarmSessions = request.app[SESSIONS_KEY]
     timing = Timing(started_ns=time.monotonic_ns())
     assigned = asyncio.Event()

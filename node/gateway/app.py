@@ -22,6 +22,7 @@ from node.gateway.config import (
     GatewayState,
 )
 from node.gateway.errors import ApiError, error_body, is_openai, too_large
+from node.gateway.queue import session_queue
 from node.gateway.replies import (
     OllamaChat,
     OllamaGenerate,
@@ -45,8 +46,15 @@ from node.gateway.swarm import SwarmSessions
 log = logging.getLogger(__name__)
 
 
-def error_response(request: web.Request, status: int, message: str, code: str | None = None):
-    return web.json_response(error_body(is_openai(request), status, message, code), status=status)
+def error_response(
+    request: web.Request,
+    status: int,
+    message: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+):
+    body = error_body(is_openai(request), status, message, code)
+    return web.json_response(body, status=status, headers=headers)
 
 
 @web.middleware
@@ -57,7 +65,7 @@ async def _errors_middleware(request: web.Request, handler):
     except ApiError as exc:
         if exc.status >= 500:
             log.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc.message)
-        return error_response(request, exc.status, exc.message, exc.code)
+        return error_response(request, exc.status, exc.message, exc.code, exc.headers)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[CONFIG_KEY].max_body_bytes
         return error_response(request, 413, too_large(limit), "body_too_large")
@@ -271,7 +279,7 @@ def make_app(sessions: SwarmSessions, config: GatewayConfig | None = None) -> we
     )
     app[CONFIG_KEY] = config
     app[SESSIONS_KEY] = sessions
-    app[STATE_KEY] = GatewayState()
+    app[STATE_KEY] = GatewayState(queue=session_queue(sessions, config))
     app.router.add_get("/", _root)
     app.router.add_post("/api/generate", _ollama_generate)
     app.router.add_post("/api/chat", _ollama_chat)

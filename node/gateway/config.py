@@ -11,6 +11,7 @@ from aiohttp import web
 from node.gateway_settings import (
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_QUEUE,
     DEFAULT_PROVIDERS,
     DEFAULT_TIMEOUT,
 )
@@ -41,9 +42,11 @@ class GatewayConfig:
     keepalive_s: float = 5.0
     # Extra time past timeout_s before the gateway gives up on a session that did not end itself.
     grace_s: float = 5.0
-    # Sessions this gateway leads at once; more requests get 503 "busy" (each session floods
-    # the mesh and occupies providers, so an unbounded number would starve them all).
+    # Sessions this gateway leads at once, at most (each floods the mesh and occupies
+    # providers); fewer when the swarm's slots allow fewer (node/gateway/queue.py).
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    # Requests that wait for a turn (FIFO) beyond those; more get 503 with Retry-After.
+    max_queue: int = DEFAULT_MAX_QUEUE
 
     def __post_init__(self) -> None:
         if self.providers < 2:
@@ -56,6 +59,8 @@ class GatewayConfig:
             raise ValueError("timeout must be positive")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
+        if self.max_queue < 0:
+            raise ValueError("the queue must hold 0 or more requests")
         if self.max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
         if self.token is not None and not self.token.strip():
@@ -72,6 +77,7 @@ class GatewayState:
 
     in_flight: set[asyncio.Task[Any]] = field(default_factory=set)
     closing: bool = False
+    queue: Any = None  # the SessionQueue (node/gateway/queue.py) requests wait in
 
 
 STATE_KEY: web.AppKey[GatewayState] = web.AppKey("rnet_gateway_state", GatewayState)

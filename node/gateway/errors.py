@@ -10,11 +10,18 @@ from aiohttp import web
 class ApiError(Exception):
     """A request failure with its HTTP status; rendered in the shape of the API that was called."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.headers = headers or {}  # e.g. Retry-After on a 503 "busy"
 
 
 _OPENAI_ERROR_TYPES = {

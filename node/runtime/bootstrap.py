@@ -70,6 +70,8 @@ class BootstrapRole:
                     "model": p.model,
                     "backend": p.backend,
                     "addrs": with_seen_at(p.addrs, p.peer_id, remote_ip),
+                    "slots": p.slots,
+                    "slots_used": p.slots_used,
                 }
             )
         return {"peers": peers, "topics": self.topics_map()}

@@ -41,6 +41,7 @@ from node.runtime.peers import PeerDirectory, PeerView
 from node.runtime.provider import ProviderRole
 from node.runtime.roles import Role
 from node.runtime.topics import EnvelopeHandler, RejectCounter, TopicRouter
+from protocol.capacity import SlotUse
 
 if TYPE_CHECKING:
     from libp2p.crypto.keys import KeyPair
@@ -100,6 +101,7 @@ class NodeRuntime:
         self.model = model
         self.backend = backend
         self.status = ""  # why this node takes no session role now ("" = it can)
+        self.slot_use = SlotUse(0, 0)  # model slots offered / in use (set by the engine)
         self.router = TopicRouter(self)
         self.directory = PeerDirectory(self)
         self.role_impl: Role | None = None
@@ -358,19 +360,15 @@ class NodeRuntime:
     async def publish_presence(self) -> None:
         await self.directory.publish_presence()
 
-    def note_peer(
-        self,
-        peer: str,
-        *,
-        name: str = "",
-        role: str = "",
-        model: str = "",
-        backend: str = "",
-        addrs: tuple[str, ...] = (),
-    ) -> None:
-        self.directory.note_peer(
-            peer, name=name, role=role, model=model, backend=backend, addrs=addrs
-        )
+    def set_slots(self, use: SlotUse) -> None:
+        """The engine's slot use changed: announce it (debounced; trio side)."""
+        self.slot_use = use
+        self.directory.slots_changed()
+
+    def note_peer(self, peer: str, **info: Any) -> None:
+        """What the bootstrap's peer list says of ``peer`` (``PeerDirectory.note_peer``'s
+        keywords: name, role, model, backend, addrs, slots, slots_used)."""
+        self.directory.note_peer(peer, **info)
 
     def has_presence(self, peer: str) -> bool:
         return self.directory.has_presence(peer)

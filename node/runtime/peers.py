@@ -34,6 +34,9 @@ HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_TIMEOUT_S = 5.0
 TOPOLOGY_DEBOUNCE_S = 0.1
 ANNOUNCE_CHECK_S = 10.0  # how often the announced addresses are compared with the last ones
+# Slot changes are re-announced at most this often: a busy provider changes them several times a
+# second, and each presence is a broadcast to every peer.
+SLOTS_ANNOUNCE_S = 1.0
 
 
 @dataclass
@@ -49,6 +52,8 @@ class PeerRecord:
     rtt_shown: float | None = None  # the RTT last sent in a peer_info event
     last_ok: float = 0.0  # monotonic time of the last pong (or of connecting)
     presence_seq: int = -1
+    slots: int = 0  # model slots offered (presence); 0: none announced
+    slots_used: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +67,10 @@ class PeerView:
     backend: str
     rtt_ms: float | None
     addrs: tuple[str, ...]
-    connected: bool
-    status: str = ""  # a direct connection (not only known through the bootstrap)
+    connected: bool  # a direct connection (not only known through the bootstrap)
+    status: str = ""  # why it takes no session role now ("" = it can)
+    slots: int = 0  # model slots it offers (its last presence), and how many are in use
+    slots_used: int = 0
 
 
 class PeerDirectory:
@@ -79,16 +86,19 @@ class PeerDirectory:
         self._mesh_view: dict[str, list[str]] = {}
         self._peers_dirty: trio.Event | None = None
         self._topology_dirty: trio.Event | None = None
+        self._slots_dirty: trio.Event | None = None
 
     def start(self) -> None:
         """Start the loops in the runtime's nursery (trio side, host running)."""
         self._peers_dirty = trio.Event()
         self._topology_dirty = trio.Event()
+        self._slots_dirty = trio.Event()
         nursery = self.rt.nursery
         nursery.start_soon(self._peer_watch_loop)
         nursery.start_soon(self._topology_loop)
         nursery.start_soon(self._heartbeat_loop)
         nursery.start_soon(self._announce_watch_loop)
+        nursery.start_soon(self._slots_loop)
 
     # -- presence -------------------------------------------------------------------------
 
@@ -101,11 +111,26 @@ class PeerDirectory:
             backend=rt.backend[:128],
             addrs=tuple(rt.host.addrs()[:16]),
             status=rt.status[:128],
+            slots=rt.slot_use.total,
+            slots_used=min(rt.slot_use.used, rt.slot_use.total),
         )
         try:
             await rt.publish_envelope(MESH_TOPIC, body)
         except Exception as exc:
             logger.warning("presence not published: %s", exc)
+
+    def slots_changed(self) -> None:
+        """This node's slot use changed: re-announce it (debounced, trio side)."""
+        if self._slots_dirty is not None:
+            self._slots_dirty.set()
+
+    async def _slots_loop(self) -> None:
+        assert self._slots_dirty is not None
+        while True:
+            await self._slots_dirty.wait()
+            self._slots_dirty = trio.Event()
+            await self.publish_presence()
+            await trio.sleep(SLOTS_ANNOUNCE_S)
 
     def record(self, peer: str) -> PeerRecord:
         rec = self._peers.get(peer)
@@ -122,6 +147,9 @@ class PeerDirectory:
         new = (body.name, body.role, body.model, body.backend, body.status)
         changed = (rec.name, rec.role, rec.model, rec.backend, rec.status) != new
         rec.name, rec.role, rec.model, rec.backend, rec.status = new
+        slots = (body.slots, body.slots_used)
+        changed = changed or slots != (rec.slots, rec.slots_used)
+        rec.slots, rec.slots_used = slots
         addrs, dropped = peer_addrs(body.addrs, sender)
         if dropped:
             self.rt.reject(
@@ -144,6 +172,8 @@ class PeerDirectory:
         model: str = "",
         backend: str = "",
         addrs: tuple[str, ...] = (),
+        slots: int = 0,
+        slots_used: int = 0,
     ) -> None:
         """What a third party (the bootstrap's peer list) says about a peer whose own presence
         we have not received; a presence from the peer itself always wins."""
@@ -152,9 +182,16 @@ class PeerDirectory:
         rec = self.record(peer)
         if rec.presence_seq >= 0:
             return
-        new = (name or rec.name, role or rec.role, model or rec.model, backend or rec.backend)
-        changed = new != (rec.name, rec.role, rec.model, rec.backend)
-        rec.name, rec.role, rec.model, rec.backend = new
+        new = (
+            name or rec.name,
+            role or rec.role,
+            model or rec.model,
+            backend or rec.backend,
+            slots or rec.slots,
+            slots_used if slots else rec.slots_used,
+        )
+        changed = new != (rec.name, rec.role, rec.model, rec.backend, rec.slots, rec.slots_used)
+        rec.name, rec.role, rec.model, rec.backend, rec.slots, rec.slots_used = new
         valid, _ = peer_addrs(addrs, peer)  # a third party's word: only the peer's own id
         rec.addrs = tuple(a.text() for a in valid) or rec.addrs
         if changed and peer in self._known:
@@ -223,6 +260,8 @@ class PeerDirectory:
                     addrs=rec.addrs,
                     connected=bool(host and host.is_connected(peer)),
                     status=rec.status,
+                    slots=rec.slots,
+                    slots_used=rec.slots_used,
                 )
             )
         return out
@@ -250,6 +289,8 @@ class PeerDirectory:
                 state=state,
                 name=rec.name,
                 status=rec.status,
+                slots=rec.slots,
+                slots_used=rec.slots_used,
             )
         )
 

@@ -21,7 +21,7 @@ from node.config import DEMO_BOOTSTRAP_NODE
 from node.errors import DialError, HostError, PeerIdMismatch, RuntimeError_
 from node.net.dialer import DirectDialer
 from node.runtime.peers import PeerRecord
-from protocol.messages import MESH_TOPIC
+from protocol.messages import MAX_SLOTS, MESH_TOPIC
 
 if TYPE_CHECKING:
     from node.runtime.node import NodeRuntime
@@ -151,8 +151,11 @@ class ProviderRole:
             if not isinstance(peer, str) or not isinstance(addrs, list):
                 continue
             info = {k: entry.get(k) for k in ("name", "role", "model", "backend")}
+            slots = {k: entry.get(k, 0) for k in ("slots", "slots_used")}
+            if not all(type(v) is int and 0 <= v <= MAX_SLOTS for v in slots.values()):
+                slots = {}
             if all(isinstance(v, str) and len(v) <= 128 for v in info.values()):
-                self.rt.note_peer(peer, addrs=tuple(addrs), **info)
+                self.rt.note_peer(peer, addrs=tuple(addrs), **info, **slots)
             self._maybe_dial(peer, addrs)
 
     # -- dialing learned peers (bounded) --------------------------------------------------------

@@ -67,11 +67,13 @@ class SessionDriver:
         backend: Backend | None,
         transcript: Transcript,
         on_done: Callable[[], None],
+        on_applied: Callable[[LiveSession], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.backend = backend
         self.transcript = transcript
         self.on_done = on_done
+        self.on_applied = on_applied  # after every apply (the engine recounts its slots)
 
     # -- the session's life ---------------------------------------------------------------------
 
@@ -207,6 +209,8 @@ class SessionDriver:
                     logger.warning("session %s: %s", live.task, text)
         self._emit_snapshot(live)
         live.wake.set()  # the deadline may have moved: the driver re-reads it
+        if self.on_applied is not None:
+            self.on_applied(live)
 
     async def _generate(self, live: LiveSession, eff: Generate) -> None:
         assert self.backend is not None

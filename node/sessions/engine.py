@@ -35,6 +35,7 @@ from node.sessions.driver import SessionDriver
 from node.sessions.live import FailureCode, LiveSession, SessionFailed, StageCallback
 from node.sessions.options import SessionOptions
 from node.sessions.ports import SessionHost, mono_ms
+from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots
 from node.sessions.transcript import Transcript
 from node.sessions.views import format_result, format_roles
 from protocol.effects import AbortCause
@@ -78,7 +79,12 @@ class SessionEngine:
         # does not answer. It still relays and leads.
         self.unavailable = ""
         self._rng = random.Random(secrets.randbits(64))
-        self._driver = SessionDriver(runtime, backend, self.transcript, self._forget_old)
+        self._driver = SessionDriver(
+            runtime, backend, self.transcript, self._forget_old, on_applied=self._after_apply
+        )
+        # capacity: model slots (--slots; assemble.py resolves the backend's default)
+        kind = backend.backend if backend is not None else "ollama"
+        self.slots = ProviderSlots(self.options.slots or default_slots(kind, {}))
 
     @property
     def store(self) -> Store | None:
@@ -136,10 +142,35 @@ class SessionEngine:
         if self.unavailable:
             logger.info("not joining %s: %s", env.task, self.unavailable)
             return
-        active = sum(1 for s in self.sessions.values() if not s.is_leader and not s.finished)
-        if active >= self.options.max_sessions:
-            logger.info("not joining %s: already in %d sessions (--max-sessions)", env.task, active)
-            return
+        # Remembered first, then joined as slots allow: one path, round-robin per leader, so a
+        # leader that advertises a lot cannot crowd the others out (protocol/capacity.py).
+        self.slots.remember(env, mono_ms() + adv.join_ms)
+        self._fill_slots()
+
+    def _fill_slots(self) -> None:
+        """Join remembered adverts while a slot is free (and --max-sessions allows)."""
+        now = mono_ms()
+        while not self.unavailable:
+            use = self.slots.use(self.sessions.values(), now)
+            active = sum(1 for s in self.sessions.values() if not s.is_leader and not s.finished)
+            if use.free <= 0 or active >= self.options.max_sessions:
+                if len(self.slots.waiting):
+                    logger.debug(
+                        "full (%s slots, %d sessions): %d adverts wait",
+                        use,
+                        active,
+                        len(self.slots.waiting),
+                    )
+                return
+            env = self.slots.next_waiting(now)
+            if env is None:
+                return
+            if env.task in self.sessions or self.transcript.has_session(env.task):
+                continue
+            self._join(env)
+
+    def _join(self, env: Envelope) -> None:
+        assert self.backend is not None
         machine = ParticipantSession.from_advertise(
             env,
             self.me,
@@ -152,6 +183,18 @@ class SessionEngine:
         self.transcript.session(live)
         self.transcript.envelope(env, "accepted")
         self.runtime.nursery.start_soon(self._driver.drive, live)
+        # a session still gathering after PENDING_HOLD_MS gives its slot back: look again then
+        self.runtime.nursery.start_soon(self._refill_after_hold)
+
+    async def _refill_after_hold(self) -> None:
+        await trio.sleep(PENDING_HOLD_MS / 1000)
+        self._fill_slots()
+
+    def _after_apply(self, live: LiveSession) -> None:
+        """A session's effects were applied: a slot may have freed (answer sent, judged,
+        not picked, finished)."""
+        if not live.is_leader:
+            self._fill_slots()
 
     def _new_live(
         self, task: str, machine: LeaderSession | ParticipantSession, *, is_leader: bool

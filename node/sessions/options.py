@@ -29,7 +29,11 @@ class SessionOptions:
     split: str = "balanced"
     executors: int = 0  # > 0: this many executors per session led here (the rest verify)
     auto_join: bool = True
-    max_sessions: int = 4  # participant sessions at once; more advertisements are declined
+    # model slots this provider offers (0: the backend's default, see node/sessions/slots.py);
+    # a session holds one only while this node may still answer or judge in it
+    slots: int = 0
+    # participant sessions at once, slots held or not (a bound on state; capacity is slots)
+    max_sessions: int = 16
     batch_scores: bool = True
     grace_ms: int = 5_000
 
@@ -44,6 +48,8 @@ class SessionOptions:
             raise ValueError(f"unknown split {self.split!r} ({', '.join(SPLITS)})")
         if self.max_sessions < 0:
             raise ValueError("max sessions must be >= 0")
+        if not 0 <= self.slots <= 256:
+            raise ValueError("--slots must be within 1..256")
         if not 0 <= self.executors <= 64:
             raise ValueError("--executors must be between 0 (half the joiners) and 64")
 
@@ -140,7 +146,16 @@ def add_session_flags(
         type=int,
         default=None,
         metavar="N",
-        help="take part in at most N sessions at once (default: 4)",
+        help="take part in at most N sessions at once, slot held or not (default: 16)",
+    )
+    g.add_argument(
+        "--slots",
+        type=int,
+        default=None,
+        metavar="N",
+        help="model slots this provider offers: it joins a session only with a slot free, and "
+        "a session holds it only while this node answers or judges in it (default: "
+        "OLLAMA_NUM_PARALLEL or 1 for ollama, 4 for sim)",
     )
 
 
@@ -165,7 +180,7 @@ def options_from_args(args: argparse.Namespace) -> SessionOptions:
             kw[flag] = value
     if getattr(args, "no_auto_join", False):
         kw["auto_join"] = False
-    for flag in ("max_sessions", "executors"):
+    for flag in ("max_sessions", "executors", "slots"):
         value = getattr(args, flag, None)
         if value is not None:
             kw[flag] = value

@@ -120,21 +120,6 @@ async def test_ollama_load_requests_answer_without_a_session(
     assert not served.fake.calls
 
 
-async def test_too_many_sessions_in_flight_is_503_busy(start) -> None:
-    served: Served = await start(max_in_flight=2)
-    served.fake.hold = asyncio.Event()
-    async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
-        first = [
-            asyncio.ensure_future(client.post("/api/generate", json=GOOD_OLLAMA)) for _ in range(2)
-        ]
-        await served.fake.wait_calls(2)
-        reply = await client.post("/api/generate", json=GOOD_OLLAMA)
-        assert "busy" in ollama_error(reply, 503)
-        served.fake.hold.set()
-        assert [r.status_code for r in await asyncio.gather(*first)] == [200, 200]
-        await still_serving(client)  # the slots are free again
-
-
 async def test_unknown_model_is_404_in_both_shapes(served: Served) -> None:
     async with httpx.AsyncClient(base_url=served.url) as client:
         reply = await client.post("/api/generate", json={"model": "gpt-9", "prompt": "x"})

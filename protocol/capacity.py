@@ -1,0 +1,170 @@
+"""A provider's capacity: model slots, when a session holds one, and which advert gets the next.
+
+Theory of operation
+-------------------
+A provider offers ``slots`` model slots (``--slots``; 1 for a real Ollama model unless
+``OLLAMA_NUM_PARALLEL`` says more). A session it joined holds one of them only while this node
+still has model work to do in it (:func:`holds_slot`): while the session gathers joins (it may
+be picked), while it is an executor that has not answered yet, while it is a verifier that may
+still receive or is still judging responses. A participant the assignment left out, an executor
+that answered, a verifier that has judged everything, a finished session: no slot. So a slot is
+busy for about one answer or one judgement, not for the whole session.
+
+A provider whose slots are all held does not join; it remembers the advertisement until its join
+deadline (:class:`GatheringAdverts`). When a slot frees, it joins one of the remembered sessions:
+the leader served longest ago (never served first), that leader's oldest advert first. Under
+sustained load from several leaders each therefore gets slots in turn, whatever the rate it
+advertises at: no leader starves (ARCHITECTURE §11, "Capacity is slots, held only while used").
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from protocol.effects import Role, Stage
+
+__all__ = ["MAX_REMEMBERED", "GatheringAdverts", "SlotUse", "holds_slot"]
+
+# Adverts a full provider remembers (oldest dropped first): a flood cannot grow its memory.
+MAX_REMEMBERED = 256
+# Leaders whose last turn is remembered (the longest-ago forgotten first).
+MAX_LEADERS_SERVED = 1024
+
+T = TypeVar("T")
+
+
+def holds_slot(
+    *,
+    finished: bool,
+    stage: Stage,
+    role: Role,
+    generated: bool,
+    judging: int,
+) -> bool:
+    """Whether a session this node joined holds one of its model slots now (see above).
+
+    The fields are a :class:`~protocol.session.ParticipantSession`'s: ``judging`` is how many of
+    its judgements are running.
+    """
+    if finished or role == Role.OBSERVER:
+        return False
+    if role == Role.PENDING:
+        return stage == Stage.ADVERTISE
+    if role == Role.EXECUTOR:
+        return not generated
+    if role == Role.VERIFIER:
+        # responses may still arrive until the execute stage ends; then only running judgements
+        return stage in (Stage.ADVERTISE, Stage.EXECUTE) or judging > 0
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class SlotUse:
+    """A provider's slots as it announces them (presence) and shows them (console)."""
+
+    total: int
+    used: int
+
+    def __post_init__(self) -> None:
+        if self.total < 0 or self.used < 0:
+            raise ValueError("slots must be >= 0")
+
+    @property
+    def free(self) -> int:
+        return max(0, self.total - self.used)
+
+    def __str__(self) -> str:
+        return f"{self.used}/{self.total}"
+
+
+@dataclass(slots=True)
+class _Remembered(Generic[T]):
+    task: str
+    leader: bytes
+    deadline_ms: int
+    item: T
+
+
+class GatheringAdverts(Generic[T]):
+    """Advertisements a full provider may still join, picked round-robin per leader: the
+    leader whose last turn is longest ago goes first (a leader never served before first).
+
+    ``item`` is whatever the caller needs to join later (the node keeps the envelope).
+    Times are the caller's monotonic milliseconds.
+    """
+
+    def __init__(self, limit: int = MAX_REMEMBERED) -> None:
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        self.limit = limit
+        # leader -> its adverts, oldest first (dict order: first seen first)
+        self._by_leader: OrderedDict[bytes, deque[_Remembered[T]]] = OrderedDict()
+        self._count = 0
+        self._turns = 0
+        self._last_turn: OrderedDict[bytes, int] = OrderedDict()  # leader -> its last turn
+
+    def __len__(self) -> int:
+        return self._count
+
+    def remember(self, task: str, leader: bytes, deadline_ms: int, item: T) -> None:
+        """Keep an advert until ``deadline_ms`` (its join deadline); a task seen again is kept once."""
+        queue = self._by_leader.get(leader)
+        if queue is not None and any(r.task == task for r in queue):
+            return
+        if self._count >= self.limit:
+            self._drop_oldest()
+        if queue is None:
+            queue = self._by_leader[leader] = deque()
+        queue.append(_Remembered(task, leader, deadline_ms, item))
+        self._count += 1
+
+    def forget(self, task: str) -> None:
+        """Drop a remembered advert (joined, aborted, or seen to be over)."""
+        for leader, queue in list(self._by_leader.items()):
+            kept = deque(r for r in queue if r.task != task)
+            if len(kept) != len(queue):
+                self._count -= len(queue) - len(kept)
+                if kept:
+                    self._by_leader[leader] = kept
+                else:
+                    del self._by_leader[leader]
+
+    def next(self, now_ms: int) -> T | None:
+        """The advert to join with a slot that just freed (expired ones dropped), or None."""
+        self._expire(now_ms)
+        if not self._by_leader:
+            return None
+        leader = min(self._by_leader, key=lambda lead: self._last_turn.get(lead, -1))
+        queue = self._by_leader[leader]
+        picked = queue.popleft()
+        self._count -= 1
+        if not queue:
+            del self._by_leader[leader]
+        self._turns += 1
+        self._last_turn.pop(leader, None)
+        self._last_turn[leader] = self._turns  # most recent last
+        while len(self._last_turn) > MAX_LEADERS_SERVED:
+            self._last_turn.popitem(last=False)
+        return picked.item
+
+    def pending_leaders(self) -> list[bytes]:
+        """Leaders with remembered adverts, in the order they will be served."""
+        return sorted(self._by_leader, key=lambda lead: self._last_turn.get(lead, -1))
+
+    def _expire(self, now_ms: int) -> None:
+        for leader, queue in list(self._by_leader.items()):
+            kept = deque(r for r in queue if r.deadline_ms > now_ms)
+            self._count -= len(queue) - len(kept)
+            if kept:
+                self._by_leader[leader] = kept
+            else:
+                del self._by_leader[leader]
+
+    def _drop_oldest(self) -> None:
+        oldest = min(
+            (q[0] for q in self._by_leader.values()), key=lambda r: r.deadline_ms, default=None
+        )
+        if oldest is not None:
+            self.forget(oldest.task)
