@@ -67,6 +67,8 @@ class Peer:
     state: str = "connected"
     name: str = ""
     status: str = ""  # why it takes no session role ("" = it can)
+    slots: int = 0  # model slots it offers (0: none announced) and how many are in use
+    slots_used: int = 0
 
 
 @dataclass
@@ -174,6 +176,8 @@ class ConsoleState:
         peer.name = e.name or peer.name
         peer.rtt_ms = float(e.rtt_ms) if e.rtt_ms is not None else peer.rtt_ms
         peer.state = e.state or peer.state
+        if e.slots:
+            peer.slots, peer.slots_used = e.slots, e.slots_used
         if e.status != peer.status:
             if e.status:
                 self._log(now, "warning", "peer_info", f"peer {short_id(peer.peer_id)}: {e.status}")

@@ -1,5 +1,5 @@
-"""Peers pane: who this node sees — short id, state and ping RTT, name, address, model/backend
-(or why it takes no session role)."""
+"""Peers pane: who this node sees — short id, state, ping RTT and model slots in use/offered,
+name, address, model/backend (or why it takes no session role)."""
 
 from __future__ import annotations
 
@@ -33,13 +33,20 @@ class PeersPane(CellTable):
             lost = peer.state != "connected"
             style = "dim" if lost else ""
             rtt = f" {peer.rtt_ms:.0f}ms" if peer.rtt_ms is not None else ""
+            # slots in use / offered: a full provider joins no more sessions until one frees
+            full = peer.slots and peer.slots_used >= peer.slots
+            slots = (
+                (f" {peer.slots_used}/{peer.slots}", style or ("yellow" if full else "cyan"))
+                if peer.slots
+                else ""
+            )
             state = Text("lost", style="bold red") if lost else Text("up", style="green")
             put_row(
                 self,
                 peer.peer_id,
                 {
                     "peer": Text.assemble(
-                        (short_id(peer.peer_id), style or "bold"), "\n", state, (rtt, style)
+                        (short_id(peer.peer_id), style or "bold"), "\n", state, (rtt, style), slots
                     ),
                     "node": node_cell(peer, style),
                 },

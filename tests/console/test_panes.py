@@ -81,6 +81,30 @@ async def test_peers_pane_shows_a_peer_without_a_model_and_follows_its_rtt() -> 
         assert row_text(table, PEERS[0])[1] == "p1\nllama3.2:1b (ollama)"
 
 
+async def test_peers_pane_shows_each_providers_slots_used_of_offered() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        info = {
+            "event": "peer_info",
+            "peer_id": PEERS[0],
+            "model": "sim/honest",
+            "backend": "sim",
+            "rtt_ms": 2.0,
+            "state": "connected",
+            "name": "p1",
+            "slots": 4,
+            "slots_used": 1,
+        }
+        app.feed(ready(), info)
+        table = app.peers_pane
+        await wait_for(pilot, lambda: table.row_count == 1, what="the peer's row")
+        assert row_text(table, PEERS[0])[0] == f"{short_id(PEERS[0])}\nup 2ms 1/4"
+        app.feed({**info, "slots_used": 4})  # full: it joins nothing until a slot frees
+        await wait_for(
+            pilot, lambda: row_text(table, PEERS[0])[0].endswith(" 4/4"), what="slots follow"
+        )
+
+
 async def test_mesh_pane_toggles_local_and_bootstrap_views() -> None:
     app = make_app(ScriptedLink())
     async with app.run_test(size=SIZE) as pilot:
