@@ -144,6 +144,7 @@ def goal(
         "unit": unit,
         "met": met,
         "margin_pct": (limit - value) / limit * 100 if limit else math.nan,
+        "at_least": not lower_is_better,
     }
 
 
@@ -153,12 +154,17 @@ def goal_line(g: dict[str, Any]) -> str:
         return f"- {g['name']}: not measured ({g.get('note', 'skipped')})"
     value, limit = g["value"], g["limit"]
     verdict = "met" if g["met"] else "NOT met"
+    at_least = g.get("at_least", False)
     if g["met"]:
-        how = f"{abs(g['margin_pct']):.0f}% under the limit"
+        how = f"{abs(g['margin_pct']):.0f}% {'over' if at_least else 'under'} the limit"
     else:
         how = f"{value / limit:.2f}x the limit" if limit else "over"
     note = f" — {g['note']}" if g.get("note") else ""
-    return f"- {g['name']}: {fmt(value, 2)}{unit} vs <= {fmt(limit, 2)}{unit}: **{verdict}** ({how}){note}"
+    sign = ">=" if at_least else "<="
+    return (
+        f"- {g['name']}: {fmt(value, 2)}{unit} vs {sign} {fmt(limit, 2)}{unit}: "
+        f"**{verdict}** ({how}){note}"
+    )
 
 
 def _clean(obj: Any) -> Any:

@@ -68,12 +68,16 @@ class SessionDriver:
         transcript: Transcript,
         on_done: Callable[[], None],
         on_applied: Callable[[LiveSession], None] | None = None,
+        slots: int = 1,
     ) -> None:
         self.runtime = runtime
         self.backend = backend
         self.transcript = transcript
         self.on_done = on_done
         self.on_applied = on_applied  # after every apply (the engine recounts its slots)
+        # Model calls at once never exceed the slots (Ollama's OLLAMA_NUM_PARALLEL; the sim
+        # backend would run any number): a call beyond them waits, within its deadline.
+        self.model_slots = trio.Semaphore(slots)
 
     # -- the session's life ---------------------------------------------------------------------
 
@@ -218,7 +222,8 @@ class SessionDriver:
         params = dict(eff.params) or None
         try:
             with trio.fail_after(max(0.001, (eff.deadline_ms - mono_ms()) / 1000)):
-                gen = await self.runtime.run_asyncio(self.backend.generate, eff.prompt, params)
+                async with self.model_slots:
+                    gen = await self.runtime.run_asyncio(self.backend.generate, eff.prompt, params)
         except trio.TooSlowError:
             effects = live.machine.generation_failed("deadline passed", mono_ms())
         except SLMError as exc:
@@ -237,7 +242,8 @@ class SessionDriver:
         machine = live.machine
         try:
             with trio.fail_after(max(0.001, (eff.deadline_ms - mono_ms()) / 1000)):
-                j = await self.runtime.run_asyncio(self.backend.judge, eff.prompt, eff.text)
+                async with self.model_slots:
+                    j = await self.runtime.run_asyncio(self.backend.judge, eff.prompt, eff.text)
         except trio.TooSlowError:
             effects = machine.judgement_failed(eff.executor, "deadline passed", mono_ms())
         except SLMError as exc:

@@ -79,12 +79,17 @@ class SessionEngine:
         # does not answer. It still relays and leads.
         self.unavailable = ""
         self._rng = random.Random(secrets.randbits(64))
-        self._driver = SessionDriver(
-            runtime, backend, self.transcript, self._forget_old, on_applied=self._after_apply
-        )
         # capacity: model slots (--slots; assemble.py resolves the backend's default)
         kind = backend.backend if backend is not None else "ollama"
         self.slots = ProviderSlots(self.options.slots or default_slots(kind, {}))
+        self._driver = SessionDriver(
+            runtime,
+            backend,
+            self.transcript,
+            self._forget_old,
+            on_applied=self._after_apply,
+            slots=self.slots.total,
+        )
 
     @property
     def store(self) -> Store | None:

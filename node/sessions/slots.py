@@ -29,8 +29,9 @@ MAX_SLOTS = 256
 # A session still gathering holds our slot this long at most: a session we joined from memory
 # may have been assigned without us before our join arrived (we then never hear from it), and
 # its slot must not sit idle for the whole join window. Joining beyond the slots after this is a
-# small, bounded overcommit (the model then queues a call), never a lost session.
-PENDING_HOLD_MS = 3_000
+# small, bounded overcommit: the model calls themselves never exceed the slots (the driver's
+# semaphore), an extra one waits for a slot within its deadline.
+PENDING_HOLD_MS = 1_000
 
 
 def default_slots(backend: str, environ: Mapping[str, str]) -> int:

@@ -4,9 +4,12 @@ and hands freed slots to leaders in turn."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
+import node.sessions.engine
+import node.sessions.slots
 from node.sessions import SessionEngine, SessionOptions
 from protocol.envelope import seal
 from protocol.identity import NaclSigner
@@ -14,6 +17,13 @@ from protocol.messages import Abort, Assign
 from tests.e2e.test_engine import LEADERS, FakeBackend, FakeRuntime, advertise
 
 OTHERS = [NaclSigner(bytes([40 + i]) * 32).peer_id for i in range(2)]
+
+
+@pytest.fixture(autouse=True)
+def _long_pending_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gathering session holds its slot for the whole test (a loaded machine is slow)."""
+    for module in (node.sessions.engine, node.sessions.slots):
+        monkeypatch.setattr(module, "PENDING_HOLD_MS", 60_000)
 
 
 def _from_leader(leader: NaclSigner, task: str, body, seq: int = 2):
