@@ -1,7 +1,8 @@
 """``make bench`` = ``python -m bench``: every benchmark, tables on stdout, results in files.
 
 Parts (each also runnable alone): console responsiveness (``bench.ui``), model-time overlap
-(``bench.overlap``), protocol overhead against the floodsub floor for N = 3, 6, 12, 24
+(``bench.overlap``), capacity through the gateway for K = 1, 5, 20, 100 requests at once
+(``bench.capacity``), protocol overhead against the floodsub floor for N = 3, 6, 12, 24
 (``bench.session`` with ``bench.floor``) and, on the first (N = 3) swarm of that run, resources
 over 100 sessions (``bench.resources``). Results: ``bench/results/latest.json`` and
 ``bench/results/latest.md`` (a markdown table and one line per goal, for the README).
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import overlap, resources, session, ui
+from bench import capacity, overlap, resources, session, ui
 from bench.common import (
     RESULTS_DIR,
     goal,
@@ -84,6 +85,24 @@ def build_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     if ov:
         g = goal("overlap (session / (1.0 s + concurrent judging))", ov["ratio"], 1.1, "x")
         g["note"] = f"median {ov['wall_ms']['median'] / 1000:.2f} s vs ideal {ov['ideal_s']:.2f} s"
+        goals.append(g)
+    cap = results.get("capacity")
+    for row in cap["rows"] if cap else []:
+        if row["k"] < 20:
+            continue
+        name = f"capacity K={row['k']}: requests answered"
+        goals.append(goal(name, row["success"] * 100, 100.0, "%", lower_is_better=False))
+        g = goal(
+            f"capacity K={row['k']}: throughput / ideal",
+            row["ratio"],
+            0.8,
+            "x",
+            lower_is_better=False,
+        )
+        g["note"] = (
+            f"{row['per_s']:.2f} vs {row['ideal']['per_s']:.2f} sessions/s, "
+            f"CPU {row['cpu_s_per_request']:.2f} s per request over all nodes"
+        )
         goals.append(g)
     res = results.get("resources")
     if res:
@@ -184,6 +203,16 @@ def markdown(results: dict[str, Any]) -> str:
             md_table(overlap.OVERLAP_HEADERS, overlap.overlap_rows(ov)),
             "",
         ]
+    cap = results.get("capacity")
+    if cap:
+        lines += [
+            f"**Capacity** (K requests at once through `rnet serve`, raw HTTP; "
+            f"{capacity.describe(cap)}; latency includes the wait in the gateway's queue; "
+            "late joins = joins that reached a session after it had its providers):",
+            "",
+            md_table(capacity.CAPACITY_HEADERS, capacity.capacity_rows(cap)),
+            "",
+        ]
     res = results.get("resources")
     if res:
         lines += [
@@ -217,14 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma-separated parts to leave out: ui, overlap, session, resources",
+        help="comma-separated parts to leave out: ui, overlap, capacity, session, resources",
     )
     parser.add_argument(
         "--out", type=Path, default=RESULTS_DIR, help="results directory (bench/results)"
     )
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    unknown = skip - {"ui", "overlap", "session", "resources"}
+    unknown = skip - {"ui", "overlap", "capacity", "session", "resources"}
     if unknown:
         parser.error(f"unknown part(s) to skip: {', '.join(sorted(unknown))}")
     started = time.monotonic()
@@ -234,9 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes, sessions_per_size, res_sessions, ov_sessions = (2,), 2, 3, 1
         ui_kw: dict[str, Any] = {"reps": 1, "bursts": 1, "events": 100, "pty_start": False}
         ov_kw: dict[str, Any] = {"gen_ms": 100, "judge_ms": 50}
+        cap_kw: dict[str, Any] = {"loads": (1, 5), "gen_ms": 100, "judge_ms": 50}
     else:
         sizes, sessions_per_size, res_sessions, ov_sessions = session.DEFAULT_SIZES, 20, 100, 8
-        ui_kw, ov_kw = {}, {}
+        ui_kw, ov_kw, cap_kw = {}, {}, {}
 
     if "ui" not in skip:
         say("\n== console ==")
@@ -247,6 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("\n== overlap ==")
         results["overlap"] = overlap.run(ov_sessions, **ov_kw)
         say(table(overlap.OVERLAP_HEADERS, overlap.overlap_rows(results["overlap"])))
+
+    if "capacity" not in skip:
+        say("\n== capacity ==")
+        results["capacity"] = capacity.run(**cap_kw)
+        say(capacity.describe(results["capacity"]))
+        say(table(capacity.CAPACITY_HEADERS, capacity.capacity_rows(results["capacity"])))
 
     def run_resources(cluster: Any, leader: Any, providers: Any) -> None:
         say("\n== resources ==")

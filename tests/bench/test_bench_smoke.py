@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bench import __main__ as bench_main
-from bench import overlap, resources, session, ui
+from bench import capacity, overlap, resources, session, ui
 from bench.cluster import Cluster, proc_cpu_seconds, proc_rss_bytes
 from bench.common import p95, percentile, summary, write_results
 from bench.floor import measure_floor
@@ -82,6 +82,23 @@ def test_floor_session_resources_and_overlap_on_one_swarm(
     out = write_results(results, md, tmp_path)
     assert json.loads((out / "latest.json").read_text())["sessions"][0]["providers"] == 2
     assert "**Goals**" in (out / "latest.md").read_text()
+
+
+def test_capacity_through_the_gateway(tmp_path: Any) -> None:
+    r = capacity.run((1, 3), providers=3, slots=1, per_session=2, gen_ms=50, judge_ms=20)
+    assert [row["k"] for row in r["rows"]] == [1, 3]
+    assert all(row["success"] == 1.0 for row in r["rows"]), r["rows"]
+    # 3 providers x 1 slot, 2 per session: one session at once; 3 requests = 2 rounds at least
+    assert r["rows"][1]["ideal"]["at_once"] == 1
+    assert r["rows"][1]["ideal"]["wall_s"] == pytest.approx(3 * 0.07)
+    assert all(row["ratio"] > 0 and row["p95_s"] >= row["p50_s"] > 0 for row in r["rows"])
+    assert len(capacity.capacity_rows(r)) == 2 and "floor(3 x 1 / 2)" in capacity.describe(r)
+    goals = bench_main.build_goals({"capacity": {**r, "rows": [{**r["rows"][1], "k": 20}]}})
+    assert [g["name"] for g in goals] == [
+        "capacity K=20: requests answered",
+        "capacity K=20: throughput / ideal",
+    ]
+    assert goals[0]["met"] is True
 
 
 def test_console_burst_headless() -> None:
