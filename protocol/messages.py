@@ -76,7 +76,7 @@ MIN_SCORE = 0.0
 MAX_SCORE = 0.99
 
 MESH_TOPIC = "swarm/mesh"
-AGGREGATORS = ("mean", "median", "trimmed")
+AGGREGATORS = ("robust", "mean", "median", "trimmed")
 PRESENCE_ROLES = ("provider", "bootstrap")
 
 # Session deadlines (durations, ms): the one definition, used by the node's SessionOptions too.

@@ -147,7 +147,7 @@ def test_split_with_a_fixed_executor_count() -> None:
         st.dictionaries(st.sampled_from(PEERS[4:8]), st.floats(0, 0.99), max_size=4),
         max_size=4,
     ),
-    st.sampled_from(["mean", "median", "trimmed"]),
+    st.sampled_from(["robust", "mean", "median", "trimmed"]),
 )
 def test_winner_has_the_best_aggregate(scores: dict, method: str) -> None:
     t = tally(PEERS[:4], PEERS[4:8], scores, aggregator=method)
@@ -166,3 +166,100 @@ def test_aggregate_stays_in_score_range_despite_float_noise() -> None:
     t = tally([E1], PEERS[1:8], {E1: {v: 0.99 for v in PEERS[1:8]}})
     assert t.averages[E1] == 0.99
     t.to_result("x")
+
+
+# --- robust: reputation-weighted median with two-sided clipping -------------------------------
+def test_weighted_median_matches_the_median_for_equal_weights() -> None:
+    from protocol.tally import weighted_median
+
+    assert weighted_median([0.1, 0.5, 0.9], [1, 1, 1]) == 0.5
+    assert weighted_median([0.1, 0.5, 0.6, 0.9], [1, 1, 1, 1]) == pytest.approx(0.55)
+    assert weighted_median([0.1, 0.5, 0.9], [1, 1, 5]) == 0.9  # a heavy judge decides
+    with pytest.raises(ValueError):
+        weighted_median([0.1], [0])
+
+
+def test_robust_without_weights_is_the_clipped_mean_around_the_median() -> None:
+    # median 0.6; clip 0.1: 0.0 -> 0.5, 0.99 -> 0.7; mean of (0.5, 0.6, 0.6, 0.7) = 0.6
+    assert aggregate([0.0, 0.6, 0.6, 0.99], "robust") == pytest.approx(0.6)
+    assert aggregate([0.0, 0.6, 0.6, 0.99], "robust", params={"clip": 0.99}) == pytest.approx(
+        (0.0 + 0.6 + 0.6 + 0.99) / 4
+    )
+    assert aggregate([0.2, 0.6, 0.7], "robust", params={"clip": 0.0}) == 0.6
+
+
+def test_robust_resists_a_colluding_minority_the_mean_does_not() -> None:
+    honest = [V1, V2, V3]
+    colluders = PEERS[6:8]
+    verifiers = honest + colluders
+    scores = {
+        E1: {**{v: 0.8 for v in honest}, **{c: 0.0 for c in colluders}},  # the good answer
+        E2: {**{v: 0.3 for v in honest}, **{c: 0.99 for c in colluders}},  # the attacker's
+    }
+    assert tally([E1, E2], verifiers, scores, aggregator="mean").winner == E2
+    assert tally([E1, E2], verifiers, scores, aggregator="median").winner == E1
+    t = tally([E1, E2], verifiers, scores, aggregator="robust")
+    assert t.winner == E1
+    assert t.params == {"clip": 0.1, "min_weight": 0.05}
+    assert t.weights == {v: 1.0 for v in verifiers}
+
+
+def test_robust_weights_let_trusted_judges_outvote_a_colluding_majority() -> None:
+    honest = [V1, V2]
+    colluders = PEERS[6:9]
+    verifiers = honest + colluders
+    scores = {
+        E1: {**{v: 0.8 for v in honest}, **{c: 0.0 for c in colluders}},
+        E2: {**{v: 0.3 for v in honest}, **{c: 0.99 for c in colluders}},
+    }
+    assert tally([E1, E2], verifiers, scores, aggregator="robust").winner == E2
+    weights = {V1: 0.9, V2: 0.8}  # colluders unknown to the ledger: the floor
+    t = tally([E1, E2], verifiers, scores, aggregator="robust", weights=weights)
+    assert t.winner == E1
+    assert t.weights == {V1: 0.9, V2: 0.8, **{c: 0.05 for c in colluders}}
+
+
+def test_robust_is_exactly_reproducible_and_checks_params() -> None:
+    scores = {E1: {V1: 0.31, V2: 0.77, V3: 0.52}, E2: {V1: 0.5, V2: 0.5, V3: 0.49}}
+    weights = {V1: 0.123456, V2: 0.5, V3: 0.98765}
+    a = tally([E1, E2], [V1, V2, V3], scores, aggregator="robust", weights=weights)
+    # an auditor recomputes from the tally's own (rounded) weights and params: same numbers
+    b = tally(
+        [E1, E2], [V1, V2, V3], scores, aggregator="robust", weights=a.weights, params=a.params
+    )
+    assert a.averages == b.averages and a.winner == b.winner
+    assert a.weights[V1] == 0.1235
+    for bad in ({"clip": -0.1}, {"clip": float("nan")}, {"width": 0.1}, {"min_weight": 0}):
+        with pytest.raises(ValueError):
+            tally([E1], [V1], {}, aggregator="robust", params=bad)
+
+
+def test_non_robust_aggregators_carry_no_weights_or_params() -> None:
+    t = tally([E1], [V1], {E1: {V1: 0.5}}, aggregator="median", weights={V1: 0.2})
+    assert t.weights == {} and t.params == {} and t.averages[E1] == 0.5
+
+
+# --- role selection by reputation ---------------------------------------------------------------
+def test_weighted_split_favours_reputation_but_never_locks_newcomers_out() -> None:
+    established, newcomers = PEERS[:4], PEERS[4:12]
+    weights = {p: 0.9 for p in established}
+    seats = dict.fromkeys(PEERS[:12], 0)
+    for seed in range(400):
+        ex, ver = split_roles(PEERS[:12], random.Random(seed), executors=8, weights=weights)
+        assert len(ex) == 8 and len(ver) == 4 and not set(ex) & set(ver)
+        for v in ver:
+            seats[v] += 1
+    per_established = sum(seats[p] for p in established) / len(established)
+    per_newcomer = sum(seats[p] for p in newcomers) / len(newcomers)
+    assert per_established > 4 * per_newcomer  # reputation counts
+    assert all(seats[p] > 0 for p in newcomers)  # the floor: everyone judges now and then
+
+
+def test_weighted_split_is_reproducible_and_order_blind() -> None:
+    weights = {p: i / 12 for i, p in enumerate(PEERS)}
+    a = split_roles(PEERS[:7], random.Random(5), weights=weights)
+    b = split_roles(list(reversed(PEERS[:7])), random.Random(5), split="balanced", weights=weights)
+    assert a == b
+    assert (len(a[0]), len(a[1])) == (3, 4)
+    with pytest.raises(ValueError):
+        split_roles(PEERS[:3], random.Random(0), split="alphabetical", weights=weights)
