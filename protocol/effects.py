@@ -26,6 +26,7 @@ __all__ = [
     "Notice",
     "Publish",
     "Rejected",
+    "Released",
     "Role",
     "SessionSnapshot",
     "SnapshotDict",
@@ -90,11 +91,12 @@ class Generate:
 
 @dataclass(frozen=True, slots=True)
 class Judge:
-    """Verifier: score ``text`` (``executor``'s answer to ``prompt``); report via judgement_*."""
+    """Verifier: score ``text`` (the answer to ``prompt`` under blind ``label``); report via
+    judgement_done/failed with the same label."""
 
     task: str
     prompt: str
-    executor: bytes
+    label: str
     text: str
     deadline_ms: int
 
@@ -130,6 +132,15 @@ class Aborted:
 
 
 @dataclass(frozen=True, slots=True)
+class Released:
+    """This node's part in the session is over (not picked, finished or aborted): free the
+    model slot it held for the session now. Emitted once per participant that joined."""
+
+    task: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A peer's message broke a rule; nothing was recorded. ``reason`` is a short code."""
 
@@ -157,6 +168,7 @@ Effect: TypeAlias = (
     | StageChanged
     | Finished
     | Aborted
+    | Released
     | Rejected
     | Notice
 )
@@ -200,6 +212,7 @@ class SessionSnapshot:
     prompt: str
     aggregator: str
     joined: tuple[bytes, ...]
+    requested: int  # how many participants the leader asked for (0: not known yet / all)
     models: dict[bytes, str]  # joined peer -> model it announced
     executors: tuple[bytes, ...]
     verifiers: tuple[bytes, ...]
@@ -229,6 +242,7 @@ class SessionSnapshot:
             "prompt": self.prompt,
             "aggregator": self.aggregator,
             "joined": peers(self.joined),
+            "requested": self.requested,
             "models": {b58(p): m for p, m in self.models.items()},
             "executors": peers(self.executors),
             "verifiers": peers(self.verifiers),

@@ -14,6 +14,7 @@ failure is a :class:`~protocol.errors.ProtocolError`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import OrderedDict
@@ -36,6 +37,8 @@ from protocol.errors import (
 )
 from protocol.identity import Signer, is_peer_id, short_id, verify
 from protocol.messages import (
+    JUDGE_KINDS,
+    JUDGE_TOPIC_SUFFIX,
     KINDS,
     LEADER_KINDS,
     LEADER_TOPIC_SUFFIX,
@@ -47,6 +50,7 @@ from protocol.messages import (
     Body,
     body_from_wire,
 )
+from protocol.wire import MAX_ENVELOPE_BYTES
 
 __all__ = [
     "ENVELOPE_FIELDS",
@@ -61,18 +65,20 @@ __all__ = [
     "Envelope",
     "ReplayGuard",
     "canonical",
+    "judge_topic",
     "leader_topic",
     "open_envelope",
     "seal",
+    "statement_digest",
     "topic_for",
     "validate_task",
 ]
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
-# A result carries a response text plus an n^2 score matrix; 256 KiB holds MAX_PARTICIPANTS.
-MAX_ENVELOPE_BYTES = 256 * 1024
+# v2: blind judging (responses to the leader, items to the verifiers, scores by label), the
+# result commits to its inputs, reveal at finalize. A node meeting v1 says so once (VersionError).
+PROTOCOL_VERSION = 2
 MAX_SEQ = 2**63 - 1
 MAX_TS_MS = 2**63 - 1
 # Domain separation: our signatures can never be confused with libp2p's pubsub signatures.
@@ -110,14 +116,35 @@ def leader_topic(task: str) -> str:
     return task + LEADER_TOPIC_SUFFIX
 
 
+def judge_topic(task: str) -> str:
+    """The session's topic for ``item`` messages (blind judging): every joiner subscribes when
+    it joins (so no item can outrun a verifier's subscription) and an executor leaves it once
+    assigned, so no executor is sent another's answer."""
+    return task + JUDGE_TOPIC_SUFFIX
+
+
 def topic_for(kind: str, task: str) -> str:
     """Where a message of ``kind`` is published: ``swarm/mesh``, the session's leader topic
-    (:func:`leader_topic`) or the session's own topic (its task id)."""
+    (:func:`leader_topic`), its judge topic (:func:`judge_topic`) or the session's own topic
+    (its task id)."""
     if kind in MESH_KINDS:
         return MESH_TOPIC
     if kind in LEADER_KINDS:
         return leader_topic(task)
+    if kind in JUDGE_KINDS:
+        return judge_topic(task)
     return task
+
+
+def statement_digest(kind: str, task: str, sender: bytes, body: Body) -> bytes:
+    """sha256 of what a signed envelope *says*: kind, task, sender and body, without the seq,
+    timestamp and signature. A result commits to these digests: the leader can compute one for
+    a message it has not sealed yet, and a copy re-signed with another seq is the same statement.
+    """
+    return hashlib.sha256(
+        b"rnet-inference/statement/v2\x00"
+        + canonical({"kind": kind, "task": task, "from": sender, "body": body.to_wire()})
+    ).digest()
 
 
 def _canonical_value(value: Any) -> Any:
@@ -178,6 +205,11 @@ class Envelope:
     @property
     def topic(self) -> str:
         return topic_for(self.kind, self.task)
+
+    @property
+    def digest(self) -> bytes:
+        """The statement digest (:func:`statement_digest`) a result commits to."""
+        return statement_digest(self.kind, self.task, self.sender, self.body)
 
     def __repr__(self) -> str:
         return (

@@ -5,7 +5,13 @@ A body that exists is valid: constructors check types, ranges and sizes and rais
 dict of msgpack-able values (str, bytes, int, float, None, list, dict); ``from_wire()`` is strict:
 every field present, no unknown field, exact types (no bool for int, no int for str).
 
-Peer IDs are raw ``bytes`` everywhere in bodies (see :mod:`protocol.identity`).
+Peer IDs are raw ``bytes`` everywhere in bodies (see :mod:`protocol.identity`). Limits and
+validators live in :mod:`protocol.wire`; the ``result`` body in :mod:`protocol.result`.
+
+Blind judging (protocol v2): executors send ``response`` to the leader only; the leader forwards
+each as an ``item`` under a per-session label (``A``, ``B``, ...) to the verifiers, who score
+labels, never peers. ``reveal`` republishes, at finalize, the signed envelopes the result
+counted, so every participant holds what it needs to re-tally.
 """
 
 from __future__ import annotations
@@ -13,22 +19,58 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
-from protocol.errors import (
-    MalformedError,
-    OversizeError,
-    ProtocolError,
-    RangeError,
-    UnknownKindError,
+from protocol.errors import OversizeError, ProtocolError, RangeError, UnknownKindError
+from protocol.result import Result
+from protocol.wire import (
+    AGGREGATORS,
+    DEFAULT_EXEC_MS,
+    DEFAULT_JOIN_MS,
+    DEFAULT_VERIFY_MS,
+    DIGEST_BYTES,
+    MAX_ADDR_CHARS,
+    MAX_ADDRS,
+    MAX_ENVELOPE_BYTES,
+    MAX_GEN_MS,
+    MAX_ITEMS,
+    MAX_MESH_PEERS,
+    MAX_MESH_TOPICS,
+    MAX_NAME_CHARS,
+    MAX_PARAMS,
+    MAX_PARTICIPANTS,
+    MAX_PROMPT_CHARS,
+    MAX_REASON_CHARS,
+    MAX_RESPONSE_CHARS,
+    MAX_SCORE,
+    MAX_STAGE_MS,
+    MAX_TOPIC_CHARS,
+    MESH_TOPIC,
+    MIN_SCORE,
+    PRESENCE_ROLES,
+    BodyBase,
+    check_digest,
+    check_int,
+    check_label,
+    check_map,
+    check_peers,
+    check_score,
+    check_text,
+    set_field,
+    type_error,
 )
-from protocol.identity import is_peer_id
 
 __all__ = [
     "AGGREGATORS",
     "BODY_TYPES",
+    "DIGEST_BYTES",
+    "JUDGE_KINDS",
+    "JUDGE_TOPIC_SUFFIX",
     "KINDS",
+    "LEADER_KINDS",
+    "LEADER_TOPIC_SUFFIX",
+    "MAX_ITEMS",
     "MAX_NAME_CHARS",
     "MAX_PARTICIPANTS",
     "MAX_PROMPT_CHARS",
@@ -44,10 +86,12 @@ __all__ = [
     "Assign",
     "Body",
     "Bootmesh",
+    "Item",
     "Join",
     "Presence",
     "Response",
     "Result",
+    "Reveal",
     "Score",
     "ScoreEntry",
     "Scores",
@@ -56,149 +100,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# --- limits (characters for text; counts for lists) -------------------------------------------
-MAX_PROMPT_CHARS = 8_192
-MAX_RESPONSE_CHARS = 16_384
-MAX_REASON_CHARS = 512
-MAX_NAME_CHARS = 128  # model, backend, node names
-MAX_PARTICIPANTS = 64  # executors + verifiers of one session (the result matrix grows as n^2)
-MAX_PARAMS = 16
-MAX_ADDRS = 16
-MAX_ADDR_CHARS = 256
-MAX_MESH_TOPICS = 256
-MAX_MESH_PEERS = 1_024
-MAX_TOPIC_CHARS = 128
-MAX_SLOTS = 256  # model slots one provider may announce
-MAX_STAGE_MS = 3_600_000  # one hour: any longer is a typo, not a deadline
-MAX_GEN_MS = 24 * 3_600_000
-
-MIN_SCORE = 0.0
-MAX_SCORE = 0.99
-
-MESH_TOPIC = "swarm/mesh"
-AGGREGATORS = ("robust", "mean", "median", "trimmed")
-PRESENCE_ROLES = ("provider", "bootstrap")
-
-# Session deadlines (durations, ms): the one definition, used by the node's SessionOptions too.
-DEFAULT_JOIN_MS = 10_000
-DEFAULT_EXEC_MS = 60_000
-DEFAULT_VERIFY_MS = 60_000
-
-
-# --- validators: each names the field it rejects ----------------------------------------------
-def _type_error(name: str, expected: str, value: object) -> MalformedError:
-    return MalformedError(
-        f"expected {expected}, got {type(value).__name__}", field=name, reason="bad_type"
-    )
-
-
-def _text(name: str, value: object, max_chars: int, *, empty: bool = True) -> str:
-    if not isinstance(value, str):
-        raise _type_error(name, "str", value)
-    if len(value) > max_chars:
-        raise OversizeError(f"{len(value)} chars > {max_chars}", field=name)
-    if not empty and not value.strip():
-        raise RangeError("must not be empty", field=name)
-    return value
-
-
-def _int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _type_error(name, "int", value)
-    if not lo <= value <= hi:
-        raise RangeError(f"{value} not in [{lo}, {hi}]", field=name)
-    return value
-
-
-def _score(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _type_error(name, "float", value)
-    value = float(value)
-    if math.isnan(value) or not MIN_SCORE <= value <= MAX_SCORE:
-        raise RangeError(f"{value} not in [{MIN_SCORE:.2f}, {MAX_SCORE:.2f}]", field=name)
-    return value
-
-
-def _opt_score(name: str, value: object) -> float | None:
-    return None if value is None else _score(name, value)
-
-
-def _peer(name: str, value: object) -> bytes:
-    if not isinstance(value, bytes):
-        raise _type_error(name, "peer-id bytes", value)
-    if not is_peer_id(value):
-        raise RangeError("not an Ed25519 peer ID", field=name)
-    return value
-
-
-def _peers(name: str, value: object, max_items: int, *, empty: bool = False) -> tuple[bytes, ...]:
-    if not isinstance(value, list | tuple):
-        raise _type_error(name, "list", value)
-    if len(value) > max_items:
-        raise OversizeError(f"{len(value)} entries > {max_items}", field=name)
-    out = tuple(_peer(f"{name}[{i}]", v) for i, v in enumerate(value))
-    if len(set(out)) != len(out):
-        raise RangeError("duplicate peer", field=name)
-    if not empty and not out:
-        raise RangeError("must not be empty", field=name)
-    return out
-
-
-def _map(name: str, value: object, max_items: int) -> dict[Any, Any]:
-    if not isinstance(value, Mapping):
-        raise _type_error(name, "map", value)
-    if len(value) > max_items:
-        raise OversizeError(f"{len(value)} entries > {max_items}", field=name)
-    return dict(value)
-
-
-def _set(obj: object, name: str, value: object) -> None:
-    # frozen dataclasses normalise their own fields (list -> tuple, int -> float) in __post_init__
-    object.__setattr__(obj, name, value)
-
-
-def _wire_fields(cls: type, data: object) -> dict[str, Any]:
-    """Strict field presence check shared by every ``from_wire``."""
-    if not isinstance(data, Mapping):
-        raise _type_error("body", "map", data)
-    names = {f.name for f in fields(cls)}
-    for key in data:
-        if key not in names:
-            raise MalformedError(f"unknown field {key!r}", field=str(key), reason="unknown_field")
-    for name in names:
-        if name not in data:
-            raise MalformedError("missing field", field=name, reason="missing_field")
-    return dict(data)
-
-
-class _Body:
-    """Shared plumbing; subclasses are frozen slotted dataclasses with a ``KIND``."""
-
-    __slots__ = ()
-    KIND: ClassVar[str]
-
-    def to_wire(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
-
-    @classmethod
-    def from_wire(cls, data: object) -> Any:
-        return cls(**_wire_fields(cls, data))
-
-
-def _plain(value: Any) -> Any:
-    """Dataclass field value -> msgpack-able (tuples become lists, nested bodies dicts)."""
-    if isinstance(value, _Body):
-        return value.to_wire()
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+# A reveal part carries raw envelopes up to this many bytes, so with its own framing it stays
+# under MAX_ENVELOPE_BYTES (one response envelope is at most ~70 KB: 16 Ki chars of UTF-8).
+MAX_REVEAL_BYTES = MAX_ENVELOPE_BYTES - 16 * 1024
+MAX_REVEAL_PARTS = 64
 
 
 # --- bodies -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
-class Advertise(_Body):
+class Advertise(BodyBase):
     """Leader -> ``swarm/mesh``: a session is open for joining.
 
     Deadlines are *durations* in ms: joining closes ``join_ms`` after the advertisement; responses
@@ -216,28 +126,28 @@ class Advertise(_Body):
     params: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _text("prompt", self.prompt, MAX_PROMPT_CHARS, empty=False)
-        _int("wanted", self.wanted, 0, MAX_PARTICIPANTS)
+        check_text("prompt", self.prompt, MAX_PROMPT_CHARS, empty=False)
+        check_int("wanted", self.wanted, 0, MAX_PARTICIPANTS)
         for name in ("join_ms", "exec_ms", "verify_ms"):
-            _int(name, getattr(self, name), 1, MAX_STAGE_MS)
+            check_int(name, getattr(self, name), 1, MAX_STAGE_MS)
         if not isinstance(self.aggregator, str):
-            raise _type_error("aggregator", "str", self.aggregator)
+            raise type_error("aggregator", "str", self.aggregator)
         if self.aggregator not in AGGREGATORS:
             raise RangeError(f"{self.aggregator!r} not one of {AGGREGATORS}", field="aggregator")
-        params = _map("params", self.params, MAX_PARAMS)
+        params = check_map("params", self.params, MAX_PARAMS)
         for key, value in params.items():
-            _text("params.<key>", key, MAX_NAME_CHARS, empty=False)
+            check_text("params.<key>", key, MAX_NAME_CHARS, empty=False)
             if isinstance(value, str):
-                _text(f"params.{key}", value, MAX_NAME_CHARS)
+                check_text(f"params.{key}", value, MAX_NAME_CHARS)
             elif isinstance(value, float) and not math.isfinite(value):
                 raise RangeError("not finite", field=f"params.{key}")
             elif value is not None and not isinstance(value, int | float | bool):
-                raise _type_error(f"params.{key}", "scalar", value)
-        _set(self, "params", params)
+                raise type_error(f"params.{key}", "scalar", value)
+        set_field(self, "params", params)
 
 
 @dataclass(frozen=True, slots=True)
-class Join(_Body):
+class Join(BodyBase):
     """Provider -> task topic: I take part, with this model on this backend."""
 
     KIND: ClassVar[str] = "join"
@@ -245,12 +155,12 @@ class Join(_Body):
     backend: str
 
     def __post_init__(self) -> None:
-        _text("model", self.model, MAX_NAME_CHARS, empty=False)
-        _text("backend", self.backend, MAX_NAME_CHARS, empty=False)
+        check_text("model", self.model, MAX_NAME_CHARS, empty=False)
+        check_text("backend", self.backend, MAX_NAME_CHARS, empty=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Assign(_Body):
+class Assign(BodyBase):
     """Leader -> task topic: the role split (disjoint, at least one of each) and the prompt."""
 
     KIND: ClassVar[str] = "assign"
@@ -259,20 +169,20 @@ class Assign(_Body):
     prompt: str
 
     def __post_init__(self) -> None:
-        ex = _peers("executors", self.executors, MAX_PARTICIPANTS)
-        ve = _peers("verifiers", self.verifiers, MAX_PARTICIPANTS)
+        ex = check_peers("executors", self.executors, MAX_PARTICIPANTS)
+        ve = check_peers("verifiers", self.verifiers, MAX_PARTICIPANTS)
         if set(ex) & set(ve):
             raise RangeError("a peer cannot both execute and verify", field="verifiers")
         if len(ex) + len(ve) > MAX_PARTICIPANTS:
             raise OversizeError(f"more than {MAX_PARTICIPANTS} participants", field="verifiers")
-        _text("prompt", self.prompt, MAX_PROMPT_CHARS, empty=False)
-        _set(self, "executors", ex)
-        _set(self, "verifiers", ve)
+        check_text("prompt", self.prompt, MAX_PROMPT_CHARS, empty=False)
+        set_field(self, "executors", ex)
+        set_field(self, "verifiers", ve)
 
 
 @dataclass(frozen=True, slots=True)
-class Response(_Body):
-    """Executor -> task topic: the generated text."""
+class Response(BodyBase):
+    """Executor -> the session's leader topic (blind judging): the generated text."""
 
     KIND: ClassVar[str] = "response"
     text: str
@@ -280,69 +190,74 @@ class Response(_Body):
     gen_ms: int = 0
 
     def __post_init__(self) -> None:
-        _text("text", self.text, MAX_RESPONSE_CHARS)
-        _text("model", self.model, MAX_NAME_CHARS, empty=False)
-        _int("gen_ms", self.gen_ms, 0, MAX_GEN_MS)
+        check_text("text", self.text, MAX_RESPONSE_CHARS)
+        check_text("model", self.model, MAX_NAME_CHARS, empty=False)
+        check_int("gen_ms", self.gen_ms, 0, MAX_GEN_MS)
 
 
 @dataclass(frozen=True, slots=True)
-class Score(_Body):
-    """Verifier -> task topic: one judgement of one executor's response."""
+class Score(BodyBase):
+    """Verifier -> leader topic: one judgement of the item under ``label`` (blind: a label,
+    never an executor)."""
 
     KIND: ClassVar[str] = "score"
-    executor: bytes
+    label: str
     score: float
     reason: str = ""
     judge_model: str = "unknown"
 
     def __post_init__(self) -> None:
-        _peer("executor", self.executor)
-        _set(self, "score", _score("score", self.score))
-        _text("reason", self.reason, MAX_REASON_CHARS)
-        _text("judge_model", self.judge_model, MAX_NAME_CHARS, empty=False)
+        check_label("label", self.label)
+        set_field(self, "score", check_score("score", self.score))
+        check_text("reason", self.reason, MAX_REASON_CHARS)
+        check_text("judge_model", self.judge_model, MAX_NAME_CHARS, empty=False)
 
 
 @dataclass(frozen=True, slots=True)
-class ScoreEntry(_Body):
+class ScoreEntry(BodyBase):
     """One line of a :class:`Scores` batch."""
 
     KIND: ClassVar[str] = "score_entry"
-    executor: bytes
+    label: str
     score: float
     reason: str = ""
 
     def __post_init__(self) -> None:
-        _peer("executor", self.executor)
-        _set(self, "score", _score("score", self.score))
-        _text("reason", self.reason, MAX_REASON_CHARS)
+        check_label("label", self.label)
+        set_field(self, "score", check_score("score", self.score))
+        check_text("reason", self.reason, MAX_REASON_CHARS)
 
 
 @dataclass(frozen=True, slots=True)
-class Scores(_Body):
+class Scores(BodyBase):
     """Verifier -> the session's leader topic: several judgements in one message (ARCHITECTURE
-    §10 item 13), and the responses this verifier could not judge.
+    §10 item 13), and the items this verifier could not judge.
 
-    Each entry obeys exactly the rules of a single :class:`Score`. ``failed`` names executors
-    whose response the verifier's judge could not score (an error, a timeout, no usable
-    number): those cells stay *missing* (never 0.00), but the leader need not wait for them
-    until the verify deadline. At least one of ``entries`` and ``failed`` is non-empty, and no
-    executor is in both.
+    Each entry obeys exactly the rules of a single :class:`Score`. ``failed`` names labels
+    whose text the verifier's judge could not score (an error, a timeout, no usable number):
+    those cells stay *missing* (never 0.00), but the leader need not wait for them until the
+    verify deadline. At least one of ``entries`` and ``failed`` is non-empty, and no label is in
+    both.
     """
 
     KIND: ClassVar[str] = "scores"
     entries: tuple[ScoreEntry, ...]
     judge_model: str = "unknown"
-    failed: tuple[bytes, ...] = ()
+    failed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.entries, list | tuple):
-            raise _type_error("entries", "list", self.entries)
-        failed = _peers("failed", self.failed, MAX_PARTICIPANTS, empty=True)
-        _set(self, "failed", failed)
+            raise type_error("entries", "list", self.entries)
+        if not isinstance(self.failed, list | tuple):
+            raise type_error("failed", "list", self.failed)
+        if len(self.entries) > MAX_ITEMS or len(self.failed) > MAX_ITEMS:
+            raise OversizeError(f"more than {MAX_ITEMS} labels", field="entries")
+        failed = tuple(check_label(f"failed[{i}]", x) for i, x in enumerate(self.failed))
+        if len(set(failed)) != len(failed):
+            raise RangeError("duplicate label", field="failed")
+        set_field(self, "failed", failed)
         if not self.entries and not failed:
             raise RangeError("must not be empty (nor failed)", field="entries")
-        if len(self.entries) > MAX_PARTICIPANTS:
-            raise OversizeError(f"more than {MAX_PARTICIPANTS} entries", field="entries")
         entries = []
         for i, entry in enumerate(self.entries):
             if isinstance(entry, ScoreEntry):
@@ -353,122 +268,98 @@ class Scores(_Body):
             except ProtocolError as exc:
                 exc.field = f"entries[{i}].{exc.field}" if exc.field else f"entries[{i}]"
                 raise
-        if len({e.executor for e in entries}) != len(entries):
-            raise RangeError("duplicate executor", field="entries")
-        if {e.executor for e in entries} & set(failed):
-            raise RangeError("an executor both scored and failed", field="failed")
-        _text("judge_model", self.judge_model, MAX_NAME_CHARS, empty=False)
-        _set(self, "entries", tuple(entries))
+        if len({e.label for e in entries}) != len(entries):
+            raise RangeError("duplicate label", field="entries")
+        if {e.label for e in entries} & set(failed):
+            raise RangeError("a label both scored and failed", field="failed")
+        check_text("judge_model", self.judge_model, MAX_NAME_CHARS, empty=False)
+        set_field(self, "entries", tuple(entries))
 
 
 @dataclass(frozen=True, slots=True)
-class Result(_Body):
-    """Leader -> task topic: the tally.
+class Item(BodyBase):
+    """Leader -> the session's judge topic: one text to judge, blind.
 
-    ``scores[executor][verifier]`` is the full matrix over *assigned* executors and verifiers;
-    ``None`` means the score never arrived (missing, never 0.00). ``averages[executor]`` is
-    ``None`` for an executor with no score; ``counts[executor]`` is the number of scores used.
-    ``missing`` lists assigned peers that delivered nothing (executors without a response,
-    verifiers without a single score). ``winner``/``score``/``text`` are ``None``/``None``/""
-    when no executor could be ranked.
+    ``label`` is the per-session label of the executor (or of a canary), fixed by a random
+    permutation at assignment, so neither the label nor the order of items reveals who wrote it
+    or when it arrived. ``response`` is the statement digest of the executor's signed response
+    (:func:`protocol.envelope.statement_digest`): once the result reveals that envelope, a
+    verifier checks the leader forwarded the text unaltered. ``total`` is how many items this
+    session will have (so a verifier knows when it has them all).
     """
 
-    KIND: ClassVar[str] = "result"
-    winner: bytes | None
-    score: float | None
+    KIND: ClassVar[str] = "item"
+    label: str
     text: str
-    aggregator: str
-    averages: Mapping[bytes, float | None]
-    counts: Mapping[bytes, int]
-    scores: Mapping[bytes, Mapping[bytes, float | None]]
-    missing: tuple[bytes, ...] = ()
+    response: bytes
+    total: int
 
     def __post_init__(self) -> None:
-        if self.aggregator not in AGGREGATORS:
-            raise RangeError(f"{self.aggregator!r} not one of {AGGREGATORS}", field="aggregator")
-        _text("text", self.text, MAX_RESPONSE_CHARS)
-        averages = _map("averages", self.averages, MAX_PARTICIPANTS)
-        counts = _map("counts", self.counts, MAX_PARTICIPANTS)
-        matrix = _map("scores", self.scores, MAX_PARTICIPANTS)
-        for ex in averages:
-            _peer("averages.<key>", ex)
-            averages[ex] = _opt_score("averages", averages[ex])
-        for ex in counts:
-            _peer("counts.<key>", ex)
-            _int("counts", counts[ex], 0, MAX_PARTICIPANTS)
-        verifier_set: set[bytes] | None = None
-        for ex, row in list(matrix.items()):
-            _peer("scores.<key>", ex)
-            row = _map("scores.<row>", row, MAX_PARTICIPANTS)
-            for ver, value in row.items():
-                _peer("scores.<verifier>", ver)
-                if ver == ex:
-                    raise RangeError("an executor cannot score itself", field="scores")
-                row[ver] = _opt_score("scores.<value>", value)
-            if verifier_set is None:
-                verifier_set = set(row)
-            elif set(row) != verifier_set:
-                raise RangeError("every row must name the same verifiers", field="scores")
-            matrix[ex] = row
-        if not (set(averages) == set(counts) == set(matrix)):
-            raise RangeError(
-                "averages, counts and scores must name the same executors", field="averages"
-            )
-        if len(matrix) + len(verifier_set or ()) > MAX_PARTICIPANTS:
-            raise OversizeError(f"more than {MAX_PARTICIPANTS} participants", field="scores")
-        for ex, row in matrix.items():
-            given = sum(1 for v in row.values() if v is not None)
-            if counts[ex] != given:
-                raise RangeError(f"count {counts[ex]} but {given} scores", field="counts")
-            if (averages[ex] is None) != (given == 0):
-                raise RangeError(
-                    "an average needs scores and scores need an average", field="averages"
-                )
-        missing = _peers("missing", self.missing, MAX_PARTICIPANTS, empty=True)
-        if not set(missing) <= set(matrix) | (verifier_set or set()):
-            raise RangeError("missing names a peer without a role", field="missing")
-        if self.winner is None:
-            if self.score is not None:
-                raise RangeError("a score without a winner", field="score")
-        else:
-            _peer("winner", self.winner)
-            if self.winner not in averages:
-                raise RangeError("the winner is not an executor", field="winner")
-            _set(self, "score", _score("score", self.score))
-            if averages[self.winner] is None:
-                raise RangeError("the winner has no scores", field="winner")
-        _set(self, "averages", averages)
-        _set(self, "counts", counts)
-        _set(self, "scores", matrix)
-        _set(self, "missing", missing)
-
-    @property
-    def executors(self) -> tuple[bytes, ...]:
-        return tuple(self.scores)
-
-    @property
-    def verifiers(self) -> tuple[bytes, ...]:
-        for row in self.scores.values():
-            return tuple(row)
-        return ()
+        check_label("label", self.label)
+        check_text("text", self.text, MAX_RESPONSE_CHARS)
+        check_digest("response", self.response)
+        check_int("total", self.total, 1, MAX_ITEMS)
 
 
 @dataclass(frozen=True, slots=True)
-class Abort(_Body):
+class Reveal(BodyBase):
+    """Leader -> task topic, at finalize, before the result: the signed envelopes the result
+    counted that participants may lack (every response, every score batch, raw bytes exactly as
+    received) and the canary items in full. Split in ``parts`` when large (``part`` counts
+    from 0). The envelopes keep their own signatures: the leader's only vouches for the carrier.
+    """
+
+    KIND: ClassVar[str] = "reveal"
+    part: int
+    parts: int
+    envelopes: tuple[bytes, ...]
+    canaries: tuple[Item, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_int("parts", self.parts, 1, MAX_REVEAL_PARTS)
+        check_int("part", self.part, 0, self.parts - 1)
+        if not isinstance(self.envelopes, list | tuple):
+            raise type_error("envelopes", "list", self.envelopes)
+        if len(self.envelopes) > 2 * MAX_ITEMS:
+            raise OversizeError(f"more than {2 * MAX_ITEMS} envelopes", field="envelopes")
+        size = 0
+        for i, raw in enumerate(self.envelopes):
+            if not isinstance(raw, bytes):
+                raise type_error(f"envelopes[{i}]", "bytes", raw)
+            size += len(raw)
+        if size > MAX_REVEAL_BYTES:
+            raise OversizeError(f"{size} bytes > {MAX_REVEAL_BYTES}", field="envelopes")
+        if not isinstance(self.canaries, list | tuple):
+            raise type_error("canaries", "list", self.canaries)
+        if len(self.canaries) > MAX_ITEMS:
+            raise OversizeError(f"more than {MAX_ITEMS} canaries", field="canaries")
+        canaries = []
+        for i, item in enumerate(self.canaries):
+            if not isinstance(item, Item):
+                try:
+                    item = Item.from_wire(item)
+                except ProtocolError as exc:
+                    exc.field = f"canaries[{i}].{exc.field}" if exc.field else f"canaries[{i}]"
+                    raise
+            canaries.append(item)
+        set_field(self, "envelopes", tuple(self.envelopes))
+        set_field(self, "canaries", tuple(canaries))
+
+
+@dataclass(frozen=True, slots=True)
+class Abort(BodyBase):
     """Leader -> task topic: the session ends without a result."""
 
     KIND: ClassVar[str] = "abort"
     reason: str
 
     def __post_init__(self) -> None:
-        _text("reason", self.reason, MAX_REASON_CHARS, empty=False)
+        check_text("reason", self.reason, MAX_REASON_CHARS, empty=False)
 
 
 @dataclass(frozen=True, slots=True)
-class Presence(_Body):
-    """Any node -> ``swarm/mesh``: who I am and what I run. ``status`` is empty while the node
-    can take executor and verifier roles, else why it cannot (its model does not answer): it
-    still relays and leads."""
+class Presence(BodyBase):
+    """Any node -> ``swarm/mesh``: who I am and what I run."""
 
     KIND: ClassVar[str] = "presence"
     name: str
@@ -476,65 +367,85 @@ class Presence(_Body):
     model: str = ""
     backend: str = ""
     addrs: tuple[str, ...] = ()
-    status: str = ""
-    # model slots offered and in use (protocol/capacity.py); 0/0 on nodes that run no model
-    slots: int = 0
-    slots_used: int = 0
 
     def __post_init__(self) -> None:
-        _text("name", self.name, MAX_NAME_CHARS)
-        for name in ("slots", "slots_used"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise _type_error(name, "int", value)
-            if not 0 <= value <= MAX_SLOTS:
-                raise RangeError(f"{value} not within 0..{MAX_SLOTS}", field=name)
+        check_text("name", self.name, MAX_NAME_CHARS)
         if self.role not in PRESENCE_ROLES:
             raise RangeError(f"{self.role!r} not one of {PRESENCE_ROLES}", field="role")
-        _text("model", self.model, MAX_NAME_CHARS)
-        _text("backend", self.backend, MAX_NAME_CHARS)
-        _text("status", self.status, MAX_NAME_CHARS)
+        check_text("model", self.model, MAX_NAME_CHARS)
+        check_text("backend", self.backend, MAX_NAME_CHARS)
         if not isinstance(self.addrs, list | tuple):
-            raise _type_error("addrs", "list", self.addrs)
+            raise type_error("addrs", "list", self.addrs)
         if len(self.addrs) > MAX_ADDRS:
             raise OversizeError(f"more than {MAX_ADDRS} addresses", field="addrs")
-        _set(
+        set_field(
             self,
             "addrs",
-            tuple(_text(f"addrs[{i}]", a, MAX_ADDR_CHARS) for i, a in enumerate(self.addrs)),
+            tuple(check_text(f"addrs[{i}]", a, MAX_ADDR_CHARS) for i, a in enumerate(self.addrs)),
         )
 
 
 @dataclass(frozen=True, slots=True)
-class Bootmesh(_Body):
+class Bootmesh(BodyBase):
     """Bootstrap -> ``swarm/mesh``: its view of topic -> subscribed peers."""
 
     KIND: ClassVar[str] = "bootmesh"
     topics: Mapping[str, tuple[bytes, ...]]
 
     def __post_init__(self) -> None:
-        topics = _map("topics", self.topics, MAX_MESH_TOPICS)
+        topics = check_map("topics", self.topics, MAX_MESH_TOPICS)
         for topic in list(topics):
-            _text("topics.<key>", topic, MAX_TOPIC_CHARS, empty=False)
-            topics[topic] = _peers(f"topics.{topic}", topics[topic], MAX_MESH_PEERS, empty=True)
-        _set(self, "topics", topics)
+            check_text("topics.<key>", topic, MAX_TOPIC_CHARS, empty=False)
+            topics[topic] = check_peers(
+                f"topics.{topic}", topics[topic], MAX_MESH_PEERS, empty=True
+            )
+        set_field(self, "topics", topics)
 
 
 Body: TypeAlias = (
-    Advertise | Join | Assign | Response | Score | Scores | Result | Abort | Presence | Bootmesh
+    Advertise
+    | Join
+    | Assign
+    | Response
+    | Item
+    | Score
+    | Scores
+    | Reveal
+    | Result
+    | Abort
+    | Presence
+    | Bootmesh
 )
 
 BODY_TYPES: dict[str, type[Any]] = {
     cls.KIND: cls
-    for cls in (Advertise, Join, Assign, Response, Score, Scores, Result, Abort, Presence, Bootmesh)
+    for cls in (
+        Advertise,
+        Join,
+        Assign,
+        Response,
+        Item,
+        Score,
+        Scores,
+        Reveal,
+        Result,
+        Abort,
+        Presence,
+        Bootmesh,
+    )
 }
 KINDS: tuple[str, ...] = tuple(BODY_TYPES)
 # kinds published on MESH_TOPIC; every other kind goes to the session's own topic (its task id)
 MESH_KINDS = frozenset({"advertise", "presence", "bootmesh"})
 # kinds only the leader needs: published on the session's leader topic (``<task>/lead``), which
-# only the leader subscribes to, so the hub forwards each to one peer instead of to everyone
-LEADER_KINDS = frozenset({"join", "score", "scores"})
+# only the leader subscribes to, so the hub forwards each to one peer instead of to everyone.
+# Responses go there too: blind judging (no executor sees another's answer).
+LEADER_KINDS = frozenset({"join", "response", "score", "scores"})
 LEADER_TOPIC_SUFFIX = "/lead"  # task ids cannot contain "/": no clash with a task topic
+# kinds for the verifiers: the session's judge topic (``<task>/judge``), which joiners subscribe
+# to and executors leave once assigned
+JUDGE_KINDS = frozenset({"item"})
+JUDGE_TOPIC_SUFFIX = "/judge"
 
 
 def body_from_wire(kind: str, data: object) -> Body:

@@ -4,6 +4,11 @@
 sees the advertisement. Every ``Publish`` effect is really sealed and re-opened (signatures,
 canonical bytes), then queued; tests decide the delivery order, when local work completes and
 when time passes. Nothing is asynchronous: the test is the scheduler.
+
+Delivery follows the topics: a message published on a topic reaches the nodes subscribed to it
+at that moment (every node hears ``swarm/mesh``), so the leader topic reaches the leader only
+and the judge topic the joiners that did not leave it. ``stored[node]`` is what a node's store
+would hold: every envelope it sent, and every one it received that its machine accepted.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 
 from protocol.envelope import Envelope, open_envelope, seal
 from protocol.identity import NaclSigner
-from protocol.messages import Advertise, Body
+from protocol.messages import MESH_TOPIC, Advertise, Body
 from protocol.session import (
     Effect,
     Finished,
@@ -24,6 +29,8 @@ from protocol.session import (
     ParticipantSession,
     Publish,
     Rejected,
+    Subscribe,
+    Unsubscribe,
 )
 from tests.protocol.strategies import SIGNERS
 
@@ -36,6 +43,7 @@ class Delivery:
 
     env: Envelope
     pending: list[bytes]
+    topic: str = ""
 
 
 @dataclass
@@ -53,7 +61,10 @@ class Swarm:
     auto_finalize: bool = True
     split: str = "balanced"
     participant_kw: dict = field(default_factory=dict)
+    leader_kw: dict = field(default_factory=dict)
+    canary_rate: float = 0.0
     score_of: Callable[[bytes, bytes], float] = lambda ex, ver: (ex[-1] % 90) / 100
+    canary_score: Callable[[bytes], float] = lambda ver: 0.05
 
     def __post_init__(self) -> None:
         self.now = 0
@@ -72,8 +83,12 @@ class Swarm:
             auto_assign_at=self.auto_assign_at,
             auto_finalize=self.auto_finalize,
             split=self.split,
+            canary_rate=self.canary_rate,
+            **self.leader_kw,
         )
         self.participants: dict[bytes, ParticipantSession] = {}
+        self.topics: dict[bytes, set[str]] = {p: {MESH_TOPIC} for p in self.signers}
+        self.stored: dict[bytes, list[bytes]] = {p: [] for p in self.signers}
         self.queue: list[Delivery] = []
         self.work: list[Work] = []
         self.effects: dict[bytes, list[Effect]] = {p: [] for p in self.signers}
@@ -95,18 +110,26 @@ class Swarm:
         self.effects[node].extend(effects)
         for effect in effects:
             if isinstance(effect, Publish):
-                self.broadcast(self.seal_as(node, effect.body, effect.task))
+                env = self.seal_as(node, effect.body, effect.task)
+                self.stored[node].append(env.raw)
+                self.broadcast(env, effect.topic)
+            elif isinstance(effect, Subscribe):
+                self.topics[node].add(effect.topic)
+            elif isinstance(effect, Unsubscribe):
+                self.topics[node].discard(effect.topic)
             elif isinstance(effect, Generate | Judge):
                 self.work.append(Work(node, effect))
             elif isinstance(effect, Finished) or getattr(effect, "stage", None) == "aborted":
                 self.finished_at.setdefault(node, self.now)
 
-    def broadcast(self, env: Envelope) -> None:
-        others = [p for p in self.signers if p != env.sender]
-        self.queue.append(Delivery(env, others))
+    def broadcast(self, env: Envelope, topic: str | None = None) -> None:
+        topic = env.topic if topic is None else topic
+        others = [p for p in self.signers if p != env.sender and topic in self.topics[p]]
+        if others:
+            self.queue.append(Delivery(env, others, topic))
 
     def inject(self, node: bytes | NaclSigner, body: Body, task: str = TASK) -> Envelope:
-        """An arbitrary (possibly rule-breaking) signed message from ``node``."""
+        """An arbitrary (possibly rule-breaking) signed message from ``node``, on its topic."""
         env = self.seal_as(node, body, task)
         self.broadcast(env)
         return env
@@ -119,11 +142,16 @@ class Swarm:
                 env, node, model="sim", backend="sim", **self.participant_kw
             )
             self.participants[node] = session
+            self.stored[node].append(env.raw)
             self.run(node, session.start(self.now))
             return
         session = self.session(node)
         assert session is not None
-        self.run(node, session.receive(env, self.now))
+        live = not session.finished
+        effects = session.receive(env, self.now)
+        if live and not any(isinstance(e, Rejected) and e.sender == env.sender for e in effects):
+            self.stored[node].append(env.raw)
+        self.run(node, effects)
 
     # -- scheduling -----------------------------------------------------------------------------
     def step_delivery(self, index: int = 0, target: int = 0) -> None:
@@ -145,11 +173,16 @@ class Swarm:
                     f"answer of {item.node[-3:].hex()}", "sim", 5, self.now
                 )
         elif fail:
-            out = session.judgement_failed(effect.executor, "judge down", self.now)
+            out = session.judgement_failed(effect.label, "judge down", self.now)
         else:
-            score = self.score_of(effect.executor, item.node)
-            out = session.judgement_done(effect.executor, score, "ok", "sim-judge", self.now)
+            score = self.judge(effect.label, item.node)
+            out = session.judgement_done(effect.label, score, "ok", "sim-judge", self.now)
         self.run(item.node, out)
+
+    def judge(self, label: str, verifier: bytes) -> float:
+        """The test knows what the verifier cannot: whose answer (or which canary) a label is."""
+        owner = {lab: ex for ex, lab in self.leader.labels.items()}.get(label)
+        return self.canary_score(verifier) if owner is None else self.score_of(owner, verifier)
 
     def advance(self, ms: int) -> None:
         self.now += ms
