@@ -49,7 +49,8 @@ from collections import OrderedDict, deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from protocol.messages import MAX_SCORE, Result
+from protocol.messages import MAX_SCORE
+from protocol.result import Result
 from protocol.tally import aggregate
 
 __all__ = [
@@ -77,6 +78,8 @@ class ReputationParams:
     prior_strength: float = 3.0  # the prior counts as this many sessions of evidence
     tolerance: float = 0.3  # mean distance from consensus at which agreement reaches 0
     canary_weight: float = 2.0  # a canary judgement counts as this many sessions
+    # slow to earn, quick to lose: a judgement earning v counts (1 + penalty * (1 - v)) times
+    penalty: float = 3.0
     max_peers: int = 4_096
     history: int = 32
     seen_tasks: int = 8_192
@@ -90,6 +93,8 @@ class ReputationParams:
         for name in ("prior_strength", "tolerance", "canary_weight"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
+        if not self.penalty >= 0:
+            raise ValueError("penalty must be >= 0")
         for name in ("max_peers", "history", "seen_tasks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -119,7 +124,8 @@ class Transcript:
         at_ms: int,
         canaries: Mapping[str, Mapping[bytes, float | None]] | None = None,
     ) -> Transcript:
-        return cls(task, leader, at_ms, result.scores, dict(canaries or {}))
+        """From a verified result; its own canary scores unless ``canaries`` is given."""
+        return cls(task, leader, at_ms, result.scores, dict(canaries or result.canaries))
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +300,7 @@ class Ledger:
                 record.executor_good += value * evidence
                 record.executor_n += evidence
             else:
+                evidence *= 1.0 + self.params.penalty * (1.0 - value)
                 record.verifier_good += value * evidence
                 record.verifier_n += evidence
             record.history.append(entry)

@@ -46,6 +46,11 @@ weight is floored at :data:`SELECTION_FLOOR`, so a newcomer still verifies now a
 earn standing, and a handful of established peers never hold the panel alone. Executors are
 simply the rest: a bad answer only loses (its judges score it), while a bad judge can crown one,
 so the judging seats are the ones worth guarding, and executing is how a new peer is measured.
+
+When every joiner gets a role, weighting only decides *which* role: a flood of fresh keys then
+fills the executor seats with the attacker's answers (``rnet sim`` measures the cost). ``seats``
+lets a leader that recruited more joiners than it needs seat only that many, drawn by the same
+weights: a peer's chance of any role, and so of a judging seat, rises with its reputation.
 """
 
 from __future__ import annotations
@@ -219,6 +224,8 @@ class Tally:
             counts=dict(self.counts),
             scores={e: dict(row) for e, row in self.scores.items()},
             missing=self.missing,
+            params=dict(self.params),
+            weights=dict(self.weights),
         )
 
 
@@ -319,6 +326,7 @@ def split_roles(
     *,
     weights: Mapping[bytes, float] | None = None,
     split: str | None = None,
+    seats: int = 0,
 ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
     """Split joined peers into ``(executors, verifiers)``: disjoint, at least one each.
 
@@ -326,6 +334,8 @@ def split_roles(
     verifier remains) whatever the method; 0 leaves the count to the method. ``split`` is a
     keyword spelling of ``method``. ``weights``: selection weights in [0, 1] (absent peers: the
     floor); the verifiers are then drawn by weight (module docstring), the count unchanged.
+    ``seats`` (>= 2; 0: everyone): give roles to only that many of the joiners, drawn by weight
+    (uniformly without weights); the others get no role (they watch).
     """
     if split is not None:
         method = split
@@ -336,6 +346,16 @@ def split_roles(
         raise ValueError(f"executors must be >= 0, not {executors}")
     if method not in SPLITS:
         raise ValueError(f"unknown split {method!r}; choose one of {', '.join(SPLITS)}")
+    if seats and seats < 2:
+        raise ValueError(f"seats must be 0 (everyone) or >= 2, not {seats}")
+    if seats and seats < len(peers):
+        if weights is not None:
+            seated = set(_weighted_order(peers, rng, weights)[:seats])
+        else:
+            order = sorted(peers)
+            rng.shuffle(order)
+            seated = set(order[:seats])
+        peers = [p for p in peers if p in seated]  # join order kept for the original split
     if weights is not None:
         if executors:
             k = min(executors, len(peers) - 1)

@@ -263,3 +263,20 @@ def test_weighted_split_is_reproducible_and_order_blind() -> None:
     assert (len(a[0]), len(a[1])) == (3, 4)
     with pytest.raises(ValueError):
         split_roles(PEERS[:3], random.Random(0), split="alphabetical", weights=weights)
+
+
+def test_seats_leave_most_fresh_keys_without_a_role() -> None:
+    established, fresh = PEERS[:6], PEERS[6:12]
+    weights = {p: 0.9 for p in established}
+    seated_fresh = 0
+    for seed in range(200):
+        ex, ver = split_roles(
+            PEERS[:12], random.Random(seed), executors=2, weights=weights, seats=6
+        )
+        assert len(ex) == 2 and len(ver) == 4
+        seated_fresh += len(set(ex + ver) & set(fresh))
+    assert 0 < seated_fresh < 200 * 6 * 0.2  # the floor still seats a newcomer now and then
+    ex, ver = split_roles(PEERS[:12], random.Random(1), seats=6)  # uniform without weights
+    assert len(ex) + len(ver) == 6
+    with pytest.raises(ValueError):
+        split_roles(PEERS[:12], random.Random(1), seats=1)
