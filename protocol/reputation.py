@@ -26,7 +26,9 @@ else counts with that leader's reputation as weight, so a fresh identity cannot 
 for its friends by staging sessions (after EigenTrust: trust flows from peers already trusted).
 
 *Estimate.* Per peer and role the ledger keeps decayed sums ``good`` (value x weight) and ``n``
-(weight). Reputation is a Beta-style mean with a low prior: ``(prior * k + good) / (k + n)``
+(weight). A judgement earning ``v`` counts ``1 + penalty * (1 - v)`` times (slow to earn, quick
+to lose: a peer that judged well for weeks and then turns is found out in a few sessions, not
+in as many as it spent earning its standing; an honest judge's steady value is unchanged). Reputation is a Beta-style mean with a low prior: ``(prior * k + good) / (k + n)``
 with ``k = prior_strength``. A new identity starts at ``prior`` (0.1), so a thousand fresh keys
 weigh what a hundred honest judges do, and each must earn its way up session by session; a
 ``trusted`` peer starts at ``trusted_prior``. Sums decay with a half-life (on the caller's
