@@ -35,9 +35,16 @@ weigh what a hundred honest judges do, and each must earn its way up session by 
 clock), so old standing, good or bad, fades back towards the prior.
 
 *Outputs* (rounded to 4 decimals, in [0, 1]): :meth:`Ledger.reputation` (all evidence, shown to
-users and used for role selection), :meth:`Ledger.verifier_weight` (verifier evidence only, for
-the ``robust`` tally: answering well does not make a peer a good judge), and the dictionaries
-:meth:`Ledger.verifier_weights` / :meth:`Ledger.selection_weights` for a set of peers.
+users), :meth:`Ledger.verifier_weight` (verifier evidence only, for the ``robust`` tally:
+answering well does not make a peer a good judge), and :meth:`Ledger.selection_weight` for the
+role draw (:func:`protocol.tally.split_roles` draws judges by it): ``verifier * (1 - executor /
+2)``. Judging seats go to peers that judged well, and among those rather to the ones whose own
+answers score lower, so the strong models answer: every joiner gets a seat, so a draw that only
+favoured reputation would push everyone else, strong newcomers and found-out attackers alike,
+into the answering seats (``rnet sim`` measured that cost). A new identity weighs
+``0.1 * 0.95``, an established judge about five times more; the draw's floor keeps newcomers
+judging now and then. The dictionaries :meth:`Ledger.verifier_weights` /
+:meth:`Ledger.selection_weights` give them for a set of peers.
 
 *Bounds.* At most ``max_peers`` records (the one with the least evidence goes first, so a flood
 of fresh keys evicts fresh keys), ``history`` entries per peer, and a window of recorded task
@@ -257,8 +264,13 @@ class Ledger:
     def verifier_weights(self, peers: Iterable[bytes], now_ms: int) -> dict[bytes, float]:
         return {peer: self.verifier_weight(peer, now_ms) for peer in peers}
 
+    def selection_weight(self, peer: bytes, now_ms: int) -> float:
+        """How strongly this peer is drawn for a judging seat (module docstring)."""
+        s = self.standing(peer, now_ms)
+        return round(s.verifier * (1.0 - s.executor / 2), _DECIMALS)
+
     def selection_weights(self, peers: Iterable[bytes], now_ms: int) -> dict[bytes, float]:
-        return {peer: self.reputation(peer, now_ms) for peer in peers}
+        return {peer: self.selection_weight(peer, now_ms) for peer in peers}
 
     def history(self, peer: bytes) -> tuple[HistoryEntry, ...]:
         record = self._records.get(peer)

@@ -39,13 +39,15 @@ Role split (both never put a peer in both roles and always give at least one of 
   because each average is only as good as the number of judges behind it, while every extra
   executor multiplies the verifiers' work. With 2 joiners: 1 and 1.
 
-With ``weights`` (selection weights from the reputation ledger) the *verifiers* are drawn by
-weight, without replacement (Efraimidis-Spirakis: key ``u ** (1 / w)`` per peer, highest keys
-verify), over the sorted joiners so arrival order does not matter; everyone else executes. A
-weight is floored at :data:`SELECTION_FLOOR`, so a newcomer still verifies now and then and can
-earn standing, and a handful of established peers never hold the panel alone. Executors are
-simply the rest: a bad answer only loses (its judges score it), while a bad judge can crown one,
-so the judging seats are the ones worth guarding, and executing is how a new peer is measured.
+With ``weights`` (selection weights from the reputation ledger,
+:meth:`protocol.reputation.Ledger.selection_weight`) the *verifiers* are drawn by weight,
+without replacement (Efraimidis-Spirakis: key ``u ** (1 / w)`` per peer, highest keys verify),
+over the sorted joiners so arrival order does not matter; everyone else executes. A weight is
+floored at :data:`SELECTION_FLOOR`, so a newcomer still verifies now and then and can earn
+standing, and a handful of established peers never hold the panel alone. Executors are the
+rest (they are not drawn separately: every joiner gets a seat, so one draw decides both): a bad
+answer only loses, its judges score it, while a bad judge can crown one, so the judging seats
+are the ones worth guarding; the ledger's weight also leans strong answerers towards answering.
 
 When every joiner gets a role, weighting only decides *which* role: a flood of fresh keys then
 fills the executor seats with the attacker's answers (``rnet sim`` measures the cost). ``seats``

@@ -112,3 +112,16 @@ def test_params_are_checked() -> None:
         ReputationParams(prior=1.5)
     with pytest.raises(ValueError):
         ReputationParams(half_life_ms=0)
+
+
+def test_selection_favours_good_judges_and_lets_strong_models_answer() -> None:
+    ledger = Ledger(me=ME)
+    for i in range(10):
+        ledger.record(_session(f"t{i}", i))
+    now = 10
+    fresh = PEERS[11]
+    assert ledger.selection_weight(fresh, now) == pytest.approx(0.1 * 0.95)
+    assert ledger.selection_weight(HONEST[0], now) > 5 * ledger.selection_weight(fresh, now)
+    assert ledger.selection_weight(LIAR, now) < ledger.selection_weight(fresh, now)
+    # an executor with well-scored answers is drawn to judge less than a weaker one
+    assert ledger.selection_weight(E1, now) < ledger.selection_weight(E3, now)
