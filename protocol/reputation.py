@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from protocol.messages import MAX_SCORE
 from protocol.result import Result
 from protocol.tally import aggregate
+from protocol.transcript import AuditReport
 
 __all__ = [
     "HistoryEntry",
@@ -135,6 +136,15 @@ class Transcript:
     ) -> Transcript:
         """From a verified result; its own canary scores unless ``canaries`` is given."""
         return cls(task, leader, at_ms, result.scores, dict(canaries or result.canaries))
+
+    @classmethod
+    def from_audit(cls, report: AuditReport, at_ms: int) -> Transcript | None:
+        """From :func:`protocol.transcript.verify_transcript` of the envelopes a node holds:
+        the score matrix replayed from the signed batches. ``None`` unless the audit passed
+        with a result (an aborted or doubtful session teaches nothing)."""
+        if not report.ok or not report.has_result or report.task is None or not report.leader:
+            return None
+        return cls(report.task, report.leader, at_ms, report.scores, dict(report.canaries))
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,3 +125,34 @@ def test_selection_favours_good_judges_and_lets_strong_models_answer() -> None:
     assert ledger.selection_weight(LIAR, now) < ledger.selection_weight(fresh, now)
     # an executor with well-scored answers is drawn to judge less than a weaker one
     assert ledger.selection_weight(E1, now) < ledger.selection_weight(E3, now)
+
+
+def test_a_ledger_learns_from_the_signed_envelopes_a_node_stored() -> None:
+    from protocol.transcript import verify_transcript
+    from tests.protocol.helpers import Swarm
+    from tests.protocol.strategies import SIGNERS
+
+    liar = SIGNERS[1].peer_id  # the first provider inverts every score it gives
+
+    def score_of(ex: bytes, ver: bytes) -> float:
+        honest = (ex[-1] % 90) / 100
+        return round(0.99 - honest, 2) if ver == liar else honest
+
+    for seed in range(20):  # a seed whose draw makes the liar a verifier
+        swarm = Swarm(providers=7, auto_assign_at=7, canary_rate=1.0, score_of=score_of, seed=seed)
+        swarm.run_to_end()
+        if liar in swarm.leader.verifiers:
+            break
+    report = verify_transcript(swarm.stored[swarm.leader_id])
+    assert report.ok, report.problems
+    transcript = Transcript.from_audit(report, at_ms=1_000)
+    assert transcript is not None and transcript.canaries  # canary_rate 1: every answer has one
+    earned = Ledger(me=swarm.leader_id).record(transcript)
+
+    def agreement(peer: bytes) -> float:
+        return next(e.value for e in earned[peer] if e.role == "verifier")
+
+    honest = [v for v in swarm.leader.verifiers if v != liar]
+    assert min(agreement(v) for v in honest) > agreement(liar)
+    assert all(e.role in ("verifier", "canary") for v in honest for e in earned[v])
+    assert {e.role for e in earned[swarm.leader.executors[0]]} == {"executor"}
