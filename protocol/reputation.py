@@ -37,12 +37,12 @@ clock), so old standing, good or bad, fades back towards the prior.
 *Outputs* (rounded to 4 decimals, in [0, 1]): :meth:`Ledger.reputation` (all evidence, shown to
 users), :meth:`Ledger.verifier_weight` (verifier evidence only, for the ``robust`` tally:
 answering well does not make a peer a good judge), and :meth:`Ledger.selection_weight` for the
-role draw (:func:`protocol.tally.split_roles` draws judges by it): ``verifier * (1 - executor /
-2)``. Judging seats go to peers that judged well, and among those rather to the ones whose own
-answers score lower, so the strong models answer: every joiner gets a seat, so a draw that only
-favoured reputation would push everyone else, strong newcomers and found-out attackers alike,
-into the answering seats (``rnet sim`` measured that cost). A new identity weighs
-``0.1 * 0.95``, an established judge about five times more; the draw's floor keeps newcomers
+role draw (:func:`protocol.tally.split_roles` draws judges by it), which is the same judging
+record. ``rnet sim`` compared three draws: by overall reputation (peers whose answers score
+badly, attackers included, are pushed into the answering seats: the winning answer got worse),
+by judging record discounted for strong answers (better answers, but an attacker gains judging
+seats by answering badly), and by judging record alone (neither effect; kept). A new identity
+weighs 0.1, an established judge seven to eight times more; the draw's floor keeps newcomers
 judging now and then. The dictionaries :meth:`Ledger.verifier_weights` /
 :meth:`Ledger.selection_weights` give them for a set of peers.
 
@@ -264,7 +264,7 @@ class Ledger:
         )
 
     def reputation(self, peer: bytes, now_ms: int) -> float:
-        """All evidence: shown to users, and the weight for role selection."""
+        """All evidence (judging and answering): what users are shown."""
         return self.standing(peer, now_ms).reputation
 
     def verifier_weight(self, peer: bytes, now_ms: int) -> float:
@@ -275,9 +275,8 @@ class Ledger:
         return {peer: self.verifier_weight(peer, now_ms) for peer in peers}
 
     def selection_weight(self, peer: bytes, now_ms: int) -> float:
-        """How strongly this peer is drawn for a judging seat (module docstring)."""
-        s = self.standing(peer, now_ms)
-        return round(s.verifier * (1.0 - s.executor / 2), _DECIMALS)
+        """How strongly this peer is drawn for a judging seat: its judging record."""
+        return self.standing(peer, now_ms).verifier
 
     def selection_weights(self, peers: Iterable[bytes], now_ms: int) -> dict[bytes, float]:
         return {peer: self.selection_weight(peer, now_ms) for peer in peers}

@@ -47,7 +47,7 @@ floored at :data:`SELECTION_FLOOR`, so a newcomer still verifies now and then an
 standing, and a handful of established peers never hold the panel alone. Executors are the
 rest (they are not drawn separately: every joiner gets a seat, so one draw decides both): a bad
 answer only loses, its judges score it, while a bad judge can crown one, so the judging seats
-are the ones worth guarding; the ledger's weight also leans strong answerers towards answering.
+are the ones worth guarding.
 
 When every joiner gets a role, weighting only decides *which* role: a flood of fresh keys then
 fills the executor seats with the attacker's answers (``rnet sim`` measures the cost). ``seats``
