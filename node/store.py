@@ -9,6 +9,9 @@ power loss) and keeps a commit well under a millisecond, which matters on the se
 
 The schema is deliberately small and holds no derived truth: ``rnet audit`` recomputes the tally
 from the raw envelopes and compares it with the stored result.
+The one derived table, ``reputation`` (with ``reputation_tasks``, the sessions counted), is
+the node's reputation ledger (``node.reputation``): computed from the verified envelopes here,
+kept so a restart need not recount, and rebuildable from them at any time.
 """
 
 from __future__ import annotations
@@ -62,6 +65,21 @@ CREATE TABLE IF NOT EXISTS results (
     at_ms       INTEGER NOT NULL,
     result_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reputation (
+    peer            TEXT PRIMARY KEY,
+    first_seen_ms   INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    verifier_good   REAL NOT NULL,
+    verifier_n      REAL NOT NULL,
+    executor_good   REAL NOT NULL,
+    executor_n      REAL NOT NULL,
+    sessions        INTEGER NOT NULL,
+    history_json    TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reputation_tasks (
+    task        TEXT PRIMARY KEY,
+    at_ms       INTEGER NOT NULL
+);
 """
 
 
@@ -99,6 +117,22 @@ class StoredSession:
     score: float | None
     has_result: bool
     envelopes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReputationRow:
+    """One peer's reputation evidence (``node.reputation`` keeps it; derived from transcripts
+    in this store, so it can always be rebuilt from them)."""
+
+    peer: str
+    first_seen_ms: int
+    updated_ms: int
+    verifier_good: float
+    verifier_n: float
+    executor_good: float
+    executor_n: float
+    sessions: int
+    history: list[dict[str, Any]]
 
 
 class Store:
@@ -245,6 +279,56 @@ class Store:
     def result(self, task: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT result_json FROM results WHERE task = ?", (task,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    # -- reputation (node.reputation) ----------------------------------------------------------
+
+    def save_reputation(
+        self, task: str, at_ms: int, rows: Iterable[ReputationRow], dropped: Iterable[str] = ()
+    ) -> None:
+        """Counting ``task`` changed ``rows`` (and evicted ``dropped``): one transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO reputation_tasks (task, at_ms) VALUES (?, ?)", (task, at_ms)
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO reputation (peer, first_seen_ms, updated_ms, "
+                "verifier_good, verifier_n, executor_good, executor_n, sessions, history_json) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.peer,
+                        r.first_seen_ms,
+                        r.updated_ms,
+                        r.verifier_good,
+                        r.verifier_n,
+                        r.executor_good,
+                        r.executor_n,
+                        r.sessions,
+                        json.dumps(r.history),
+                    )
+                    for r in rows
+                ],
+            )
+            self._db.executemany("DELETE FROM reputation WHERE peer = ?", [(p,) for p in dropped])
+
+    def reputation(self) -> list[ReputationRow]:
+        """Every peer's reputation evidence (none in a store from before the table existed)."""
+        try:
+            rows = self._db.execute(
+                "SELECT peer, first_seen_ms, updated_ms, verifier_good, verifier_n, "
+                "executor_good, executor_n, sessions, history_json FROM reputation ORDER BY peer"
+            ).fetchall()
+        except sqlite3.OperationalError:  # opened read-only before the table existed
+            return []
+        return [ReputationRow(*row[:8], json.loads(row[8])) for row in rows]
+
+    def reputation_tasks(self) -> list[str]:
+        """The sessions already counted, oldest first."""
+        try:
+            rows = self._db.execute("SELECT task FROM reputation_tasks ORDER BY at_ms, task")
+            return [task for (task,) in rows.fetchall()]
+        except sqlite3.OperationalError:
+            return []
 
 
 class _Transaction:

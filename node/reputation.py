@@ -1,0 +1,162 @@
+"""The node's reputation book: :class:`protocol.reputation.Ledger` fed from the signed
+transcripts in the node's store, kept in the store's ``reputation`` tables.
+
+After a session ends (its result, and the reveals before it, are stored), :meth:`Book.observe`
+re-verifies the session's envelopes (:func:`protocol.transcript.verify_transcript`: signatures,
+commitments, the score matrix replayed from the signed batches) and counts it once; a session
+whose audit fails teaches nothing. The ledger is then saved peer by peer, so a restarted node
+carries on where it stopped, and ``rnet peers`` reads it without starting a node. Times are
+wall-clock milliseconds: standing decays across restarts too.
+
+The leader asks :meth:`Book.verifier_weights` (the ``robust`` tally) and
+:meth:`Book.selection_weights` (who judges) when it opens a session.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from node.store import ReputationRow, Store
+from protocol.errors import ProtocolError
+from protocol.identity import peer_id_from_str, peer_id_to_str
+from protocol.reputation import HistoryEntry, Ledger, PeerRecord, ReputationParams, Standing
+from protocol.reputation import Transcript as LedgerTranscript
+from protocol.transcript import verify_transcript
+
+__all__ = ["Book", "PeerStanding", "wall_ms"]
+
+logger = logging.getLogger(__name__)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStanding:
+    """One peer as ``rnet peers`` and the console show it (base58 peer ID)."""
+
+    peer: str
+    standing: Standing
+    history: tuple[HistoryEntry, ...]
+
+    def to_dict(self, *, history: bool = False) -> dict[str, object]:
+        out: dict[str, object] = {"peer": self.peer, **self.standing.to_dict()}
+        if history:
+            out["history"] = [_entry_dict(e) for e in self.history]
+        return out
+
+
+def _entry_dict(e: HistoryEntry) -> dict[str, object]:
+    return {"at_ms": e.at_ms, "task": e.task, "role": e.role, "value": e.value, "weight": e.weight}
+
+
+def _to_row(record: PeerRecord) -> ReputationRow:
+    return ReputationRow(
+        peer=peer_id_to_str(record.peer),
+        first_seen_ms=record.first_seen_ms,
+        updated_ms=record.updated_ms,
+        verifier_good=record.verifier_good,
+        verifier_n=record.verifier_n,
+        executor_good=record.executor_good,
+        executor_n=record.executor_n,
+        sessions=record.sessions,
+        history=[_entry_dict(e) for e in record.history],
+    )
+
+
+def _from_row(row: ReputationRow) -> PeerRecord | None:
+    try:
+        peer = peer_id_from_str(row.peer)
+        history = [
+            HistoryEntry(
+                int(h["at_ms"]),
+                str(h["task"]),
+                str(h["role"]),
+                float(h["value"]),
+                float(h["weight"]),
+            )
+            for h in row.history
+        ]
+    except (ProtocolError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("reputation row for %s unreadable (%s): skipped", row.peer, exc)
+        return None
+    record = PeerRecord(
+        peer,
+        row.first_seen_ms,
+        row.updated_ms,
+        row.verifier_good,
+        row.verifier_n,
+        row.executor_good,
+        row.executor_n,
+        row.sessions,
+    )
+    record.history.extend(history)
+    return record
+
+
+class Book:
+    """This node's ledger, loaded from and saved to its store (``store=None``: memory only)."""
+
+    def __init__(
+        self,
+        store: Store | None,
+        me: bytes,
+        *,
+        params: ReputationParams | None = None,
+        trusted: Collection[bytes] = (),
+        clock: Callable[[], int] = wall_ms,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.ledger = Ledger(params, me=me, trusted=trusted)
+        if store is not None:
+            records = [r for r in map(_from_row, store.reputation()) if r is not None]
+            self.ledger.restore(records, store.reputation_tasks())
+
+    def observe(self, task: str) -> bool:
+        """Count a finished session from the envelopes stored for it; True if it counted."""
+        if self.store is None or self.ledger.seen(task):
+            return False
+        raws = [e.raw for e in self.store.envelopes(task)]
+        report = verify_transcript(raws, task)
+        now = self.clock()
+        transcript = LedgerTranscript.from_audit(report, now)
+        if transcript is None:
+            logger.info("reputation: session %s not counted (%s)", task, report.problems[:1])
+            return False
+        return self.count(transcript)
+
+    def count(self, transcript: LedgerTranscript) -> bool:
+        """Count one verified transcript and save what changed."""
+        before = set(self.ledger.peers())
+        earned = self.ledger.record(transcript)
+        if not earned:
+            return False
+        if self.store is not None:
+            after = set(self.ledger.peers())
+            rows = [_to_row(r) for r in self.ledger.records() if r.peer in earned]
+            dropped = [peer_id_to_str(p) for p in before - after]
+            self.store.save_reputation(transcript.task, transcript.at_ms, rows, dropped)
+        return True
+
+    # -- what the leader, the console and ``rnet peers`` ask -----------------------------------
+    def verifier_weights(self) -> dict[bytes, float]:
+        """Every known peer's tally weight now (a stranger counts at the tally's floor)."""
+        return self.ledger.verifier_weights(self.ledger.peers(), self.clock())
+
+    def selection_weights(self) -> dict[bytes, float]:
+        """Every known peer's weight for a judging seat now (a stranger: the draw's floor)."""
+        return self.ledger.selection_weights(self.ledger.peers(), self.clock())
+
+    def standing(self, peer: bytes) -> PeerStanding:
+        standing = self.ledger.standing(peer, self.clock())
+        return PeerStanding(peer_id_to_str(peer), standing, self.ledger.history(peer))
+
+    def standings(self) -> list[PeerStanding]:
+        """Every known peer, best reputation first (ties: the peer ID)."""
+        out = [self.standing(p) for p in self.ledger.peers()]
+        return sorted(out, key=lambda s: (-s.standing.reputation, s.peer))
