@@ -163,7 +163,10 @@ def _winner_stats(run: SessionRun, winner: bytes | None) -> tuple[bool, float, f
 
 def run_scenario(config: SimConfig, scenario: Scenario) -> ScenarioResult:
     """Run the warm-up and the attack of one scenario; deterministic for a given config."""
-    rng = random.Random(f"{config.seed}/{scenario.name}")
+    # the population and its draws depend on who attacks, not on how roles are drawn, so a
+    # scenario and its uniform-roles twin compare the same peers
+    s = scenario
+    rng = random.Random(f"{config.seed}/{s.behaviour.value}/{s.fraction}/{s.waves}x{s.wave_size}")
     world = World(random.Random(rng.random()), noise=config.noise)
     net = SimNetwork(world, random.Random(rng.random()))
     me = peer_id_from_public_key(rng.randbytes(32))
