@@ -99,12 +99,13 @@ def _from_row(row: ReputationRow) -> PeerRecord | None:
 
 
 class Book:
-    """This node's ledger, loaded from and saved to its store (``store=None``: memory only)."""
+    """This node's ledger, loaded from and saved to its store (``store=None``: memory only).
+    ``me``: this node's peer ID (its own sessions count in full); ``None`` to only read."""
 
     def __init__(
         self,
         store: Store | None,
-        me: bytes,
+        me: bytes | None,
         *,
         params: ReputationParams | None = None,
         trusted: Collection[bytes] = (),

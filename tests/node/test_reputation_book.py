@@ -69,3 +69,31 @@ def test_a_session_whose_audit_fails_teaches_nothing(tmp_path: Path) -> None:
         book = Book(store, swarm.leader_id)
         assert not book.observe(TASK)
         assert book.standings() == [] and store.reputation() == []
+
+
+def test_rnet_peers_shows_standings_and_one_peers_history(tmp_path: Path, capsys) -> None:
+    import argparse
+    import json
+
+    from node import cmd_peers
+
+    swarm = _session(1)
+    with Store.in_data_dir(tmp_path) as store:
+        _store_transcript(store, swarm)
+        assert Book(store, swarm.leader_id).observe(TASK)
+
+    def run(*argv: str) -> tuple[int, str]:
+        parser = argparse.ArgumentParser()
+        cmd_peers.configure(parser)
+        code = cmd_peers.run(parser.parse_args([*argv, "--data-dir", str(tmp_path)]))
+        return code, capsys.readouterr().out
+
+    code, out = run("--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == len(swarm.leader.executors) + len(swarm.leader.verifiers)
+    assert {"peer", "reputation", "verifier", "executor", "sessions"} <= set(rows[0])
+    peer = peer_id_to_str(swarm.leader.verifiers[0])
+    code, out = run(peer[-8:])
+    assert code == 0 and peer[-12:] in out and "verifier" in out and "earned" in out
+    code, _ = run("nosuchpeer")
+    assert code == 1

@@ -1,0 +1,88 @@
+"""``rnet peers [PEER]``: the reputation of every peer a node has judged with, from its store.
+
+Reads the ``reputation`` table of each node's store read-only (``node.reputation``; the node
+fills it from the signed transcripts it verified) and starts no node. With a peer ID (or the
+end of one), that peer's history: what it did in each counted session and what it earned.
+Top level stays light (``rnet --help`` imports this module).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from node.cmd_audit import add_store_flags, store_dirs
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "peer",
+        nargs="?",
+        default=None,
+        help="one peer (its base58 ID, or the end of it): its standing and history",
+    )
+    add_store_flags(parser)
+    parser.epilog = (
+        "reputation: all evidence, 0..1 (new identities start at 0.10); judge: how its scores "
+        "agreed with the other judges and how it scored canaries (its weight in the robust "
+        "tally and for a judging seat); answers: how its answers scored. See README, Trust."
+    )
+
+
+def _when(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000)) if ms else "-"
+
+
+def run(args: argparse.Namespace) -> int:
+    from node.reputation import Book
+    from node.store import Store, StoreError
+
+    found = 0
+    for data_dir in store_dirs(args):
+        try:
+            with Store.in_data_dir(data_dir, readonly=True) as store:
+                standings = Book(store, None).standings()
+        except StoreError as exc:
+            print(f"rnet peers: {exc}", file=sys.stderr)
+            return 1
+        if args.peer:
+            standings = [s for s in standings if s.peer.endswith(args.peer)]
+        found += len(standings)
+        _print(Path(data_dir).name, standings, args)
+    if args.peer and not found:
+        print(f"rnet peers: no store knows a peer ending in {args.peer!r}", file=sys.stderr)
+        return 1
+    if not found and not args.json:
+        print("no reputation yet (no node has counted a finished session)")
+    return 0
+
+
+def _print(node: str, standings: list, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
+    if args.json:
+        for s in standings:
+            print(json.dumps({"node": node, **s.to_dict(history=bool(args.peer))}))
+        return
+    if not standings:
+        return
+    print(f"== {node}")
+    print(
+        f"{'peer':<14} {'reputation':>10} {'judge':>6} {'answers':>7} {'evidence':>8} "
+        f"{'sessions':>8}  last seen"
+    )
+    for s in standings:
+        st = s.standing
+        print(
+            f"{s.peer[-12:]:<14} {st.reputation:>10.2f} {st.verifier:>6.2f} {st.executor:>7.2f} "
+            f"{st.evidence:>8.1f} {st.sessions:>8}  {_when(st.last_seen_ms)}"
+        )
+        if args.peer:
+            for h in s.history:
+                print(
+                    f"    {_when(h.at_ms)}  {h.task[:24]:<24} {h.role:<8} earned {h.value:.2f}"
+                    f" (session weight {h.weight:.2f})"
+                )
