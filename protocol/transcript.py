@@ -305,9 +305,8 @@ class _Audit:
             return
         r.labels = dict(result.labels)
         responses = self._responses(result)
-        if self._items(result, responses):
-            label_scores = self._batches(result)
-            self._tally(result, responses, label_scores)
+        self._items(result, responses)
+        self._tally(result, responses, self._batches(result))
 
     def _responses(self, result: Result) -> dict[bytes, Envelope]:
         c = result.commits
@@ -329,25 +328,24 @@ class _Audit:
         self.r.responses = {ex: e.body.text for ex, e in found.items()}  # type: ignore[union-attr]
         return found
 
-    def _items(self, result: Result, responses: dict[bytes, Envelope]) -> bool:
+    def _items(self, result: Result, responses: dict[bytes, Envelope]) -> None:
         c = result.commits
         assert c is not None
-        ok = True
         bodies: dict[str, Item] = {}
         for ex, e in responses.items():
             body = e.body
             assert isinstance(body, Response)
             bodies[result.labels[ex]] = Item(result.labels[ex], body.text, e.digest, c.items_total)
-        for item in self.canary_items:
+        # canaries: revealed in full, or held here as the item the leader sent
+        held = [e.body for e in self.of("item", self.leader) if isinstance(e.body, Item)]
+        for item in [*self.canary_items, *held]:
             bodies.setdefault(item.label, item)
         for label, digest in c.items.items():
             body = bodies.get(label)
             if body is None:
                 self.problem(f"item {label}: its text is not in the transcript (canary unrevealed)")
-                ok = False
             elif statement_digest("item", self.r.task or "", self.leader, body) != digest:
                 self.problem(f"item {label}: the committed item is not the signed response as sent")
-                ok = False
         for e in self.of("item", self.leader):
             assert isinstance(e.body, Item)
             if c.items.get(e.body.label) != e.digest:
@@ -355,8 +353,6 @@ class _Audit:
                     f"item {e.body.label} as received here is not the one the result commits "
                     "(the leader altered a text, or sent two versions)"
                 )
-                ok = False
-        return ok
 
     def _batches(self, result: Result) -> dict[str, dict[bytes, float | None]]:
         c = result.commits

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from protocol.envelope import (
     MAX_ENVELOPE_BYTES,
+    PROTOCOL_VERSION,
     ReplayGuard,
     canonical,
     leader_topic,
@@ -55,8 +56,10 @@ def test_seal_open_round_trips_every_kind(body: Body, seq: int, ts: int) -> None
     assert got.body == body
     if body.KIND in ("advertise", "presence", "bootmesh"):
         assert got.topic == MESH_TOPIC
-    elif body.KIND in ("join", "score", "scores"):
+    elif body.KIND in ("join", "response", "score", "scores"):
         assert got.topic == "task-1/lead"  # only the leader needs these
+    elif body.KIND == "item":
+        assert got.topic == "task-1/judge"  # the verifiers' topic
     else:
         assert got.topic == "task-1"
 
@@ -112,7 +115,7 @@ def test_flipping_any_byte_is_rejected(body: Body, data: st.DataObject) -> None:
 
 
 def test_every_byte_flip_of_one_envelope_rejected() -> None:
-    raw = sealed(Score(executor=PEERS[2], score=0.42, reason="ok", judge_model="j"), seq=300)
+    raw = sealed(Score(label="C", score=0.42, reason="ok", judge_model="j"), seq=300)
     for index in range(len(raw)):
         for mask in (0x01, 0x1C, 0x80):  # 0x1c turns uint16 into int16: same value, other bytes
             flipped = bytearray(raw)
@@ -126,7 +129,7 @@ def test_typed_errors() -> None:
     cases = [
         (b"\xc1", MalformedError, "not_msgpack"),
         (msgpack.packb([1, 2]), MalformedError, "bad_type"),
-        (reencode(raw, v=2), VersionError, "unknown_version"),
+        (reencode(raw, v=1), VersionError, "unknown_version"),
         (reencode(raw, v=True), VersionError, "unknown_version"),
         (reencode(raw, kind="bid"), UnknownKindError, "unknown_kind"),
         (reencode(raw, seq=-1), RangeError, "out_of_range"),
@@ -155,13 +158,13 @@ def test_typed_errors() -> None:
 
 
 def test_body_errors_name_the_body_field() -> None:
-    body = Score(executor=PEERS[2], score=0.5).to_wire()
+    body = Score(label="C", score=0.5).to_wire()
     body["score"] = 1.5
     # a correctly signed envelope whose body is out of range: signed by ALICE over the bad body
     from protocol.envelope import SIGNING_CONTEXT
 
     unsigned = {
-        "v": 1,
+        "v": PROTOCOL_VERSION,
         "kind": "score",
         "task": "t",
         "from": ALICE.peer_id,
@@ -205,7 +208,9 @@ def test_topic_for() -> None:
     assert topic_for("advertise", "t1") == MESH_TOPIC
     assert topic_for("score", "t1") == "t1/lead"
     assert topic_for("join", "t1") == leader_topic("t1") == "t1/lead"
-    assert topic_for("response", "t1") == "t1"
+    assert topic_for("response", "t1") == "t1/lead"  # blind: answers go to the leader only
+    assert topic_for("item", "t1") == "t1/judge"
+    assert topic_for("result", "t1") == topic_for("reveal", "t1") == "t1"
 
 
 def test_replay_guard() -> None:
@@ -238,7 +243,7 @@ def sign_raw(kind: str, task: str, body: object, signer=ALICE) -> bytes:  # type
     from protocol.envelope import SIGNING_CONTEXT
 
     unsigned = {
-        "v": 1,
+        "v": PROTOCOL_VERSION,
         "kind": kind,
         "task": task,
         "from": signer.peer_id,
