@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
 from protocol.errors import OversizeError, ProtocolError, RangeError, UnknownKindError
+from protocol.mesh import Bootmesh, Presence
 from protocol.result import Result
 from protocol.wire import (
     AGGREGATORS,
@@ -30,13 +31,9 @@ from protocol.wire import (
     DEFAULT_JOIN_MS,
     DEFAULT_VERIFY_MS,
     DIGEST_BYTES,
-    MAX_ADDR_CHARS,
-    MAX_ADDRS,
     MAX_ENVELOPE_BYTES,
     MAX_GEN_MS,
     MAX_ITEMS,
-    MAX_MESH_PEERS,
-    MAX_MESH_TOPICS,
     MAX_NAME_CHARS,
     MAX_PARAMS,
     MAX_PARTICIPANTS,
@@ -45,10 +42,8 @@ from protocol.wire import (
     MAX_RESPONSE_CHARS,
     MAX_SCORE,
     MAX_STAGE_MS,
-    MAX_TOPIC_CHARS,
     MESH_TOPIC,
     MIN_SCORE,
-    PRESENCE_ROLES,
     BodyBase,
     check_digest,
     check_int,
@@ -355,51 +350,6 @@ class Abort(BodyBase):
 
     def __post_init__(self) -> None:
         check_text("reason", self.reason, MAX_REASON_CHARS, empty=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Presence(BodyBase):
-    """Any node -> ``swarm/mesh``: who I am and what I run."""
-
-    KIND: ClassVar[str] = "presence"
-    name: str
-    role: str = "provider"
-    model: str = ""
-    backend: str = ""
-    addrs: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        check_text("name", self.name, MAX_NAME_CHARS)
-        if self.role not in PRESENCE_ROLES:
-            raise RangeError(f"{self.role!r} not one of {PRESENCE_ROLES}", field="role")
-        check_text("model", self.model, MAX_NAME_CHARS)
-        check_text("backend", self.backend, MAX_NAME_CHARS)
-        if not isinstance(self.addrs, list | tuple):
-            raise type_error("addrs", "list", self.addrs)
-        if len(self.addrs) > MAX_ADDRS:
-            raise OversizeError(f"more than {MAX_ADDRS} addresses", field="addrs")
-        set_field(
-            self,
-            "addrs",
-            tuple(check_text(f"addrs[{i}]", a, MAX_ADDR_CHARS) for i, a in enumerate(self.addrs)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Bootmesh(BodyBase):
-    """Bootstrap -> ``swarm/mesh``: its view of topic -> subscribed peers."""
-
-    KIND: ClassVar[str] = "bootmesh"
-    topics: Mapping[str, tuple[bytes, ...]]
-
-    def __post_init__(self) -> None:
-        topics = check_map("topics", self.topics, MAX_MESH_TOPICS)
-        for topic in list(topics):
-            check_text("topics.<key>", topic, MAX_TOPIC_CHARS, empty=False)
-            topics[topic] = check_peers(
-                f"topics.{topic}", topics[topic], MAX_MESH_PEERS, empty=True
-            )
-        set_field(self, "topics", topics)
 
 
 Body: TypeAlias = (

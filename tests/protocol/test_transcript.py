@@ -211,3 +211,23 @@ def test_a_result_without_commitments_is_refused() -> None:
     raws = [r for r in s.stored[s.leader_id] if open_envelope(r).kind != "result"]
     report = verify_transcript([*raws, resign(s, bare)])
     assert any("commits to no envelope" in p for p in report.problems)
+
+
+def test_a_bundle_round_trips_and_verifies_alone(session: Swarm) -> None:
+    from protocol.proof import export_bundle, read_bundle
+
+    data = export_bundle(TASK, session.stored[session.leader.verifiers[0]])
+    task, raws = read_bundle(data)
+    assert task == TASK and verify_transcript(raws, task).ok
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x00", b"\x81\xa6format\xa3bad", b"\x83\xa6format\xa1x\xa4task\xa1t\xa9envelopes\x90"],
+)
+def test_anything_else_is_not_a_bundle(data: bytes) -> None:
+    from protocol.errors import ProtocolError
+    from protocol.proof import read_bundle
+
+    with pytest.raises(ProtocolError):
+        read_bundle(data)

@@ -1,0 +1,71 @@
+"""Bodies of the mesh (``swarm/mesh``), not of a session: presence and the hub's mesh view."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from protocol.errors import OversizeError, RangeError
+from protocol.wire import (
+    MAX_ADDR_CHARS,
+    MAX_ADDRS,
+    MAX_MESH_PEERS,
+    MAX_MESH_TOPICS,
+    MAX_NAME_CHARS,
+    MAX_TOPIC_CHARS,
+    PRESENCE_ROLES,
+    BodyBase,
+    check_map,
+    check_peers,
+    check_text,
+    set_field,
+    type_error,
+)
+
+__all__ = ["Bootmesh", "Presence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Presence(BodyBase):
+    """Any node -> ``swarm/mesh``: who I am and what I run."""
+
+    KIND: ClassVar[str] = "presence"
+    name: str
+    role: str = "provider"
+    model: str = ""
+    backend: str = ""
+    addrs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_text("name", self.name, MAX_NAME_CHARS)
+        if self.role not in PRESENCE_ROLES:
+            raise RangeError(f"{self.role!r} not one of {PRESENCE_ROLES}", field="role")
+        check_text("model", self.model, MAX_NAME_CHARS)
+        check_text("backend", self.backend, MAX_NAME_CHARS)
+        if not isinstance(self.addrs, list | tuple):
+            raise type_error("addrs", "list", self.addrs)
+        if len(self.addrs) > MAX_ADDRS:
+            raise OversizeError(f"more than {MAX_ADDRS} addresses", field="addrs")
+        set_field(
+            self,
+            "addrs",
+            tuple(check_text(f"addrs[{i}]", a, MAX_ADDR_CHARS) for i, a in enumerate(self.addrs)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Bootmesh(BodyBase):
+    """Bootstrap -> ``swarm/mesh``: its view of topic -> subscribed peers."""
+
+    KIND: ClassVar[str] = "bootmesh"
+    topics: Mapping[str, tuple[bytes, ...]]
+
+    def __post_init__(self) -> None:
+        topics = check_map("topics", self.topics, MAX_MESH_TOPICS)
+        for topic in list(topics):
+            check_text("topics.<key>", topic, MAX_TOPIC_CHARS, empty=False)
+            topics[topic] = check_peers(
+                f"topics.{topic}", topics[topic], MAX_MESH_PEERS, empty=True
+            )
+        set_field(self, "topics", topics)
