@@ -56,7 +56,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=_DEFAULTS.warmup,
         metavar="N",
-        help="sessions before the attack starts, everyone honest (default: %(default)s)",
+        help="sessions before the attack starts: adversaries judge honestly, reputation builds "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--seed", type=int, default=_DEFAULTS.seed, help="random seed (default: %(default)s)"

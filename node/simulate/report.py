@@ -58,8 +58,8 @@ def markdown(study: Study) -> str:
     c = study.config
     cols = [LABELS[r] for r in AGGREGATOR_ROWS]
     out = [
-        f"Seed {c.seed}; per scenario {c.warmup} warm-up sessions (everyone honest, reputation "
-        f"builds) then {c.sessions} measured sessions under attack; {c.population} peers, "
+        f"Seed {c.seed}; per scenario {c.warmup} warm-up sessions (adversaries judge honestly, "
+        f"reputation builds; their own answers are poor throughout) then {c.sessions} measured sessions under attack; {c.population} peers, "
         f"{c.joiners} joiners per session ({c.executors} execute, the rest judge), honest judge "
         f"noise {c.noise}. Roles by reputation (the default) unless said otherwise.",
         "",
