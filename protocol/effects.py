@@ -186,6 +186,7 @@ class SnapshotDict(TypedDict):
     prompt: str
     aggregator: str
     joined: list[str]
+    requested: int
     models: dict[str, str]
     executors: list[str]
     verifiers: list[str]

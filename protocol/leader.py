@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from protocol.blind import DEFAULT_CANARY_RATE, deal_labels, make_canary, reveal_parts
 from protocol.effects import (
+    AbortCause,
     Aborted,
     Effect,
     Finished,
@@ -157,7 +158,7 @@ class LeaderSession(Session):
         self._require_started()
         if self.finished:
             raise StateError(f"session already {self.stage}")
-        return self._abort(reason)
+        return self._abort(reason, AbortCause.OPERATOR)
 
     # -- deadlines ------------------------------------------------------------------------------
     def _short(self) -> bool:
@@ -185,7 +186,10 @@ class LeaderSession(Session):
                 return [Publish(MESH_TOPIC, self.task, self.advertise)]
             if len(self.joined) >= 2:
                 return self._assign(now_ms)
-            return self._abort(f"not enough participants: {len(self.joined)} joined, need 2")
+            return self._abort(
+                f"not enough participants: {len(self.joined)} joined, need 2",
+                AbortCause.NOT_ENOUGH_PARTICIPANTS,
+            )
         if self.stage == Stage.EXECUTE:
             return self._close_execute()
         return self._finalize()  # VERIFY or FINALIZE at the verify deadline
@@ -310,7 +314,9 @@ class LeaderSession(Session):
 
     def _close_execute(self) -> list[Effect]:
         if not self.responses:
-            return self._abort("no executor responded before the execute deadline")
+            return self._abort(
+                "no executor responded before the execute deadline", AbortCause.NO_RESPONSE
+            )
         effects: list[Effect] = [self._go("responses_complete")]
         if self._scores_complete():
             effects += self._close_verify()
@@ -353,7 +359,7 @@ class LeaderSession(Session):
 
     def _finalize(self) -> list[Effect]:
         if not self.responses:
-            return self._abort("no executor responded")
+            return self._abort("no executor responded", AbortCause.NO_RESPONSE)
         t = self._tally()
         winner_text = self.responses[t.winner].body.text if t.winner is not None else ""  # type: ignore[union-attr]
         canaries = {
@@ -403,14 +409,14 @@ class LeaderSession(Session):
             Unsubscribe(leader_topic(self.task)),
         ]
 
-    def _abort(self, reason: str) -> list[Effect]:
+    def _abort(self, reason: str, cause: AbortCause) -> list[Effect]:
         reason = clip(reason.strip() or "aborted by the leader", MAX_REASON_CHARS)
         self.abort_reason = reason
         logger.info("session %s: aborted: %s", self.task, reason)
         return [
             Publish(self.task, self.task, Abort(reason)),
             self._go("abort"),
-            Aborted(self.task, reason),
+            Aborted(self.task, reason, cause),
             Unsubscribe(self.task),
             Unsubscribe(leader_topic(self.task)),
         ]

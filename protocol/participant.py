@@ -9,6 +9,7 @@ import logging
 import math
 
 from protocol.effects import (
+    AbortCause,
     Aborted,
     Effect,
     Finished,
@@ -266,7 +267,8 @@ class ParticipantSession(Session):
             effects.append(Finished(self.task, result))
         elif trigger != "release":
             self.abort_reason = reason
-            effects.append(Aborted(self.task, reason))
+            cause = AbortCause.LEADER if trigger == "abort" else AbortCause.GAVE_UP
+            effects.append(Aborted(self.task, reason, cause))
         else:
             self.abort_reason = reason
         if self.join:

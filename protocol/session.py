@@ -63,7 +63,7 @@ leader finalizes once every cell is scored or reported instead of waiting for th
 Effects: ``Publish(topic, task, body)`` (seal with your signer, then publish), ``Subscribe``,
 ``Unsubscribe``, ``Generate(task, prompt, deadline_ms, params)``, ``Judge(task, prompt, label,
 text, deadline_ms)``, ``StageChanged(task, stage, deadline_ms)``, ``Finished(task, result)``,
-``Aborted(task, reason)``, ``Released(task, reason)`` (free this session's model slot now),
+``Aborted(task, reason, cause)``, ``Released(task, reason)`` (free this session's model slot now),
 ``Rejected(task, reason, sender, kind, detail)``, ``Notice(task, text)``. Generate/Judge
 deadlines are in the caller's ``now_ms`` clock; run judgements concurrently.
 
@@ -151,6 +151,7 @@ finishes on the leader's ``result`` or ``abort``.
 from __future__ import annotations
 
 from protocol.effects import (
+    AbortCause,
     Aborted,
     Effect,
     Finished,
@@ -184,6 +185,7 @@ __all__ = [
     "LEADER_TRANSITIONS",
     "PARTICIPANT_ACCEPTS",
     "PARTICIPANT_TRANSITIONS",
+    "AbortCause",
     "Aborted",
     "Effect",
     "Finished",

@@ -17,6 +17,7 @@ from protocol.messages import (
     Scores,
 )
 from protocol.session import (
+    AbortCause,
     Aborted,
     Finished,
     Generate,
@@ -186,7 +187,8 @@ def test_participant_accepts_reveal_result_and_abort_from_leader_only() -> None:
 def test_abort_releases_the_slot() -> None:
     session = verifier()
     effects = session.receive(env(LEAD, Abort("operator")), 200)
-    assert Aborted(TASK, "operator") in effects and any(isinstance(e, Released) for e in effects)
+    assert Aborted(TASK, "operator", AbortCause.LEADER) in effects
+    assert any(isinstance(e, Released) for e in effects)
 
 
 def test_generate_carries_advertised_params() -> None:

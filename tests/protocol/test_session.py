@@ -28,6 +28,7 @@ from protocol.messages import (
 from protocol.session import (
     LEADER_TRANSITIONS,
     PARTICIPANT_TRANSITIONS,
+    AbortCause,
     Aborted,
     Finished,
     LeaderSession,
@@ -217,7 +218,8 @@ def test_join_deadline_aborts_with_fewer_than_two() -> None:
     effects = leader.tick(1_000)
     (abort,) = published(effects, Abort)
     assert "1 joined" in abort.reason
-    assert Aborted(TASK, abort.reason) in effects and Unsubscribe(TASK) in effects
+    assert Aborted(TASK, abort.reason, AbortCause.NOT_ENOUGH_PARTICIPANTS) in effects
+    assert Unsubscribe(TASK) in effects
     assert leader.finished and leader.next_deadline() is None
 
 
