@@ -59,6 +59,9 @@ from protocol.wire import (
 __all__ = [
     "AGGREGATORS",
     "BODY_TYPES",
+    "DEFAULT_EXEC_MS",
+    "DEFAULT_JOIN_MS",
+    "DEFAULT_VERIFY_MS",
     "DIGEST_BYTES",
     "JUDGE_KINDS",
     "JUDGE_TOPIC_SUFFIX",

@@ -39,9 +39,10 @@ MESH_TOPIC = "swarm/mesh"
 AGGREGATORS = ("robust", "mean", "median", "trimmed")
 PRESENCE_ROLES = ("provider", "bootstrap")
 
-DEFAULT_JOIN_MS = 30_000
-DEFAULT_EXEC_MS = 120_000
-DEFAULT_VERIFY_MS = 120_000
+# Session deadlines (durations, ms): the one definition, used by the node's SessionOptions too.
+DEFAULT_JOIN_MS = 10_000
+DEFAULT_EXEC_MS = 60_000
+DEFAULT_VERIFY_MS = 60_000
 
 
 # --- validators: each names the field it rejects ----------------------------------------------
