@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from protocol.blind import DEFAULT_CANARY_RATE, deal_labels, make_canary, reveal_parts
 from protocol.effects import (
@@ -38,7 +39,7 @@ from protocol.messages import (
     Score,
     Scores,
 )
-from protocol.result import Commitments, Result
+from protocol.result import Commitments
 from protocol.tally import SPLITS, Tally, split_roles, tally
 
 __all__ = ["DEFAULT_REANNOUNCE", "LeaderSession"]
@@ -346,22 +347,21 @@ class LeaderSession(Session):
             params=self.aggregator_params,
         )
 
+    def _text(self, executor: bytes) -> str | None:
+        env = self.responses.get(executor)
+        return env.body.text if env is not None else None  # type: ignore[union-attr]
+
     def _live_view(self):  # type: ignore[no-untyped-def]
         t = self._tally()
-        texts = {
-            ex: (self.responses[ex].body.text if ex in self.responses else None)  # type: ignore[union-attr]
-            for ex in self.executors
-        }
-        missing = tuple(
-            ex for ex in self.executors if ex not in self.responses and self._exec_over()
-        )
+        texts = {ex: self._text(ex) for ex in self.executors}
+        missing = tuple(ex for ex in self.executors if texts[ex] is None and self._exec_over())
         return texts, t.scores, t.averages, t.counts, missing
 
     def _finalize(self) -> list[Effect]:
         if not self.responses:
             return self._abort("no executor responded", AbortCause.NO_RESPONSE)
         t = self._tally()
-        winner_text = self.responses[t.winner].body.text if t.winner is not None else ""  # type: ignore[union-attr]
+        winner_text = (self._text(t.winner) or "") if t.winner is not None else ""
         canaries = {
             label: {ver: self.label_scores.get(label, {}).get(ver) for ver in self.verifiers}
             for label in self.canary_of
@@ -378,17 +378,8 @@ class LeaderSession(Session):
             batches=tuple(env.digest for env in self.batches),
             items_total=self.items_total,
         )
-        self.result = Result(
-            winner=t.winner,
-            score=t.winner_score,
-            text=winner_text if t.winner is not None else "",
-            aggregator=t.aggregator,
-            averages=dict(t.averages),
-            counts=dict(t.counts),
-            scores={e: dict(row) for e, row in t.scores.items()},
-            missing=t.missing,
-            params=dict(t.params),
-            weights=dict(t.weights),
+        self.result = replace(
+            t.to_result(winner_text),  # the tally, its params and weights
             requested=self.requested,
             joined=self.joined_count,
             labels=dict(self.labels),
