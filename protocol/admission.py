@@ -2,9 +2,15 @@
 
 A provider takes part only in sessions it can serve and that a single leader cannot use to
 monopolise it: the advertised deadlines must fit in ``max_session_ms`` end to end (join + execute
-+ verify; 10 minutes unless the operator allows more), it holds at most ``max_per_leader``
-sessions of one leader at a time, and it needs a free model slot. The node asks
++ verify; 10 minutes unless the operator allows more), it is in at most ``max_per_leader``
+sessions of one leader that are still gathering joins (where a slot sits idle: a leader cannot
+park this node's slots in sessions that never start; sessions already running do not count, so
+a gateway may run many at once), and it needs a free model slot. The node asks
 :func:`join_refusal` for each ``advertise`` it sees and joins when the answer is ``None``.
+
+``max_per_leader`` defaults to 4, not 1: with 1, concurrent sessions of one leader deadlock
+when providers see their advertisements in different orders (each joins a different one, none
+fills up) until the leader queues instead of advertising them all at once.
 """
 
 from __future__ import annotations
@@ -13,10 +19,16 @@ from dataclasses import dataclass
 
 from protocol.messages import Advertise
 
-__all__ = ["DEFAULT_MAX_PER_LEADER", "DEFAULT_MAX_SESSION_MS", "JoinPolicy", "join_refusal"]
+__all__ = [
+    "DEFAULT_MAX_PER_LEADER",
+    "DEFAULT_MAX_SESSION_MS",
+    "JoinPolicy",
+    "join_refusal",
+    "session_ms",
+]
 
 DEFAULT_MAX_SESSION_MS = 10 * 60_000
-DEFAULT_MAX_PER_LEADER = 1
+DEFAULT_MAX_PER_LEADER = 4  # sessions of one leader still gathering joins (see above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +45,11 @@ class JoinPolicy:
             raise ValueError("max_per_leader must be >= 1")
 
 
+def session_ms(advert: Advertise) -> int:
+    """How long the advertised session may last end to end (join + execute + verify)."""
+    return advert.join_ms + advert.exec_ms + advert.verify_ms
+
+
 def join_refusal(
     advert: Advertise,
     *,
@@ -42,10 +59,10 @@ def join_refusal(
 ) -> str | None:
     """``None`` to join; otherwise the reason not to, fit for a log line.
 
-    ``with_leader``: sessions of this advert's leader this node is in now; ``free_slots``: model
-    slots not held by any session.
+    ``with_leader``: sessions of this advert's leader this node is in that are still gathering
+    joins; ``free_slots``: model slots not held by any session.
     """
-    total = advert.join_ms + advert.exec_ms + advert.verify_ms
+    total = session_ms(advert)
     if total > policy.max_session_ms:
         return (
             f"the session may last {total / 1000:.0f} s end to end, more than the "
