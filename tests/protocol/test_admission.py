@@ -21,12 +21,11 @@ def test_a_session_longer_than_ten_minutes_is_refused_unless_allowed() -> None:
     assert join_refusal(SLOW, with_leader=0, free_slots=1, policy=JoinPolicy(4_000_000)) is None
 
 
-def test_one_session_per_leader_by_default() -> None:
-    assert "already in 1" in (join_refusal(QUICK, with_leader=1, free_slots=3) or "")
-    assert (
-        join_refusal(QUICK, with_leader=1, free_slots=3, policy=JoinPolicy(max_per_leader=2))
-        is None
-    )
+def test_sessions_per_leader_still_gathering_are_capped() -> None:
+    assert "already in 4" in (join_refusal(QUICK, with_leader=4, free_slots=8) or "")
+    assert join_refusal(QUICK, with_leader=3, free_slots=8) is None
+    one = JoinPolicy(max_per_leader=1)
+    assert "limit 1" in (join_refusal(QUICK, with_leader=1, free_slots=3, policy=one) or "")
 
 
 def test_no_free_slot_no_join() -> None:
