@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from node.cmd_audit import add_store_flags, store_dirs
+
+if TYPE_CHECKING:
+    from node.reputation import PeerStanding
 
 __all__ = ["configure", "run"]
 
@@ -32,10 +35,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "agreed with the other judges and how it scored canaries (its weight in the robust "
         "tally and for a judging seat); answers: how its answers scored. See README, Trust."
     )
-
-
-def _when(ms: int | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000)) if ms else "-"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,27 +61,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print(node: str, standings: list, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
+def _print(node: str, standings: list[PeerStanding], args: argparse.Namespace) -> None:
+    from node.reputation import render
+
     if args.json:
         for s in standings:
             print(json.dumps({"node": node, **s.to_dict(history=bool(args.peer))}))
-        return
-    if not standings:
-        return
-    print(f"== {node}")
-    print(
-        f"{'peer':<14} {'reputation':>10} {'judge':>6} {'answers':>7} {'evidence':>8} "
-        f"{'sessions':>8}  last seen"
-    )
-    for s in standings:
-        st = s.standing
-        print(
-            f"{s.peer[-12:]:<14} {st.reputation:>10.2f} {st.verifier:>6.2f} {st.executor:>7.2f} "
-            f"{st.evidence:>8.1f} {st.sessions:>8}  {_when(st.last_seen_ms)}"
-        )
-        if args.peer:
-            for h in s.history:
-                print(
-                    f"    {_when(h.at_ms)}  {h.task[:24]:<24} {h.role:<8} earned {h.value:.2f}"
-                    f" (session weight {h.weight:.2f})"
-                )
+    elif standings:
+        print(f"== {node}")
+        print("\n".join(render(standings, history=bool(args.peer))))

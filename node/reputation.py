@@ -26,7 +26,7 @@ from protocol.reputation import HistoryEntry, Ledger, PeerRecord, ReputationPara
 from protocol.reputation import Transcript as LedgerTranscript
 from protocol.transcript import verify_transcript
 
-__all__ = ["Book", "PeerStanding", "wall_ms"]
+__all__ = ["Book", "PeerStanding", "render", "wall_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,31 +118,36 @@ class Book:
             records = [r for r in map(_from_row, store.reputation()) if r is not None]
             self.ledger.restore(records, store.reputation_tasks())
 
-    def observe(self, task: str) -> bool:
-        """Count a finished session from the envelopes stored for it; True if it counted."""
+    def identify(self, me: bytes) -> None:
+        """This node's peer ID, once the runtime has it (its own sessions count in full)."""
+        self.ledger.me = me
+
+    def observe(self, task: str) -> list[bytes]:
+        """Count a finished session from the envelopes stored for it; the peers it changed
+        (none: not counted, seen before or its audit failed)."""
         if self.store is None or self.ledger.seen(task):
-            return False
+            return []
         raws = [e.raw for e in self.store.envelopes(task)]
         report = verify_transcript(raws, task)
         now = self.clock()
         transcript = LedgerTranscript.from_audit(report, now)
         if transcript is None:
             logger.info("reputation: session %s not counted (%s)", task, report.problems[:1])
-            return False
+            return []
         return self.count(transcript)
 
-    def count(self, transcript: LedgerTranscript) -> bool:
-        """Count one verified transcript and save what changed."""
+    def count(self, transcript: LedgerTranscript) -> list[bytes]:
+        """Count one verified transcript and save what changed; the peers it changed."""
         before = set(self.ledger.peers())
         earned = self.ledger.record(transcript)
         if not earned:
-            return False
+            return []
         if self.store is not None:
             after = set(self.ledger.peers())
             rows = [_to_row(r) for r in self.ledger.records() if r.peer in earned]
             dropped = [peer_id_to_str(p) for p in before - after]
             self.store.save_reputation(transcript.task, transcript.at_ms, rows, dropped)
-        return True
+        return sorted(earned)
 
     # -- what the leader, the console and ``rnet peers`` ask -----------------------------------
     def verifier_weights(self) -> dict[bytes, float]:
@@ -161,3 +166,36 @@ class Book:
         """Every known peer, best reputation first (ties: the peer ID)."""
         out = [self.standing(p) for p in self.ledger.peers()]
         return sorted(out, key=lambda s: (-s.standing.reputation, s.peer))
+
+    def reputations(self, peers: list[bytes]) -> dict[str, float]:
+        """``peers``' reputation now, by base58 ID (the console's ``reputation`` event)."""
+        now = self.clock()
+        return {peer_id_to_str(p): self.ledger.reputation(p, now) for p in peers}
+
+
+def _when(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000)) if ms else "-"
+
+
+def render(standings: list[PeerStanding], *, history: bool = False) -> list[str]:
+    """A text table of standings (``rnet peers``, the ``rep`` command); with each peer's
+    history under it when ``history``."""
+    if not standings:
+        return ["no reputation yet (no finished session counted)"]
+    lines = [
+        f"{'peer':<14} {'reputation':>10} {'judge':>6} {'answers':>7} {'evidence':>8} "
+        f"{'sessions':>8}  last seen"
+    ]
+    for s in standings:
+        st = s.standing
+        lines.append(
+            f"{s.peer[-12:]:<14} {st.reputation:>10.2f} {st.verifier:>6.2f} {st.executor:>7.2f} "
+            f"{st.evidence:>8.1f} {st.sessions:>8}  {_when(st.last_seen_ms)}"
+        )
+        if history:
+            lines += [
+                f"    {_when(h.at_ms)}  {h.task[:24]:<24} {h.role:<8} earned {h.value:.2f}"
+                f" (session weight {h.weight:.2f})"
+                for h in s.history
+            ]
+    return lines
