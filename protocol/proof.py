@@ -50,6 +50,7 @@ class AuditReport:
     winner_score: float | None = None
     winner_text: str | None = None
     result_winner: bytes | None = None  # what the result claims
+    result_score: float | None = None
     has_result: bool = False
     aborted: str | None = None
     problems: list[str] = field(default_factory=list)
@@ -88,6 +89,7 @@ class AuditReport:
             "winner": opt(self.winner),
             "winner_score": self.winner_score,
             "result_winner": opt(self.result_winner),
+            "result_score": self.result_score,
             "has_result": self.has_result,
             "aborted": self.aborted,
             "problems": self.problems,

@@ -166,7 +166,7 @@ class _Audit:
     # -- the result against the transcript ------------------------------------------------------
     def _check_result(self, result: Result) -> None:
         r, c = self.r, result.commits
-        r.result_winner = result.winner
+        r.result_winner, r.result_score = result.winner, result.score
         r.aggregator, r.params, r.weights = (
             result.aggregator,
             dict(result.params),
