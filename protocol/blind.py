@@ -59,13 +59,14 @@ def deal_labels(
 def make_canary(text: str, rng: random.Random, stock: Sequence[str] = ()) -> str:
     """A text that is wrong for the prompt ``text`` answered, and looks like an answer.
 
-    With ``stock`` (answers to other prompts, from the driver) one of those, different from
-    ``text``. Otherwise a corrupted copy: every number changed, and the sentences (or, for one
-    sentence, a third of the words) put out of order; a text that survives unchanged (one word,
-    no digits) becomes a stock non-answer.
+    With ``stock`` (answers to other prompts, from the driver), half the time one of those,
+    different from ``text`` (an off-topic answer: does the judge read at all?). Otherwise a
+    corrupted copy (subtler: does it check?): every number changed, and the sentences (or, for
+    one sentence, a third of the words) put out of order; a text that survives unchanged (one
+    word, no digits) becomes a stock non-answer.
     """
     candidates = [s for s in stock if s.strip() and s != text]
-    if candidates:
+    if candidates and rng.random() < 0.5:
         return rng.choice(candidates)[:MAX_RESPONSE_CHARS]
     out = _NUMBER.sub(lambda m: str(int(m.group()) + rng.randint(1, 9)), text)
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", out) if s]

@@ -420,3 +420,13 @@ def test_wrong_task_and_own_echo() -> None:
         "wrong_task"
     ]
     assert leader.receive(env(LEAD, Abort("echo")), 150) == []  # our own publish, ignored
+
+
+def test_canaries_may_be_answers_to_other_prompts_from_the_driver() -> None:
+    from protocol.blind import make_canary
+
+    stock = ("Paris.", "Blue whales.")
+    made = {make_canary("4", random.Random(seed), stock) for seed in range(20)}
+    assert {"Paris.", "Blue whales."} <= made  # sometimes a stock answer...
+    assert made - set(stock)  # ...sometimes a corrupted copy
+    assert "4" not in made
