@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from node.cmd_audit import add_store_flags, store_dirs
-
 if TYPE_CHECKING:
     from node.reputation import PeerStanding
 
@@ -29,7 +27,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="one peer (its base58 ID, or the end of it): its standing and history",
     )
-    add_store_flags(parser)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="one node's data dir (default: every node under $RNET_DATA_DIR or "
+        "$XDG_DATA_HOME/rnet or ~/.local/share/rnet)",
+    )
+    parser.add_argument("--name", default=None, help="one node, by name, under the data root")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
     parser.epilog = (
         "reputation: all evidence, 0..1 (new identities start at 0.10); judge: how its scores "
         "agreed with the other judges and how it scored canaries (its weight in the robust "
@@ -37,12 +43,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _data_dirs(args: argparse.Namespace) -> list[Path]:
+    """The one asked for, else every node dir under the data root that has a store (the same
+    rule as ``rnet sessions``)."""
+    from node.config import default_data_dir, user_data_root
+    from node.store import STORE_FILENAME
+
+    if args.data_dir:
+        return [Path(args.data_dir).expanduser()]
+    if args.name:
+        return [default_data_dir(args.name)]
+    return sorted(p.parent for p in user_data_root().glob(f"*/{STORE_FILENAME}"))
+
+
 def run(args: argparse.Namespace) -> int:
     from node.reputation import Book
     from node.store import Store, StoreError
 
     found = 0
-    for data_dir in store_dirs(args):
+    for data_dir in _data_dirs(args):
         try:
             with Store.in_data_dir(data_dir, readonly=True) as store:
                 standings = Book(store, None).standings()
