@@ -28,7 +28,9 @@ __all__ = ["Bootmesh", "Presence"]
 
 @dataclass(frozen=True, slots=True)
 class Presence(BodyBase):
-    """Any node -> ``swarm/mesh``: who I am and what I run."""
+    """Any node -> ``swarm/mesh``: who I am and what I run. ``status`` is empty while the node
+    can take executor and verifier roles, else why it cannot (its model does not answer): it
+    still relays and leads."""
 
     KIND: ClassVar[str] = "presence"
     name: str
@@ -36,6 +38,7 @@ class Presence(BodyBase):
     model: str = ""
     backend: str = ""
     addrs: tuple[str, ...] = ()
+    status: str = ""
 
     def __post_init__(self) -> None:
         check_text("name", self.name, MAX_NAME_CHARS)
@@ -43,6 +46,7 @@ class Presence(BodyBase):
             raise RangeError(f"{self.role!r} not one of {PRESENCE_ROLES}", field="role")
         check_text("model", self.model, MAX_NAME_CHARS)
         check_text("backend", self.backend, MAX_NAME_CHARS)
+        check_text("status", self.status, MAX_NAME_CHARS)
         if not isinstance(self.addrs, list | tuple):
             raise type_error("addrs", "list", self.addrs)
         if len(self.addrs) > MAX_ADDRS:

@@ -81,12 +81,8 @@ def test_missing_and_unknown_fields_named() -> None:
     [
         (lambda: Advertise(prompt="x" * (MAX_PROMPT_CHARS + 1)), "prompt"),
         (lambda: Response(text="x" * (MAX_RESPONSE_CHARS + 1), model="m"), "text"),
-<<<<<<< HEAD
-        (lambda: Score(executor=A, score=0.5, reason="x" * (MAX_REASON_CHARS + 1)), "reason"),
-        (lambda: Presence(name="n", status="x" * (MAX_NAME_CHARS + 1)), "status"),
-=======
         (lambda: Score(label="A", score=0.5, reason="x" * (MAX_REASON_CHARS + 1)), "reason"),
->>>>>>> cc8612d (protocol: verify_transcript (audit from signed envelopes alone: roles, answers, items, canaries, scores and the winner derived and checked against the result's commitments; missing, altered or extra envelopes named), join policy for providers (deadline cap, one session per leader, a free slot), tests: tampering at protocol level, every store of a random schedule verifies, result size at N=3/12/24 (782/1994/4289 bytes + text))
+        (lambda: Presence(name="n", status="x" * (MAX_NAME_CHARS + 1)), "status"),
     ],
 )
 def test_size_limits(make: object, field: str) -> None:

@@ -318,3 +318,7 @@ def test_snapshot_to_dict_is_json_with_base58_ids() -> None:
     (ver,) = d["verifiers"]
     assert d["winner"] == ex and set(d["scores"][ex]) == {ver}
     assert d["responses"][ex].startswith("answer of")
+    # The typed form the node's events are cut from names every field, and only those.
+    from protocol.effects import SnapshotDict
+
+    assert set(d) == set(SnapshotDict.__annotations__)
