@@ -22,8 +22,8 @@ HEADLESS_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("node.evaluate.command", "does the swarm beat one model? questions with known answers"),
     "slm": ("node.cmd_slm", "ask this node's model one prompt and print the answer"),
     "serve": ("node.cmd_serve", "serve the swarm as an Ollama/OpenAI-compatible HTTP endpoint"),
-    "sessions": ("node.cmd_audit", "list the sessions stored in a node's data dir"),
-    "audit": ("node.cmd_audit", "re-verify a stored session's signatures and recompute its tally"),
+    "sessions": ("node.cmd_audit", "list stored sessions, outcomes re-derived from signed data"),
+    "audit": ("node.cmd_audit", "prove a stored session from its signed envelopes"),
     "keygen": ("node.keys", "print a new BOOTSTRAP_KEY and the matching BOOTSTRAP_NODE"),
 }
 

@@ -276,6 +276,25 @@ class Store:
             out[role].append(peer)
         return out
 
+    def recent_answers(self, limit: int = 8) -> list[tuple[str, str]]:
+        """``(prompt, winning text)`` of the latest sessions with a result: wrong answers for
+        other prompts, which a leader can mix in as canaries (their provenance does not
+        matter: a canary only has to be wrong for the prompt it is judged against)."""
+        rows = self._db.execute(
+            "SELECT s.prompt, r.result_json FROM results r JOIN sessions s ON s.task = r.task "
+            "ORDER BY r.at_ms DESC LIMIT ?",
+            (int(limit),),
+        ).fetchall()
+        out = []
+        for prompt, data in rows:
+            try:
+                text = json.loads(data).get("text") or ""
+            except ValueError:
+                continue
+            if isinstance(text, str) and text.strip():
+                out.append((prompt, text))
+        return out
+
     def result(self, task: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT result_json FROM results WHERE task = ?", (task,)).fetchone()
         return json.loads(row[0]) if row else None

@@ -115,6 +115,8 @@ class RuntimeSwarm:
             timings=dict(result.timings),
             models={p: known[p] for p in sorted(participants) if p in known},
             aggregator=result.aggregator,
+            requested=result.requested,
+            joined=result.joined,
         )
 
 

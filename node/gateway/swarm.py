@@ -36,6 +36,8 @@ class SwarmResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     models: Mapping[str, str] = field(default_factory=dict)
     aggregator: str = "mean"
+    requested: int = 0  # providers asked for, and how many joined (issue 14)
+    joined: int = 0
 
     def metadata(self) -> dict[str, Any]:
         """The session's metadata as the extra ``swarm`` field of a reply (JSON-able)."""

@@ -63,6 +63,7 @@ class TopicRouter:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.rt = runtime
         self.rejects = RejectCounter()
+        self._other_versions: set[str] = set()  # peers told once that they speak another v
         self._topics: dict[str, _Topic] = {}
         self._mesh_handlers: dict[str, EnvelopeHandler] = {}
         self._replay = ReplayGuard()
@@ -202,6 +203,17 @@ class TopicRouter:
         self.rt.emit(
             ev.Rejected(reason=reason, sender=sender, topic=topic, detail=detail, count=total)
         )
+        if reason == "unknown_version" and sender not in self._other_versions:
+            # A wire change bumps the version (protocol v2: blind judging): say so once per
+            # peer, plainly; its messages keep being counted as rejected.
+            self._other_versions.add(sender)
+            self.rt.emit(
+                ev.Error(
+                    message=f"peer {sender[-6:]} speaks another wire protocol ({detail}): "
+                    "this node ignores its messages and sessions; run the same rnet version",
+                    source="network",
+                )
+            )
 
     async def on_pubsub_message(self, msg: PubsubMessage) -> None:
         topic = msg.topic

@@ -5,7 +5,7 @@ Everything that touches a machine runs here, synchronously, so no two inputs int
 - inbound: :meth:`SessionDriver.on_envelope` feeds ``machine.receive(env, now)``;
 - local work: ``Generate``/``Judge`` start a task in the session's nursery (model calls cross to
   asyncio through ``runtime.run_asyncio``); the outcome is fed back (``generation_done``...).
-  A verifier judges each response the moment it arrives, concurrently;
+  A verifier judges each blind item the moment it arrives, concurrently;
 - time: :meth:`SessionDriver.drive` sleeps until ``machine.next_deadline()`` *or* until an input
   moved the deadline (the ``wake`` event), then ``tick``\\ s. Nothing polls;
 - outbound: ``Publish``/``Subscribe``/``Unsubscribe`` go, in order, through the session's outbox
@@ -39,12 +39,13 @@ from protocol.effects import (
     Notice,
     Publish,
     Rejected,
+    Released,
     Stage,
     StageChanged,
     Subscribe,
     Unsubscribe,
 )
-from protocol.envelope import leader_topic
+from protocol.envelope import judge_topic, leader_topic
 from protocol.identity import peer_id_to_str
 
 if TYPE_CHECKING:
@@ -152,11 +153,16 @@ class SessionDriver:
             live.outbox_drained.set()
 
     def _route_topic(self, topic: str, task: str) -> str:
-        """The leader topic only works through the hub: floodsub forwards a topic only on nodes
-        subscribed to it, and only the leader is on its leader topic. Without the hub (down,
-        not reached) joins and scores go on the session topic, which every participant floods
-        over the direct links; the leader listens on both."""
-        if topic == leader_topic(task) and not self.runtime.host.hub_connected():
+        """The leader and judge topics only work through the hub: floodsub forwards a topic
+        only on nodes subscribed to it, and only the leader is on its leader topic (executors
+        leave the judge topic). Without the hub (down, not reached) joins, answers, items and
+        scores go on the session topic, which every participant floods over the direct links;
+        the machines ignore what is not theirs. Blindness then rests on honest peers: an
+        executor's node receives the items too, and its machine drops them."""
+        if (
+            topic in (leader_topic(task), judge_topic(task))
+            and not self.runtime.host.hub_connected()
+        ):
             return task
         return topic
 
@@ -205,6 +211,10 @@ class SessionDriver:
                 case Aborted(reason=reason, cause=cause):
                     live.abort_reason, live.abort_cause = reason, cause
                     self._finish(live, None, reason=reason)
+                case Released(reason=reason):
+                    # Its slot is free now: a finished machine no longer counts against
+                    # --max-sessions. A joiner that was not picked ends here, quietly.
+                    logger.info("session %s: released (%s)", live.task, reason)
                 case Rejected(reason=reason, sender=sender, kind=kind, detail=detail):
                     self.runtime.reject(
                         reason, peer_id_to_str(sender), live.task, f"{kind}: {detail}"
@@ -245,21 +255,17 @@ class SessionDriver:
                 async with self.model_slots:
                     j = await self.runtime.run_asyncio(self.backend.judge, eff.prompt, eff.text)
         except trio.TooSlowError:
-            effects = machine.judgement_failed(eff.executor, "deadline passed", mono_ms())
+            effects = machine.judgement_failed(eff.label, "deadline passed", mono_ms())
         except SLMError as exc:
-            effects = machine.judgement_failed(eff.executor, str(exc), mono_ms())
+            effects = machine.judgement_failed(eff.label, str(exc), mono_ms())
         except Exception as exc:
             logger.exception("session %s: judging failed", live.task)
-            effects = machine.judgement_failed(
-                eff.executor, f"{type(exc).__name__}: {exc}", mono_ms()
-            )
+            effects = machine.judgement_failed(eff.label, f"{type(exc).__name__}: {exc}", mono_ms())
         else:
             if j.score is None:
-                effects = machine.judgement_failed(eff.executor, j.reason or "no score", mono_ms())
+                effects = machine.judgement_failed(eff.label, j.reason or "no score", mono_ms())
             else:
-                effects = machine.judgement_done(
-                    eff.executor, j.score, j.reason, j.model, mono_ms()
-                )
+                effects = machine.judgement_done(eff.label, j.score, j.reason, j.model, mono_ms())
         self.apply(live, effects)
 
     # -- what the session shows and keeps ------------------------------------------------------

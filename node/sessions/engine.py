@@ -24,7 +24,7 @@ import logging
 import random
 import secrets
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -38,7 +38,8 @@ from node.sessions.ports import SessionHost, mono_ms
 from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots
 from node.sessions.transcript import Transcript
 from node.sessions.views import format_result, format_roles
-from protocol.effects import AbortCause
+from protocol.admission import join_refusal, session_ms
+from protocol.effects import AbortCause, Stage
 from protocol.envelope import validate_task
 from protocol.errors import ProtocolError, StateError
 from protocol.identity import peer_id_to_str, short_id
@@ -51,6 +52,15 @@ if TYPE_CHECKING:
     from protocol.envelope import Envelope
 
 logger = logging.getLogger(__name__)
+
+
+class ReputationSource(Protocol):
+    """What the engine asks of a reputation book (``node.reputation.Book`` is one)."""
+
+    def verifier_weights(self) -> dict[bytes, float]: ...
+
+    def selection_weights(self) -> dict[bytes, float]: ...
+
 
 # Finished sessions kept in memory (for `sessions`, late messages); older ones only in the store.
 KEEP_FINISHED = 64
@@ -90,6 +100,9 @@ class SessionEngine:
             on_applied=self._after_apply,
             slots=self.slots.total,
         )
+        # The node's reputation book (issue 16), when it keeps one: verifier weights for the
+        # tally and selection weights for the judging seats of sessions led here.
+        self.reputation: ReputationSource | None = None
 
     @property
     def store(self) -> Store | None:
@@ -123,18 +136,20 @@ class SessionEngine:
 
     # -- starting sessions (trio side) ----------------------------------------------------------
 
-    async def _on_advertise(self, env: Envelope) -> None:
-        """A peer advertised a session on ``swarm/mesh``: join it (auto-join) or just show it."""
+    async def _on_advertise(self, env: Envelope, *, again: bool = False) -> None:
+        """A peer advertised a session on ``swarm/mesh``: join it (auto-join) or just show it.
+        ``again``: a declined advertisement weighed again now that a slot is free."""
         adv = env.body
         assert isinstance(adv, Advertise)
-        self.runtime.emit(
-            ev.Message(
-                topic="swarm/mesh",
-                sender=peer_id_to_str(env.sender),
-                kind="advertise",
-                text=f"session {env.task} by {short_id(env.sender)}: {adv.prompt[:120]}",
+        if not again:
+            self.runtime.emit(
+                ev.Message(
+                    topic="swarm/mesh",
+                    sender=peer_id_to_str(env.sender),
+                    kind="advertise",
+                    text=f"session {env.task} by {short_id(env.sender)}: {adv.prompt[:120]}",
+                )
             )
-        )
         if env.sender == self.me or env.task in self.sessions:
             return  # our own echo, or a task id we already run (first advertiser wins)
         if self.transcript.has_session(env.task):
@@ -146,6 +161,13 @@ class SessionEngine:
             return
         if self.unavailable:
             logger.info("not joining %s: %s", env.task, self.unavailable)
+            return
+        if session_ms(adv) > self.options.max_session_ms:  # the join policy's deadline cap
+            logger.info(
+                "not joining %s: %s",
+                env.task,
+                join_refusal(adv, with_leader=0, free_slots=1, policy=self.options.join_policy),
+            )
             return
         # Remembered first, then joined as slots allow: one path, round-robin per leader, so a
         # leader that advertises a lot cannot crowd the others out (protocol/capacity.py).
@@ -172,7 +194,28 @@ class SessionEngine:
                 return
             if env.task in self.sessions or self.transcript.has_session(env.task):
                 continue
+            refusal = self._policy_refusal(env)
+            if refusal is not None:
+                logger.info("not joining %s: %s", env.task, refusal)
+                continue  # a re-announcement brings it back
             self._join(env)
+
+    def _policy_refusal(self, env: Envelope) -> str | None:
+        """The join policy beyond slots: at most --max-per-leader sessions of one leader still
+        gathering joins here (a leader cannot park this node in sessions that never start)."""
+        adv = env.body
+        assert isinstance(adv, Advertise)
+        gathering = sum(
+            1
+            for s in self.sessions.values()
+            if not s.is_leader
+            and not s.finished
+            and s.machine.leader == env.sender
+            and s.machine.stage == Stage.ADVERTISE
+        )
+        return join_refusal(
+            adv, with_leader=gathering, free_slots=1, policy=self.options.join_policy
+        )
 
     def _join(self, env: Envelope) -> None:
         assert self.backend is not None
@@ -251,6 +294,10 @@ class SessionEngine:
             auto_finalize=auto_finalize,
             split=opts.split,
             executors=opts.executors,
+            canary_rate=opts.canary_rate,
+            canary_texts=[t for p, t in self.transcript.recent_answers() if p != prompt],
+            weights=self.reputation.verifier_weights() if self.reputation else None,
+            selection_weights=self.reputation.selection_weights() if self.reputation else None,
         )
         live = self._new_live(task, machine, is_leader=True)
         live.on_stage = on_stage

@@ -9,8 +9,10 @@ import argparse
 import math
 from dataclasses import dataclass, replace
 
+from protocol.admission import DEFAULT_MAX_PER_LEADER, DEFAULT_MAX_SESSION_MS, JoinPolicy
+from protocol.blind import DEFAULT_CANARY_RATE
 from protocol.messages import AGGREGATORS, DEFAULT_EXEC_MS, DEFAULT_JOIN_MS, DEFAULT_VERIFY_MS
-from protocol.tally import SPLITS
+from protocol.tally import DEFAULT_AGGREGATOR, SPLITS
 
 DEFAULT_PROMPT = "What is the capital of France?"
 # `adv` waits for a human's `ack`: its join window is longer unless --join-deadline is given.
@@ -25,15 +27,18 @@ class SessionOptions:
     manual_join_ms: int = DEFAULT_MANUAL_JOIN_MS
     exec_ms: int = DEFAULT_EXEC_MS
     verify_ms: int = DEFAULT_VERIFY_MS
-    aggregator: str = "mean"
+    aggregator: str = DEFAULT_AGGREGATOR
     split: str = "balanced"
     executors: int = 0  # > 0: this many executors per session led here (the rest verify)
+    canary_rate: float = DEFAULT_CANARY_RATE  # per answer, the chance of a canary next to it
     auto_join: bool = True
     # model slots this provider offers (0: the backend's default, see node/sessions/slots.py);
     # a session holds one only while this node may still answer or judge in it
     slots: int = 0
     # participant sessions at once, slots held or not (a bound on state; capacity is slots)
     max_sessions: int = 16
+    max_session_ms: int = DEFAULT_MAX_SESSION_MS  # join only sessions that end within this
+    max_per_leader: int = DEFAULT_MAX_PER_LEADER  # sessions of one leader at once
     batch_scores: bool = True
     grace_ms: int = 5_000
 
@@ -50,8 +55,17 @@ class SessionOptions:
             raise ValueError("max sessions must be >= 0")
         if not 0 <= self.slots <= 256:
             raise ValueError("--slots must be within 1..256")
+        if self.max_per_leader < 1:
+            raise ValueError("--max-per-leader must be >= 1")
         if not 0 <= self.executors <= 64:
             raise ValueError("--executors must be between 0 (half the joiners) and 64")
+        if not (math.isfinite(self.canary_rate) and 0.0 <= self.canary_rate <= 1.0):
+            raise ValueError("--canary-rate must be between 0 (no canaries) and 1")
+
+    @property
+    def join_policy(self) -> JoinPolicy:
+        """Which advertisements this node joins (deadline cap, sessions per leader)."""
+        return JoinPolicy(self.max_session_ms, self.max_per_leader)
 
     @property
     def manual(self) -> SessionOptions:
@@ -114,7 +128,7 @@ def add_session_flags(
             "--aggregator",
             choices=AGGREGATORS,
             default=None,
-            help="how an executor's scores are combined (default: mean)",
+            help=f"how an executor's scores are combined (default: {DEFAULT_AGGREGATOR})",
         )
         g.add_argument(
             "--split",
@@ -129,6 +143,14 @@ def add_session_flags(
             metavar="K",
             help="K of the joiners answer, the others judge (at least one judges); "
             "default: as --split says",
+        )
+        g.add_argument(
+            "--canary-rate",
+            type=float,
+            default=None,
+            metavar="P",
+            help="chance per answer that a corrupted copy goes to the judges as a canary "
+            f"(0 disables; default: {DEFAULT_CANARY_RATE})",
         )
     if not participant:
         return
@@ -157,11 +179,19 @@ def add_session_flags(
         "a session holds it only while this node answers or judges in it (default: "
         "OLLAMA_NUM_PARALLEL or 1 for ollama, 4 for sim)",
     )
+    g.add_argument(
+        "--max-per-leader",
+        type=int,
+        default=None,
+        metavar="N",
+        help="be in at most N sessions of one leader that are still gathering joins "
+        f"(default: {DEFAULT_MAX_PER_LEADER})",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> SessionOptions:
     """SessionOptions from parsed flags (any missing flag keeps its default). ValueError if bad."""
-    kw: dict[str, int | str | bool] = {}
+    kw: dict[str, int | float | str | bool] = {}
     for flag, name in (
         ("join_deadline", "join_ms"),
         ("exec_deadline", "exec_ms"),
@@ -180,7 +210,7 @@ def options_from_args(args: argparse.Namespace) -> SessionOptions:
             kw[flag] = value
     if getattr(args, "no_auto_join", False):
         kw["auto_join"] = False
-    for flag in ("max_sessions", "executors", "slots"):
+    for flag in ("max_sessions", "max_per_leader", "executors", "slots", "canary_rate"):
         value = getattr(args, flag, None)
         if value is not None:
             kw[flag] = value

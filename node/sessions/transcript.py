@@ -32,6 +32,16 @@ class Transcript:
     def has_session(self, task: str) -> bool:
         return self.store is not None and self.store.has_session(task)
 
+    def recent_answers(self) -> list[tuple[str, str]]:
+        """Recent ``(prompt, winning text)`` pairs from the store (canaries for other prompts)."""
+        if self.store is None:
+            return []
+        try:
+            return self.store.recent_answers()
+        except Exception:
+            logger.exception("store: recent answers not read")
+            return []
+
     def close(self) -> None:
         if self.store is not None:
             self.store.close()

@@ -4,8 +4,8 @@ Run as ``python -m tests.e2e.rogue --bootstrap MADDR --data-dir D``. It runs no 
 it watches ``swarm/mesh`` for an advertisement, subscribes the task topic without joining, and
 once the leader's ``assign`` arrives it publishes, each correctly signed by itself:
 
-1. a ``score`` for an executor (it is no verifier)                      -> ``not_verifier``
-2. a ``score`` for itself (a self-score)                                -> ``self_score``
+1. a ``score`` for label A (it is no verifier)                          -> ``not_verifier``
+2. an ``item`` on the judge topic with a text of its own (not the leader) -> ``not_leader``
 3. a ``result`` naming an executor the winner (it is not the leader)    -> ``not_leader``
 
 and, after the real result, one more ``score`` (late). Every step is printed as one JSON line
@@ -31,8 +31,9 @@ async def main(args: argparse.Namespace) -> int:
 
     from node.config import resolve_node_config
     from node.runtime import NodeRuntime, setup_logging
+    from protocol.envelope import judge_topic
     from protocol.identity import peer_id_to_str
-    from protocol.messages import Assign, Result, Score
+    from protocol.messages import Assign, Item, Result, Score
 
     setup_logging("warning", stream=sys.stderr)
     config = resolve_node_config(args, "provider")
@@ -46,11 +47,11 @@ async def main(args: argparse.Namespace) -> int:
         if isinstance(env.body, Assign) and env.sender == state.get("leader"):
             executors = env.body.executors
             victim = executors[0]
-            me = runtime.peer_id
-            await runtime.publish_envelope(task, Score(victim, 0.01, "forged", "rogue"), task)
+            await runtime.publish_envelope(task, Score("A", 0.01, "forged", "rogue"), task)
             say("score_not_verifier", executor=peer_id_to_str(victim))
-            await runtime.publish_envelope(task, Score(me, 0.99, "forged", "rogue"), task)
-            say("score_self")
+            item = Item("A", "FORGED ITEM", bytes(32), 1)
+            await runtime.publish_envelope(judge_topic(task), item, task)
+            say("item_forged")
             verifiers = env.body.verifiers
             forged = Result(
                 winner=victim,
@@ -66,7 +67,7 @@ async def main(args: argparse.Namespace) -> int:
             say("result_forged", winner=peer_id_to_str(victim))
         elif isinstance(env.body, Result) and env.sender == state.get("leader"):
             victim = env.body.executors[0]
-            await runtime.publish_envelope(task, Score(victim, 0.02, "late", "rogue"), task)
+            await runtime.publish_envelope(task, Score("A", 0.02, "late", "rogue"), task)
             say("score_late", executor=peer_id_to_str(victim))
             loop.call_soon(done.set)
 

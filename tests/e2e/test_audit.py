@@ -1,183 +1,256 @@
-"""Audit logic on hand-built transcripts (no network): what passes, and every way it must fail.
+"""``rnet audit`` against real stores of a real session (issue 15): an honest session verifies
+from the leader's, a verifier's and an executor's store; every edit someone with a copy of a
+store could make is caught, and the audit says what is wrong. Exit codes: 0 verified, 1 failed,
+2 not found.
 
-A transcript is built the way a leader's store gets it: really sealed envelopes, stored raw.
+One session runs on a real swarm (bootstrap + 4 sim providers, separate processes) with
+``rnet pipe``; each test edits its own copy of a store (SQLite backup API) with plain SQL, the way
+someone editing the file would, and runs ``rnet audit`` as a subprocess.
 """
 
 from __future__ import annotations
 
-import random
+import dataclasses
+import json
+import shutil
+import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from node.audit import audit_task
-from node.store import Store
-from protocol.envelope import seal
-from protocol.identity import NaclSigner, peer_id_to_str
-from protocol.messages import Advertise, Assign, Join, Response, Result, Score, ScoreEntry, Scores
-from protocol.tally import split_roles, tally
+from node.keys import KEY_FILE, parse_seed
+from protocol.envelope import open_envelope, seal
+from protocol.identity import NaclSigner
+from protocol.messages import Result
+from protocol.tally import tally
+from tests.e2e.conftest import rnet, run_pipe
+from tests.node.swarm import Swarm
 
-TASK = "audit-1"
-LEADER = NaclSigner(bytes([1]) * 32)
-E1, E2 = NaclSigner(bytes([2]) * 32), NaclSigner(bytes([3]) * 32)
-V1, V2 = NaclSigner(bytes([4]) * 32), NaclSigner(bytes([5]) * 32)
-ROGUE = NaclSigner(bytes([6]) * 32)
+STORE = "sessions.sqlite3"
 
 
-class Transcript:
-    def __init__(self, tmp_path: Path, role: str = "leader") -> None:
-        self.store = Store.in_data_dir(tmp_path)
-        self.store.upsert_session(
-            TASK,
-            leader=peer_id_to_str(LEADER.peer_id),
-            role=role,
-            prompt="q",
-            stage="done",
-            at_ms=1,
+@dataclasses.dataclass
+class Session:
+    task: str
+    result: dict[str, Any]
+    leader_dir: Path
+    dirs: dict[str, Path]  # base58 peer id -> data dir, every participant
+
+
+@pytest.fixture(scope="module")
+def session(swarm4: Swarm, tmp_path_factory: pytest.TempPathFactory) -> Session:
+    leader_dir = tmp_path_factory.mktemp("audit") / "leader"
+    run = run_pipe(swarm4, leader_dir, 4, "What is 2+2?")
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = run.result
+    task = result["task"]
+    dirs = {p.peer_id: swarm4.data_root / p.name for p in swarm4.providers}
+    # every participant stores the reveal and the result as they arrive: wait for them
+    deadline = time.monotonic() + 30
+    pending = set(result["scores"]) | set(next(iter(result["scores"].values())))
+    while pending and time.monotonic() < deadline:
+        pending = {p for p in pending if not _stored(dirs[p], task, "result")}
+        if pending:
+            time.sleep(0.05)  # polling a file another process writes: no event to wait on
+    assert not pending, f"no stored result at {pending}"
+    return Session(task, result, leader_dir, dirs)
+
+
+def _stored(data_dir: Path, task: str, kind: str) -> bool:
+    try:
+        db = sqlite3.connect(f"file:{data_dir / STORE}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        row = db.execute(
+            "SELECT 1 FROM envelopes WHERE task = ? AND kind = ? LIMIT 1", (task, kind)
+        ).fetchone()
+        return row is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+
+
+def copy_of(src: Path, dst: Path) -> Path:
+    """A consistent copy of a (possibly live) node's store, with its key."""
+    dst.mkdir(parents=True)
+    source = sqlite3.connect(f"file:{src / STORE}?mode=ro", uri=True)
+    target = sqlite3.connect(dst / STORE)
+    source.backup(target)
+    source.close()
+    target.close()
+    shutil.copy(src / KEY_FILE, dst / KEY_FILE)
+    return dst
+
+
+def edit(data_dir: Path, *sql: tuple[str, tuple[Any, ...]]) -> None:
+    db = sqlite3.connect(data_dir / STORE)
+    for statement, params in sql:
+        assert db.execute(statement, params).rowcount > 0, statement
+    db.commit()
+    db.close()
+
+
+def audit(session: Session, data_dir: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    proc = rnet("audit", session.task, "--data-dir", str(data_dir), "--json", *extra, cwd=data_dir)
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    report = lines[0] if lines else {"stderr": proc.stderr}
+    print(f"audit of {data_dir.name}: exit {proc.returncode}: {report.get('problems')}")
+    return proc.returncode, report
+
+
+def roles(session: Session) -> tuple[list[str], list[str]]:
+    scores = session.result["scores"]
+    return list(scores), list(next(iter(scores.values())))
+
+
+# --- honest ---------------------------------------------------------------------------------------
+def test_an_honest_session_verifies_from_every_store(session: Session, tmp_path: Path) -> None:
+    executors, verifiers = roles(session)
+    for name, src in (
+        ("leader", session.leader_dir),
+        ("verifier", session.dirs[verifiers[0]]),
+        ("executor", session.dirs[executors[0]]),
+    ):
+        code, report = audit(session, copy_of(src, tmp_path / name))
+        assert code == 0, (name, report.get("problems"), report.get("notes"))
+        assert report["ok"] and report["winner"] == session.result["winner"], name
+        assert set(report["executors"]) == set(executors), name
+        assert report["requested"] == 4 and report["joined"] >= 4, name
+
+
+def test_an_unknown_task_is_not_found(session: Session, tmp_path: Path) -> None:
+    proc = rnet("audit", "task-nothing", "--data-dir", str(session.leader_dir), cwd=tmp_path)
+    assert proc.returncode == 2 and "no store holds" in proc.stderr
+
+
+# --- tampering (issue 15's list) --------------------------------------------------------------------
+def test_role_edited_and_a_score_row_deleted(session: Session, tmp_path: Path) -> None:
+    d = copy_of(session.leader_dir, tmp_path / "leader")
+    edit(
+        d,
+        ("UPDATE sessions SET role = 'verifier' WHERE task = ?", (session.task,)),
+        ("DELETE FROM envelopes WHERE id = (SELECT MIN(id) FROM envelopes WHERE task = ? "
+         "AND kind IN ('score', 'scores'))", (session.task,)),
+    )  # fmt: skip
+    code, report = audit(session, d)
+    assert code == 1 and not report["ok"]
+    assert any("sessions.role says verifier" in p for p in report["problems"]), report
+    # ... and with the reveal gone as well, the deleted batch is missing
+    edit(d, ("DELETE FROM envelopes WHERE task = ? AND kind = 'reveal'", (session.task,)))
+    code, report = audit(session, d)
+    assert code == 1
+    assert any("counted by the result is missing" in p for p in report["problems"]), report
+
+
+def test_result_envelope_deleted(session: Session, tmp_path: Path) -> None:
+    d = copy_of(session.leader_dir, tmp_path / "leader")
+    edit(d, ("DELETE FROM envelopes WHERE task = ? AND kind = 'result'", (session.task,)))
+    code, report = audit(session, d)
+    assert code == 1
+    assert any("no signed result" in p for p in report["problems"]), report
+
+
+def test_every_envelope_but_the_advert_deleted(session: Session, tmp_path: Path) -> None:
+    d = copy_of(session.leader_dir, tmp_path / "leader")
+    edit(d, ("DELETE FROM envelopes WHERE task = ? AND kind != 'advertise'", (session.task,)))
+    code, report = audit(session, d)
+    assert code == 1
+    assert any("no signed result" in p for p in report["problems"]), report
+
+
+def test_results_table_winner_and_score_edited(session: Session, tmp_path: Path) -> None:
+    executors, _ = roles(session)
+    loser = next(e for e in executors if e != session.result["winner"])
+    d = copy_of(session.leader_dir, tmp_path / "leader")
+    edit(d, ("UPDATE results SET winner = ?, score = 0.99 WHERE task = ?", (loser, session.task)))
+    code, report = audit(session, d)
+    assert code == 1
+    assert any("the results table says winner" in p for p in report["problems"]), report
+    # `rnet sessions` shows the winner derived from signed data, not the edited cache
+    proc = rnet("sessions", "--data-dir", str(d), "--json", cwd=tmp_path)
+    (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert row["winner"] == session.result["winner"] and row["score"] != 0.99
+    assert row["proof"] == "verified"
+
+
+def test_a_forged_result_signed_by_the_leader_leaving_out_a_score(
+    session: Session, tmp_path: Path
+) -> None:
+    """The leader's own key signs a result that drops one verifier's batch and is otherwise
+    consistent (recomputed, that verifier listed missing): the batch is still signed and stored."""
+    d = copy_of(session.leader_dir, tmp_path / "leader")
+    db = sqlite3.connect(d / STORE)
+    (raw,) = db.execute(
+        "SELECT raw FROM envelopes WHERE task = ? AND kind = 'result'", (session.task,)
+    ).fetchone()
+    batches = [
+        open_envelope(r)
+        for (r,) in db.execute(
+            "SELECT raw FROM envelopes WHERE task = ? AND kind IN ('score', 'scores')",
+            (session.task,),
         )
-        self.seq = 0
-
-    def add(self, signer: NaclSigner, body: object, *, task: str = TASK) -> None:
-        self.seq += 1
-        env = seal(body, task=task, signer=signer, seq=self.seq, ts_ms=1000 + self.seq)
-        self.store.record_envelope(
-            task=task,
-            kind=env.kind,
-            sender=peer_id_to_str(env.sender),
-            seq=env.seq,
-            ts_ms=env.ts_ms,
-            raw=env.raw,
-            direction="sent" if signer is LEADER else "accepted",
-            at_ms=env.ts_ms,
-        )
-
-    def audit(self):
-        return audit_task(self.store, TASK)
-
-
-def honest_session(
-    t: Transcript, *, scores: dict | None = None, result: Result | None = None
-) -> Result:
-    scores = scores or {
-        E1.peer_id: {V1.peer_id: 0.8, V2.peer_id: 0.6},
-        E2.peer_id: {V1.peer_id: 0.5, V2.peer_id: 0.4},
-    }
-    t.add(LEADER, Advertise(prompt="q", wanted=4))
-    for s in (E1, E2, V1, V2):
-        t.add(s, Join("m", "sim"))
-    executors, verifiers = (E1.peer_id, E2.peer_id), (V1.peer_id, V2.peer_id)
-    t.add(LEADER, Assign(executors, verifiers, "q"))
-    t.add(E1, Response("answer one", "m"))
-    t.add(E2, Response("answer two", "m"))
-    t.add(V1, Scores(tuple(ScoreEntry(e, scores[e][V1.peer_id]) for e in executors), "m"))
-    for e in executors:
-        t.add(V2, Score(e, scores[e][V2.peer_id], "", "m"))
-    if result is None:
-        tl = tally(executors, verifiers, scores, aggregator="mean")
-        result = tl.to_result("answer one" if tl.winner == E1.peer_id else "answer two")
-    t.add(LEADER, result)
-    return result
-
-
-def test_an_honest_transcript_passes(tmp_path: Path) -> None:
-    t = Transcript(tmp_path)
-    honest_session(t)
-    report = t.audit()
-    assert report.ok, report.render()
-    assert report.verified == report.envelopes == 12
-    assert report.recomputed_winner == report.winner == peer_id_to_str(E1.peer_id)
-    assert report.averages[peer_id_to_str(E1.peer_id)] == pytest.approx(0.7)
-    assert "audit OK" in report.render()
-
-
-def test_one_flipped_byte_fails(tmp_path: Path) -> None:
-    t = Transcript(tmp_path)
-    honest_session(t)
-    db = t.store._db
-    row_id, raw = db.execute("SELECT id, raw FROM envelopes WHERE kind = 'response'").fetchone()
-    raw = bytearray(raw)
-    raw[-10] ^= 0x40
-    db.execute("UPDATE envelopes SET raw = ? WHERE id = ?", (bytes(raw), row_id))
-    report = t.audit()
-    assert not report.ok
-    assert any("response" in p for p in report.problems), report.problems
-
-
-def test_a_relabelled_row_fails(tmp_path: Path) -> None:
-    t = Transcript(tmp_path)
-    honest_session(t)
-    t.store._db.execute("UPDATE envelopes SET sender = 'someone' WHERE kind = 'assign'")
-    assert any("signed bytes say" in p for p in t.audit().problems)
-
-
-def test_a_result_that_misstates_the_tally_fails(tmp_path: Path) -> None:
-    t = Transcript(tmp_path)
+    ]
+    db.close()
+    result = open_envelope(raw).body
+    assert isinstance(result, Result) and result.commits is not None
+    victim_batch = next(b for b in batches if b.digest in result.commits.batches)
+    victim = victim_batch.sender
     scores = {
-        E1.peer_id: {V1.peer_id: 0.8, V2.peer_id: 0.6},
-        E2.peer_id: {V1.peer_id: 0.5, V2.peer_id: 0.4},
+        e: {v: (None if v == victim else x) for v, x in row.items()}
+        for e, row in result.scores.items()
     }
-    # The leader names E2 the winner although E1 scored higher: consistent numbers, wrong winner.
-    lie = Result(
-        winner=E2.peer_id,
-        score=0.45,
-        text="answer two",
-        aggregator="mean",
-        averages={E1.peer_id: 0.7, E2.peer_id: 0.45},
-        counts={E1.peer_id: 2, E2.peer_id: 2},
+    t = tally(
+        result.executors, result.verifiers,
+        {e: {v: x for v, x in row.items() if x is not None} for e, row in scores.items()},
+        aggregator=result.aggregator, weights=result.weights or None, params=result.params or None,
+    )  # fmt: skip
+    forged = dataclasses.replace(
+        result,
         scores=scores,
-        missing=(),
+        counts=t.counts,
+        averages=t.averages,
+        winner=t.winner,
+        score=t.winner_score,
+        missing=t.missing,
+        canaries={c: {**row, victim: None} for c, row in result.canaries.items()},
+        commits=dataclasses.replace(
+            result.commits,
+            batches=tuple(b for b in result.commits.batches if b != victim_batch.digest),
+        ),
     )
-    honest_session(t, scores=scores, result=lie)
-    problems = t.audit().problems
-    assert any(p.startswith("winner") for p in problems), problems
+    if forged.winner != result.winner:  # the text follows the winner
+        forged = dataclasses.replace(forged, text="")
+    leader = NaclSigner(parse_seed((d / KEY_FILE).read_text()))
+    env = seal(forged, task=session.task, signer=leader, seq=2**62, ts_ms=0)
+    edit(
+        d,
+        ("UPDATE envelopes SET raw = ?, seq = ? WHERE task = ? AND kind = 'result'",
+         (env.raw, env.seq, session.task)),
+    )  # fmt: skip
+    code, report = audit(session, d)
+    assert code == 1
+    assert any("is not counted by the result" in p for p in report["problems"]), report
 
 
-def test_a_score_left_out_of_the_result_fails_on_the_leader(tmp_path: Path) -> None:
-    t = Transcript(tmp_path)
-    scores = {
-        E1.peer_id: {V1.peer_id: 0.8, V2.peer_id: 0.6},
-        E2.peer_id: {V1.peer_id: 0.5, V2.peer_id: 0.4},
-    }
-    partial = {E1.peer_id: {V1.peer_id: 0.8}, E2.peer_id: dict(scores[E2.peer_id])}
-    tl = tally((E1.peer_id, E2.peer_id), (V1.peer_id, V2.peer_id), partial)
-    honest_session(t, scores=scores, result=tl.to_result("answer one"))
-    problems = t.audit().problems
-    assert any("left out of the result" in p for p in problems), problems
-
-
-def test_accepted_forgeries_in_a_transcript_fail(tmp_path: Path) -> None:
-    t = Transcript(tmp_path)
-    honest_session(t)
-    t.add(ROGUE, Score(E1.peer_id, 0.01, "", "m"))  # a non-verifier's score
-    t.add(ROGUE, Result(None, None, "", "mean", {}, {}, {}, ()))  # a non-leader's result
-    problems = " ".join(t.audit().problems)
-    assert "not an assigned verifier" in problems
-    assert "not the leader" in problems
-
-
-def test_no_envelopes_is_a_failure(tmp_path: Path) -> None:
-    t = Transcript(tmp_path)
-    report = t.audit()
-    assert not report.ok and "no envelopes" in report.render()
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    seed=st.integers(0, 2**32),
-    n=st.integers(2, 12),
-    method=st.sampled_from(["balanced", "original"]),
-)
-def test_role_splits_never_let_a_node_judge_itself(seed: int, n: int, method: str) -> None:
-    peers = [NaclSigner(bytes([i + 10]) * 32).peer_id for i in range(n)]
-    executors, verifiers = split_roles(peers, random.Random(seed), method)
-    assert executors and verifiers
-    assert not set(executors) & set(verifiers)
-    assert set(executors) | set(verifiers) == set(peers)
-    if n == 2:
-        assert len(executors) == len(verifiers) == 1
-    # Whatever is reported, a self-score never reaches the tally.
-    scores = {e: {v: 0.5 for v in [*verifiers, e]} for e in executors}
-    tl = tally(executors, verifiers, scores)
-    assert all(e not in row for e, row in tl.scores.items())
+# --- portable proof ---------------------------------------------------------------------------------
+def test_a_bundle_verifies_anywhere_and_a_broken_one_fails(
+    session: Session, tmp_path: Path
+) -> None:
+    _, verifiers = roles(session)
+    d = copy_of(session.dirs[verifiers[0]], tmp_path / "verifier")
+    bundle = tmp_path / "proof.bundle"
+    code, _ = audit(session, d, "--export", str(bundle))
+    assert code == 0 and bundle.stat().st_size > 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ok = rnet("audit", "--bundle", str(bundle), cwd=elsewhere)
+    assert ok.returncode == 0 and "audit OK" in ok.stdout, ok.stdout + ok.stderr
+    broken = tmp_path / "broken.bundle"
+    data = bundle.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    assert rnet("audit", "--bundle", str(broken), cwd=elsewhere).returncode == 1
+    assert rnet("audit", "--bundle", str(tmp_path / "none"), cwd=elsewhere).returncode == 2

@@ -27,7 +27,7 @@ from node.sessions import (
 from node.sessions.ports import mono_ms
 from protocol.envelope import seal
 from protocol.identity import NaclSigner
-from protocol.messages import Advertise
+from protocol.messages import Advertise, Assign
 from protocol.session import LeaderSession
 
 ME = NaclSigner(bytes([9]) * 32)
@@ -96,13 +96,72 @@ async def feed_adverts(options: SessionOptions) -> FakeRuntime:
 
 def test_auto_join_respects_the_session_limit() -> None:
     rt = trio.run(feed_adverts, SessionOptions(max_sessions=2))
-    assert sorted(rt.joined) == ["task-0", "task-1"]
+    # the session topic and the judge topic (blind items) of each session joined
+    assert sorted(rt.joined) == ["task-0", "task-0/judge", "task-1", "task-1/judge"]
     assert [e.kind for e in rt.published] == ["join", "join"]
     shown = [e for e in rt.events if isinstance(e, ev.Message) and e.kind == "advertise"]
     assert len(shown) == 4, "every advertisement is shown, joined or not"
     sessions = [e for e in rt.events if isinstance(e, ev.Session)]
     assert {s.task for s in sessions} == {"task-0", "task-1"}
     assert all(s.role == "pending" and s.stage == "advertise" for s in sessions)
+
+
+def test_one_session_per_leader_and_no_overlong_session() -> None:
+    """The join policy (protocol.admission): a second gathering session of the same leader
+    (with --max-per-leader 1), or one whose deadlines add up to more than 10 minutes, is
+    declined."""
+
+    async def feed() -> FakeRuntime:
+        rt = FakeRuntime()
+        engine = SessionEngine(rt, FakeBackend(), None, SessionOptions(max_per_leader=1))  # type: ignore[arg-type]
+        long = Advertise(prompt="p", join_ms=60_000, exec_ms=600_000, verify_ms=60_000)
+        async with trio.open_nursery() as nursery:
+            rt.nursery = nursery
+            await engine._on_advertise(advertise(LEADERS[0], "task-a"))
+            await engine._on_advertise(advertise(LEADERS[0], "task-b"))  # same leader: no
+            await engine._on_advertise(
+                seal(long, task="task-c", signer=LEADERS[1], seq=1, ts_ms=1)
+            )  # 12 minutes: no
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        return rt
+
+    rt = trio.run(feed)
+    assert [t for t in rt.joined if "/" not in t] == ["task-a"]
+
+
+def test_a_joiner_not_picked_is_released_and_joins_a_declined_session() -> None:
+    """--max-sessions 1: the second advertisement is declined; when the first session's
+    assignment leaves this node out (Released), the declined one, still gathering, is joined."""
+
+    async def feed() -> tuple[FakeRuntime, SessionEngine]:
+        rt = FakeRuntime()
+        engine = SessionEngine(rt, FakeBackend(), None, SessionOptions(max_sessions=1))  # type: ignore[arg-type]
+        async with trio.open_nursery() as nursery:
+            rt.nursery = nursery
+            await engine._on_advertise(advertise(LEADERS[0], "task-a"))
+            await engine._on_advertise(advertise(LEADERS[1], "task-b"))  # full: declined
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked()
+            assert [e.task for e in rt.published] == ["task-a"]
+            others = (LEADERS[2].peer_id, LEADERS[1].peer_id)
+            assign = seal(
+                Assign(others[:1], others[1:], "p"),
+                task="task-a",
+                signer=LEADERS[0],
+                seq=2,
+                ts_ms=2,
+            )
+            await engine._driver.on_envelope(engine.sessions["task-a"], assign)
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        return rt, engine
+
+    rt, engine = trio.run(feed)
+    assert engine.sessions["task-a"].machine.finished  # released at once
+    assert [e.task for e in rt.published if e.kind == "join"] == ["task-a", "task-b"]
 
 
 def test_no_auto_join_joins_nothing() -> None:

@@ -2,7 +2,7 @@
 
 One swarm serves this module's tests in order: ``rnet pipe`` with audit, the manual
 adv -> ack -> finalize flow on a headless provider, two leaders at once, exactly two joiners,
-and a rogue peer forging a score, a self-score, a late score and a result.
+and a rogue peer forging a score, an item, a late score and a result.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def test_pipe_3_gives_a_winner_with_a_full_matrix_and_audits(swarm4: Swarm, tmp_
     result = run.result
     executors, verifiers = assert_full_matrix(result)
     assert len(executors) + len(verifiers) == 3
-    assert result["text"].strip() and result["aggregator"] == "mean"
+    assert result["text"].strip() and result["aggregator"] == "robust"  # the default
+    assert (result["requested"], result["joined"]) == (3, 3)
     assert result["missing"] == {"executors": [], "verifiers": [], "scores": {}}
     assert {"join", "execute", "verify", "total"} <= set(result["timings"])
     winner_avg = result["averages"][result["winner"]]
@@ -85,10 +86,11 @@ def test_pipe_3_gives_a_winner_with_a_full_matrix_and_audits(swarm4: Swarm, tmp_
     db.close()
     audit = rnet("audit", task, "--data-dir", str(leader_dir), cwd=tmp_path)
     assert audit.returncode == 1, audit.stdout
-    assert "MISMATCH" in audit.stdout and "audit FAILED" in audit.stdout
+    assert "FAILED: envelope" in audit.stdout and "bad_signature" in audit.stdout
+    assert "audit FAILED" in audit.stdout
 
     missing = rnet("audit", "no-such-task", "--data-dir", str(leader_dir), cwd=tmp_path)
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # not found
 
 
 def test_manual_adv_ack_finalize_over_stdin(swarm4: Swarm) -> None:
@@ -187,7 +189,7 @@ def test_forgeries_are_rejected_and_never_tallied(swarm4: Swarm, tmp_path: Path)
         assert run.returncode == 0, run.stderr[-3000:]
         rogue_out, rogue_err = rogue.communicate(timeout=30)
         steps = [json.loads(line)["rogue"] for line in rogue_out.splitlines()]
-        assert steps[-4:] == ["score_not_verifier", "score_self", "result_forged", "score_late"], (
+        assert steps[-4:] == ["score_not_verifier", "item_forged", "result_forged", "score_late"], (
             steps,
             rogue_err[-2000:],
         )

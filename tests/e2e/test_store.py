@@ -94,3 +94,13 @@ def test_sigkill_keeps_every_committed_write(tmp_path: Path) -> None:
     proc.wait(timeout=10)
     with Store.in_data_dir(tmp_path, readonly=True) as store:
         assert len(store.envelopes("t")) >= last
+
+
+def test_recent_answers_for_canaries(tmp_path: Path) -> None:
+    with Store.in_data_dir(tmp_path) as store:
+        for i, (prompt, text) in enumerate([("p1", "one"), ("p2", ""), ("p3", "three")]):
+            store.upsert_session(
+                f"t{i}", leader="L", role="leader", prompt=prompt, stage="done", at_ms=i
+            )
+            store.record_result(f"t{i}", {"leader": "L", "text": text}, at_ms=10 + i)
+        assert store.recent_answers() == [("p3", "three"), ("p1", "one")]  # newest first, no empty

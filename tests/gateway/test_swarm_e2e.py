@@ -98,6 +98,8 @@ def check_metadata(live: LiveSwarm, swarm: dict, text: str) -> None:
     assert swarm["score"] == event["score"] and 0.0 <= swarm["score"] <= 0.99
     assert swarm["averages"] == event["averages"] and swarm["winner"] in swarm["averages"]
     assert set(swarm["averages"]) <= live.provider_ids()
+    assert (swarm["requested"], swarm["joined"]) == (event["requested"], event["joined"])
+    assert swarm["requested"] == PROVIDERS and swarm["joined"] >= 2
 
 
 def test_tags_and_show_list_swarm_and_provider_models(live: LiveSwarm) -> None:

@@ -210,7 +210,7 @@ def test_garbage_and_forged_messages_are_rejected_and_counted(swarm: Swarm) -> N
 
     from node.keys import keypair_from_seed
     from node.net.host import SwarmHost
-    from protocol.envelope import seal
+    from protocol.envelope import SIGNING_CONTEXT, canonical, seal
     from protocol.identity import NaclSigner
     from protocol.messages import Presence
 
@@ -245,12 +245,17 @@ def test_garbage_and_forged_messages_are_rejected_and_counted(swarm: Swarm) -> N
             await host.publish(MESH, bytes(tampered))  # bad signature
             await host.publish(MESH, good.raw)  # accepted once...
             await host.publish(MESH, good.raw)  # ...then a replay
+            for i in (1, 2):  # a node of wire version 1, correctly signed: said once, not twice
+                old = {"v": 1, "kind": "presence", "task": "", "from": me.peer_id, "seq": seq + i,
+                       "ts": 1, "body": Presence(name="old").to_wire()}  # fmt: skip
+                sig = me.sign(SIGNING_CONTEXT + canonical(old))
+                await host.publish(MESH, canonical({**old, "sig": sig}))
             await trio.to_thread.run_sync(
                 lambda: target.wait_for(
-                    lambda e: e["event"] == "rejected" and e["count"] >= mark_count + 5,
+                    lambda e: e["event"] == "rejected" and e["count"] >= mark_count + 7,
                     30,
                     since=mark,
-                    what="5 rejections",
+                    what="7 rejections",
                 )
             )
             await host.close()
@@ -262,6 +267,11 @@ def test_garbage_and_forged_messages_are_rejected_and_counted(swarm: Swarm) -> N
     assert "sender_mismatch" in reasons
     assert "bad_signature" in reasons
     assert "replay" in reasons
+    assert reasons.count("unknown_version") == 2
+    told = [
+        e for e in target.find_all(is_event("error"), since=mark) if "wire protocol" in e["message"]
+    ]
+    assert len(told) == 1, told
     assert sum(r in ("not_msgpack", "malformed", "bad_type") for r in reasons) >= 2, reasons
     assert all(e["sender"] for e in target.find_all(is_event("rejected"), since=mark))
     # the good presence was taken, and the node still works
