@@ -25,6 +25,8 @@ HEADLESS_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sessions": ("node.cmd_audit", "list stored sessions, outcomes re-derived from signed data"),
     "audit": ("node.cmd_audit", "prove a stored session from its signed envelopes"),
     "keygen": ("node.keys", "print a new BOOTSTRAP_KEY and the matching BOOTSTRAP_NODE"),
+    "peers": ("node.cmd_peers", "the reputation of the peers a node judged with (its store)"),
+    "sim": ("node.simulate", "the Byzantine experiment: thousands of simulated sessions"),
 }
 
 DESCRIPTION = (

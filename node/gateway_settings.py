@@ -15,6 +15,7 @@ from typing import NotRequired, TypedDict
 
 from node.settings import Environment
 from protocol.messages import AGGREGATORS
+from protocol.tally import DEFAULT_AGGREGATOR
 
 DEFAULT_LISTEN = "127.0.0.1:11500"
 DEFAULT_PROVIDERS = 3
@@ -85,7 +86,7 @@ def add_gateway_flags(parser: argparse.ArgumentParser, *, aggregator: bool = Tru
             "--aggregator",
             choices=AGGREGATORS,
             default=None,
-            help="how verifiers' scores are combined per executor (default: mean)",
+            help=f"how verifiers' scores are combined per executor (default: {DEFAULT_AGGREGATOR})",
         )
     g.add_argument(
         "--token",
@@ -160,7 +161,7 @@ def gateway_settings(
     options: GatewayOptions = {
         "providers": getattr(args, "providers", None) or DEFAULT_PROVIDERS,
         "timeout_s": getattr(args, "timeout", None) or DEFAULT_TIMEOUT,
-        "aggregator": getattr(args, "aggregator", None) or "mean",
+        "aggregator": getattr(args, "aggregator", None) or DEFAULT_AGGREGATOR,
         "token": token,
     }
     if getattr(args, "max_body", None) is not None:

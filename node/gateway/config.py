@@ -16,6 +16,7 @@ from node.gateway_settings import (
     DEFAULT_TIMEOUT,
 )
 from protocol.messages import AGGREGATORS, MAX_PROMPT_CHARS
+from protocol.tally import DEFAULT_AGGREGATOR
 
 SWARM_MODEL = "swarm"
 # Clients (Open WebUI, oterm) gate features on the Ollama version they talk to: report the API
@@ -30,7 +31,7 @@ class GatewayConfig:
 
     providers: int = DEFAULT_PROVIDERS
     timeout_s: float = DEFAULT_TIMEOUT
-    aggregator: str = "mean"
+    aggregator: str = DEFAULT_AGGREGATOR
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY
     # A session's advertisement carries the prompt: the protocol's limit is ours.

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from protocol.tally import DEFAULT_AGGREGATOR
+
 # Stages in which the leader has its participants (roles assigned): a streamed reply may commit
 # its headers then. Before (advertise) and after (done, aborted) it waits for the outcome.
 ASSIGNED_STAGES = frozenset({"execute", "verify", "finalize"})
@@ -35,7 +37,7 @@ class SwarmResult:
     missing: Any = field(default_factory=dict)
     timings: Mapping[str, float] = field(default_factory=dict)
     models: Mapping[str, str] = field(default_factory=dict)
-    aggregator: str = "mean"
+    aggregator: str = DEFAULT_AGGREGATOR
     requested: int = 0  # providers asked for, and how many joined (issue 14)
     joined: int = 0
 
