@@ -21,14 +21,60 @@ from typing import Any
 import pytest
 
 from node.keys import KEY_FILE, parse_seed
+from node.store import Store
 from protocol.envelope import open_envelope, seal
-from protocol.identity import NaclSigner
-from protocol.messages import Result
+from protocol.identity import NaclSigner, peer_id_to_str
+from protocol.messages import Advertise, Result
 from protocol.tally import tally
 from tests.e2e.conftest import rnet, run_pipe
 from tests.node.swarm import Swarm
+from tests.protocol.helpers import TASK as PROTO_TASK
+from tests.protocol.helpers import Swarm as ProtoSwarm
+from tests.protocol.strategies import SIGNERS
 
 STORE = "sessions.sqlite3"
+TASK = PROTO_TASK  # the hand-made transcript's task (``honest_session``)
+
+
+@dataclasses.dataclass
+class Transcript:
+    """A node's store filled by hand (no network): ``honest_session`` writes what the node of
+    ``role`` would have stored of one v2 session, and the node's key next to it."""
+
+    data_dir: Path
+    role: str = "leader"
+    store: Store = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = Store.in_data_dir(self.data_dir)
+
+
+def honest_session(t: Transcript) -> None:
+    """One session run by the protocol's in-memory swarm; what the leader (``role`` leader) or
+    a verifier stored, written into ``t.store`` with that node's key in the data dir."""
+    swarm = ProtoSwarm(providers=3, auto_assign_at=3, advertise=Advertise(prompt="q"))
+    swarm.run_to_end()
+    result = swarm.leader.result
+    assert result is not None
+    node = swarm.leader_id if t.role == "leader" else swarm.leader.verifiers[0]
+    index = next(i for i, s in enumerate(SIGNERS) if s.peer_id == node)
+    (t.data_dir / KEY_FILE).write_text(bytes([index + 1]).hex() * 32 + "\n")  # SIGNERS' seeds
+    t.store.upsert_session(
+        TASK, leader=peer_id_to_str(swarm.leader_id), role=t.role, prompt="q", stage="done",
+        at_ms=1,
+    )  # fmt: skip
+    for raw in swarm.stored[node]:
+        env = open_envelope(raw)
+        t.store.record_envelope(
+            task=env.task, kind=env.kind, sender=peer_id_to_str(env.sender), seq=env.seq,
+            ts_ms=env.ts_ms, raw=raw, direction="sent" if env.sender == node else "accepted",
+            at_ms=2,
+        )  # fmt: skip
+    winner = peer_id_to_str(result.winner) if result.winner else None
+    t.store.record_result(
+        TASK, {"leader": peer_id_to_str(swarm.leader_id), "winner": winner,
+               "score": result.score, "text": result.text}, at_ms=3,
+    )  # fmt: skip
 
 
 @dataclasses.dataclass

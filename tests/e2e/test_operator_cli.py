@@ -87,7 +87,7 @@ def test_sessions_and_audit_find_the_stores_of_rnet_up_with_no_flags(tmp_path: P
     assert audit.returncode == 0 and audit.stdout.count("audit OK") == 2, audit.stdout
 
     missing = run("audit", "task-none", env=env)
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # not found
     assert f"no store under {tmp_path} holds session task-none" in missing.stderr
     empty = run("sessions", env={"RNET_DATA_DIR": str(tmp_path / "nothing")})
     assert empty.returncode == 0 and "no node has a store under" in empty.stdout
