@@ -170,7 +170,7 @@ def test_an_honest_session_verifies_from_every_store(session: Session, tmp_path:
 
 def test_an_unknown_task_is_not_found(session: Session, tmp_path: Path) -> None:
     proc = rnet("audit", "task-nothing", "--data-dir", str(session.leader_dir), cwd=tmp_path)
-    assert proc.returncode == 2 and "no store holds" in proc.stderr
+    assert proc.returncode == 2 and "holds session task-nothing" in proc.stderr
 
 
 # --- tampering (issue 15's list) --------------------------------------------------------------------
