@@ -66,6 +66,7 @@ class Peer:
     backend: str = ""
     state: str = "connected"
     name: str = ""
+    reputation: float | None = None  # in this node's ledger (README: Trust)
     status: str = ""  # why it takes no session role ("" = it can)
     slots: int = 0  # model slots it offers (0: none announced) and how many are in use
     slots_used: int = 0
@@ -80,6 +81,7 @@ class ConsoleState:
     role: str = ""
     addrs: list[str] = field(default_factory=list)
     peers: dict[str, Peer] = field(default_factory=dict)
+    reputation: dict[str, float] = field(default_factory=dict)  # peer id -> 0..1
     mesh: dict[str, list[str]] = field(default_factory=dict)
     bootmesh: dict[str, list[str]] = field(default_factory=dict)
     sessions: dict[str, SessionView] = field(default_factory=dict)
@@ -152,7 +154,7 @@ class ConsoleState:
     def _peer(self, peer_id: str) -> Peer:
         peer = self.peers.get(peer_id)
         if peer is None:
-            peer = self.peers[peer_id] = Peer(peer_id)
+            peer = self.peers[peer_id] = Peer(peer_id, reputation=self.reputation.get(peer_id))
         return peer
 
     def _on_peer_joined(self, e: ev.PeerJoined, now: float) -> set[str]:
@@ -187,6 +189,14 @@ class ConsoleState:
         if peer.state != old_state:
             level = "warning" if peer.state == "lost" else "info"
             self._log(now, level, "peer_info", f"peer {short_id(peer.peer_id)} {peer.state}")
+        return {"peers"}
+
+    def _on_reputation(self, e: ev.Reputation, now: float) -> set[str]:
+        for peer_id, value in e.peers.items():
+            self.reputation[peer_id] = float(value)
+            if peer_id in self.peers:
+                self.peers[peer_id].reputation = float(value)
+        self._log(now, "debug", "reputation", f"reputation of {len(e.peers)} peers updated")
         return {"peers"}
 
     def _on_mesh(self, e: ev.Mesh, now: float) -> set[str]:

@@ -27,6 +27,7 @@ from node.commands.slm import register_slm_command
 from node.config import NodeConfig
 from node.errors import NodeError
 from node.gateway_settings import announce, gateway_settings
+from node.reputation import Book, register_reputation_command
 from node.runtime.node import NodeRuntime
 from node.sessions.engine import SessionEngine
 from node.sessions.options import options_from_args
@@ -228,6 +229,11 @@ def assemble(args: argparse.Namespace, config: NodeConfig) -> AssembledNode:
         )
         engine.slots.announce = runtime.set_slots
         runtime.set_slots(engine.slots.last)  # presence says what this provider offers
+        # the reputation book (issue 16): weights for the sessions led here, counted from
+        # each finished session's stored envelopes, the `rep` command
+        book = Book(engine.store, None)
+        engine.reputation = engine.transcript.book = book
+        register_reputation_command(runtime.interpreter, book)
         engine.attach()
     except (SLMError, ValueError) as exc:  # a bad backend or session flag
         runtime.release_identity()

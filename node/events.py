@@ -238,6 +238,15 @@ class Result(Event):
         return cls(**kw)
 
 
+@dataclass(frozen=True, slots=True)
+class Reputation(Event):
+    """A finished session counted in this node's reputation book (``node.reputation``): the
+    reputation (0..1) of the peers it changed, by base58 peer ID."""
+
+    event: ClassVar[str] = "reputation"
+    peers: dict[str, float] = field(default_factory=dict)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event: cls
     for cls in (
@@ -255,6 +264,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SlmChunk,
         Session,
         Result,
+        Reputation,
     )
 }
 

@@ -9,7 +9,9 @@ carries on where it stopped, and ``rnet peers`` reads it without starting a node
 wall-clock milliseconds: standing decays across restarts too.
 
 The leader asks :meth:`Book.verifier_weights` (the ``robust`` tally) and
-:meth:`Book.selection_weights` (who judges) when it opens a session.
+:meth:`Book.selection_weights` (who judges) when it opens a session; ``node/assemble.py`` hands
+the book to the session engine and registers the ``rep`` command. Everything here runs on the
+trio side, where sessions end; the command crosses to it.
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from node.commands.interpreter import CommandError, Interpreter, usage_error
 from node.store import ReputationRow, Store
+
+if TYPE_CHECKING:
+    from node.runtime.node import NodeRuntime
 from protocol.errors import ProtocolError
 from protocol.identity import peer_id_from_str, peer_id_to_str
 from protocol.reputation import HistoryEntry, Ledger, PeerRecord, ReputationParams, Standing
 from protocol.reputation import Transcript as LedgerTranscript
 from protocol.transcript import verify_transcript
 
-__all__ = ["Book", "PeerStanding", "render", "wall_ms"]
+__all__ = ["REP_USAGE", "Book", "PeerStanding", "register_reputation_command", "render", "wall_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -199,3 +206,29 @@ def render(standings: list[PeerStanding], *, history: bool = False) -> list[str]
                 for h in s.history
             ]
     return lines
+
+
+REP_USAGE = "rep [peer]"
+
+
+def register_reputation_command(interpreter: Interpreter, book: Book) -> None:
+    """``rep`` (every peer this node has a standing for) and ``rep <peer>`` (the end of its ID
+    is enough: its standing and history) on the node's command line."""
+
+    async def rep(runtime: NodeRuntime, args: list[str]) -> str:
+        if len(args) > 1:
+            raise usage_error(REP_USAGE)
+
+        async def read() -> list[PeerStanding]:  # on the trio side, where sessions write it
+            return book.standings()
+
+        standings = await runtime.call(read)
+        if args:
+            standings = [s for s in standings if s.peer.endswith(args[0])]
+            if not standings:
+                raise CommandError(f"no reputation for a peer ending in {args[0]!r}")
+        return "\n".join(render(standings, history=bool(args)))
+
+    interpreter.register(
+        "rep", REP_USAGE, "peers' reputation here, or one peer's history (README: Trust)", rep
+    )

@@ -1,5 +1,5 @@
 """Peers pane: who this node sees — short id, state, ping RTT and model slots in use/offered,
-name, address, model/backend (or why it takes no session role)."""
+reputation, name, address, model/backend (or why it takes no session role)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ class PeersPane(CellTable):
         # its state and RTT | name · address over model (backend), or why it takes no role.
         self.add_column("peer", key="peer")
         self.add_column("name · address / model", key="node")
+        # reputation in this node's ledger (README: Trust), "-" until a session counted; last,
+        # so a narrow pane cuts it before the address
+        self.add_column("rep", key="rep")
         self.show_cursor = False
 
     def watch_peers(self, peers: tuple[Peer, ...]) -> None:
@@ -41,6 +44,7 @@ class PeersPane(CellTable):
                 else ""
             )
             state = Text("lost", style="bold red") if lost else Text("up", style="green")
+            rep = f"{peer.reputation:.2f}" if peer.reputation is not None else "-"
             put_row(
                 self,
                 peer.peer_id,
@@ -49,6 +53,7 @@ class PeersPane(CellTable):
                         (short_id(peer.peer_id), style or "bold"), "\n", state, (rtt, style), slots
                     ),
                     "node": node_cell(peer, style),
+                    "rep": Text(rep, style=style),
                 },
                 height=2,
             )

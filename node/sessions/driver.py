@@ -295,6 +295,9 @@ class SessionDriver:
                 )
             )
         self.transcript.result(evt)
+        changed = self.transcript.count(live.task, live.machine.me)
+        if changed:
+            self.runtime.emit(ev.Reputation(peers=changed))
 
 
 def _timings(live: LiveSession) -> dict[str, float]:

@@ -16,6 +16,7 @@ from protocol.identity import peer_id_to_str
 
 if TYPE_CHECKING:
     from node import events as ev
+    from node.reputation import Book
     from node.sessions.live import LiveSession
     from node.store import Store
     from protocol.envelope import Envelope
@@ -28,6 +29,8 @@ class Transcript:
 
     def __init__(self, store: Store | None) -> None:
         self.store = store
+        # the node's reputation book (node.reputation.Book), set when it keeps one
+        self.book: Book | None = None
 
     def has_session(self, task: str) -> bool:
         return self.store is not None and self.store.has_session(task)
@@ -93,3 +96,15 @@ class Transcript:
     def result(self, evt: ev.Result) -> None:
         if self.store is not None:
             self.store.record_result(evt.task, evt.to_dict(), at_ms=wall_ms())
+
+    def count(self, task: str, me: bytes) -> dict[str, float]:
+        """Count a finished session in the reputation book, from the envelopes stored for it
+        (re-verified); the reputation of the peers it changed (empty: not counted)."""
+        if self.book is None:
+            return {}
+        try:
+            self.book.identify(me)
+            return self.book.reputations(self.book.observe(task))
+        except Exception:  # reputation must never take a session down with it
+            logger.exception("reputation: session %s not counted", task)
+            return {}
