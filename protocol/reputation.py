@@ -14,8 +14,9 @@ Theory of operation
   scored, the consensus is the ``robust`` aggregate (:mod:`protocol.tally`) of the *other*
   verifiers' scores, weighted by this ledger's current verifier weights (never the leader's
   claimed averages: a leader cannot write our ledger; leaving the judge out means a heavy judge
-  cannot confirm itself). ``agreement = 1 - min(1, mean |score - consensus| / tolerance)``. At
-  least two other scores are needed for a consensus.
+  cannot confirm itself). ``agreement = 1 - min(1, mean |score - consensus| / tolerance)``. It
+  needs at least one other judge's score; with only one (a session of two judges), the
+  judgement counts half: two peers agreeing is weaker evidence than a panel.
 * a **verifier** that scored a **canary** (a response the leader knew was wrong) earns
   ``1 - score / 0.99`` with weight ``canary_weight``: a canary is ground truth, stronger than
   agreement with peers.
@@ -75,7 +76,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DECIMALS = 4
-_MIN_OTHERS = 2  # other verifiers' scores needed before a consensus says anything
+_FULL_PANEL = 2  # other judges' scores for a judgement to count in full (fewer: in proportion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,21 +337,24 @@ class Ledger:
         judges = sorted({v for row in scores.values() for v in row})
         weights = self.verifier_weights(judges, now)
         distances: dict[bytes, list[float]] = {}
+        panel: dict[bytes, int] = {}  # the fewest other judges behind any of its consensuses
         for ex in sorted(scores):
             row = scores[ex]
             if not row:
                 continue
             for ver in sorted(row):
                 others = [v for v in sorted(row) if v != ver]
-                if len(others) < _MIN_OTHERS:
+                if not others:
                     continue
                 consensus = self._consensus(row, others, weights)
                 distances.setdefault(ver, []).append(abs(row[ver] - consensus))
+                panel[ver] = min(panel.get(ver, len(others)), len(others))
             consensus = self._consensus(row, sorted(row), weights)
             credit(ex, "executor", consensus / MAX_SCORE, weight)
         for ver in sorted(distances):
             mean = sum(distances[ver]) / len(distances[ver])
-            credit(ver, "verifier", 1.0 - min(1.0, mean / self.params.tolerance), weight)
+            evidence = weight * min(1.0, panel[ver] / _FULL_PANEL)
+            credit(ver, "verifier", 1.0 - min(1.0, mean / self.params.tolerance), evidence)
         for label in sorted(transcript.canaries):
             for ver, value in sorted(transcript.canaries[label].items()):
                 if value is not None:

@@ -109,6 +109,7 @@ class SessionDriver:
                 send.close()
                 with trio.move_on_after(DRAIN_S):
                     await live.outbox_drained.wait()
+                self._count(live)
                 nursery.cancel_scope.cancel()
         except Exception:
             logger.exception("session %s failed", live.task)
@@ -151,6 +152,13 @@ class SessionDriver:
                     )
         finally:
             live.outbox_drained.set()
+
+    def _count(self, live: LiveSession) -> None:
+        """The session is over and what it sent is stored (the leader's result goes out
+        through the outbox): count it in the reputation book, say whose standing changed."""
+        changed = self.transcript.count(live.task, live.machine.me)
+        if changed:
+            self.runtime.emit(ev.Reputation(peers=changed))
 
     def _route_topic(self, topic: str, task: str) -> str:
         """The leader and judge topics only work through the hub: floodsub forwards a topic
@@ -295,9 +303,6 @@ class SessionDriver:
                 )
             )
         self.transcript.result(evt)
-        changed = self.transcript.count(live.task, live.machine.me)
-        if changed:
-            self.runtime.emit(ev.Reputation(peers=changed))
 
 
 def _timings(live: LiveSession) -> dict[str, float]:
