@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+# one rule for where stores are, shared with `rnet sessions` / `rnet audit`
+from node.cmd_audit import _add_store_flags as add_store_flags
+from node.cmd_audit import _stores as find_stores
 
 if TYPE_CHECKING:
     from node.reputation import PeerStanding
@@ -27,15 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="one peer (its base58 ID, or the end of it): its standing and history",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="one node's data dir (default: every node under $RNET_DATA_DIR or "
-        "$XDG_DATA_HOME/rnet or ~/.local/share/rnet)",
-    )
-    parser.add_argument("--name", default=None, help="one node, by name, under the data root")
-    parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    # the same stores as `rnet sessions` (one node's dir, a root, or every node's)
+    add_store_flags(parser)
     parser.epilog = (
         "reputation: all evidence, 0..1 (new identities start at 0.10); judge: how its scores "
         "agreed with the other judges and how it scored canaries (its weight in the robust "
@@ -43,25 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _data_dirs(args: argparse.Namespace) -> list[Path]:
-    """The one asked for, else every node dir under the data root that has a store (the same
-    rule as ``rnet sessions``)."""
-    from node.config import default_data_dir, user_data_root
-    from node.store import STORE_FILENAME
-
-    if args.data_dir:
-        return [Path(args.data_dir).expanduser()]
-    if args.name:
-        return [default_data_dir(args.name)]
-    return sorted(p.parent for p in user_data_root().glob(f"*/{STORE_FILENAME}"))
-
-
 def run(args: argparse.Namespace) -> int:
     from node.reputation import Book
     from node.store import Store, StoreError
 
     found = 0
-    for data_dir in _data_dirs(args):
+    for label, data_dir in find_stores(args):
         try:
             with Store.in_data_dir(data_dir, readonly=True) as store:
                 standings = Book(store, None).standings()
@@ -71,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if args.peer:
             standings = [s for s in standings if s.peer.endswith(args.peer)]
         found += len(standings)
-        _print(Path(data_dir).name, standings, args)
+        _print(label, standings, args)
     if args.peer and not found:
         print(f"rnet peers: no store knows a peer ending in {args.peer!r}", file=sys.stderr)
         return 1
