@@ -95,6 +95,7 @@ def test_events_serialise_with_their_type_and_round_trip() -> None:
         ev.SlmChunk(text="t", done=False),
         ev.Session(task="t1", leader="L", role="leader", stage="execute"),
         ev.Result(task="t1", leader="L", winner="A", score=0.5, text="answer"),
+        ev.Reputation(peers={"A": 0.42}),
     ]
     assert {e.event for e in samples} == set(ev.EVENT_TYPES)
     for e in samples:
