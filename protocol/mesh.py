@@ -13,9 +13,11 @@ from protocol.wire import (
     MAX_MESH_PEERS,
     MAX_MESH_TOPICS,
     MAX_NAME_CHARS,
+    MAX_SLOTS,
     MAX_TOPIC_CHARS,
     PRESENCE_ROLES,
     BodyBase,
+    check_int,
     check_map,
     check_peers,
     check_text,
@@ -39,9 +41,14 @@ class Presence(BodyBase):
     backend: str = ""
     addrs: tuple[str, ...] = ()
     status: str = ""
+    # model slots offered and in use (protocol/capacity.py); 0/0 on nodes that run no model
+    slots: int = 0
+    slots_used: int = 0
 
     def __post_init__(self) -> None:
         check_text("name", self.name, MAX_NAME_CHARS)
+        for name in ("slots", "slots_used"):
+            check_int(name, getattr(self, name), 0, MAX_SLOTS)
         if self.role not in PRESENCE_ROLES:
             raise RangeError(f"{self.role!r} not one of {PRESENCE_ROLES}", field="role")
         check_text("model", self.model, MAX_NAME_CHARS)
