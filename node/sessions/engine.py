@@ -24,7 +24,7 @@ import logging
 import random
 import secrets
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -34,7 +34,7 @@ from node.sessions.commands import register_session_commands
 from node.sessions.driver import SessionDriver
 from node.sessions.live import FailureCode, LiveSession, SessionFailed, StageCallback
 from node.sessions.options import SessionOptions
-from node.sessions.ports import SessionHost, mono_ms
+from node.sessions.ports import ReputationSource, SessionHost, mono_ms
 from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots
 from node.sessions.transcript import Transcript
 from node.sessions.views import format_result, format_roles
@@ -52,14 +52,6 @@ if TYPE_CHECKING:
     from protocol.envelope import Envelope
 
 logger = logging.getLogger(__name__)
-
-
-class ReputationSource(Protocol):
-    """What the engine asks of a reputation book (``node.reputation.Book`` is one)."""
-
-    def verifier_weights(self) -> dict[bytes, float]: ...
-
-    def selection_weights(self) -> dict[bytes, float]: ...
 
 
 # Finished sessions kept in memory (for `sessions`, late messages); older ones only in the store.
@@ -203,19 +195,10 @@ class SessionEngine:
     def _policy_refusal(self, env: Envelope) -> str | None:
         """The join policy beyond slots: at most --max-per-leader sessions of one leader still
         gathering joins here (a leader cannot park this node in sessions that never start)."""
-        adv = env.body
-        assert isinstance(adv, Advertise)
-        gathering = sum(
-            1
-            for s in self.sessions.values()
-            if not s.is_leader
-            and not s.finished
-            and s.machine.leader == env.sender
-            and s.machine.stage == Stage.ADVERTISE
-        )
-        return join_refusal(
-            adv, with_leader=gathering, free_slots=1, policy=self.options.join_policy
-        )
+        assert isinstance(env.body, Advertise)
+        mine = [s.machine for s in self.sessions.values() if not s.is_leader and not s.finished]
+        n = sum(m.leader == env.sender and m.stage == Stage.ADVERTISE for m in mine)
+        return join_refusal(env.body, with_leader=n, free_slots=1, policy=self.options.join_policy)
 
     def _join(self, env: Envelope) -> None:
         assert self.backend is not None
