@@ -80,6 +80,8 @@ class ConsoleState:
     role: str = ""
     addrs: list[str] = field(default_factory=list)
     peers: dict[str, Peer] = field(default_factory=dict)
+    # this node's gateway (rnet node --serve): sessions running, requests queued, at once
+    gateway_queue: tuple[int, int, int] | None = None
     mesh: dict[str, list[str]] = field(default_factory=dict)
     bootmesh: dict[str, list[str]] = field(default_factory=dict)
     sessions: dict[str, SessionView] = field(default_factory=dict)
@@ -187,6 +189,10 @@ class ConsoleState:
         if peer.state != old_state:
             level = "warning" if peer.state == "lost" else "info"
             self._log(now, level, "peer_info", f"peer {short_id(peer.peer_id)} {peer.state}")
+        return {"peers"}
+
+    def _on_gateway_queue(self, e: ev.GatewayQueue, now: float) -> set[str]:
+        self.gateway_queue = (e.running, e.waiting, e.capacity)
         return {"peers"}
 
     def _on_mesh(self, e: ev.Mesh, now: float) -> set[str]:

@@ -238,6 +238,16 @@ class Result(Event):
         return cls(**kw)
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayQueue(Event):
+    """This node's gateway: sessions running, requests waiting for a turn, sessions at once."""
+
+    event: ClassVar[str] = "gateway_queue"
+    running: int
+    waiting: int
+    capacity: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event: cls
     for cls in (
@@ -255,6 +265,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         SlmChunk,
         Session,
         Result,
+        GatewayQueue,
     )
 }
 

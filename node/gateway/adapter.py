@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from node import events as ev
 from node.gateway.config import GatewayConfig
 from node.gateway.server import GatewayHandle, serve_swarm
 from node.gateway.swarm import StageCallback, SwarmResult, SwarmUnavailable
@@ -12,7 +13,6 @@ from node.gateway_settings import DEFAULT_LISTEN
 from node.sessions.live import SessionFailed
 
 if TYPE_CHECKING:
-    from node import events as ev
     from node.sessions.engine import SessionEngine
 
 
@@ -79,6 +79,12 @@ class RuntimeSwarm:
         if len(peers) < providers:
             return 1
         return max(1, slots // providers)
+
+    def queue_changed(self, running: int, waiting: int, capacity: int) -> None:
+        """The gateway's queue moved: an event for the console and ``--json``."""
+        emit = getattr(self.runtime, "emit", None)
+        if callable(emit):
+            emit(ev.GatewayQueue(running=running, waiting=waiting, capacity=capacity))
 
     async def run(
         self,
