@@ -23,6 +23,15 @@ from protocol.errors import (
     RangeError,
     UnknownKindError,
 )
+from protocol.generation import (
+    GenOptions,
+    check_capabilities,
+    check_done_reason,
+    check_format,
+    check_tool_calls,
+    check_tool_choice,
+    check_tools,
+)
 from protocol.identity import is_peer_id
 
 __all__ = [
@@ -165,7 +174,7 @@ def _wire_fields(cls: type, data: object) -> dict[str, Any]:
     for key in data:
         if key not in names:
             raise MalformedError(f"unknown field {key!r}", field=str(key), reason="unknown_field")
-    for name in names:
+    for name in (f.name for f in fields(cls)):  # declaration order: the first missing is named
         if name not in data:
             raise MalformedError("missing field", field=name, reason="missing_field")
     return dict(data)
@@ -187,7 +196,7 @@ class _Body:
 
 def _plain(value: Any) -> Any:
     """Dataclass field value -> msgpack-able (tuples become lists, nested bodies dicts)."""
-    if isinstance(value, _Body):
+    if isinstance(value, _Body | GenOptions):
         return value.to_wire()
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
@@ -204,6 +213,10 @@ class Advertise(_Body):
     Deadlines are *durations* in ms: joining closes ``join_ms`` after the advertisement; responses
     are due ``exec_ms`` after the assignment; scores ``verify_ms`` after that. ``wanted`` is the
     number of participants the leader waits for (0: no target, manual ``ack``).
+
+    Generation (see :mod:`protocol.generation`): ``options`` for the executors' model, ``format``
+    (``None``, ``"json"`` or a JSON schema), ``tools`` offered and ``tool_choice`` (``"auto"``,
+    ``"required"`` or a tool's name). The leader drops responses that do not fit them.
     """
 
     KIND: ClassVar[str] = "advertise"
@@ -214,8 +227,17 @@ class Advertise(_Body):
     verify_ms: int = DEFAULT_VERIFY_MS
     aggregator: str = "mean"
     params: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
+    # -- generation (issue 17) --
+    options: GenOptions = field(default_factory=GenOptions)
+    format: str | Mapping[str, Any] | None = None
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str = "auto"
 
     def __post_init__(self) -> None:
+        _set(self, "options", GenOptions.from_wire(self.options))
+        _set(self, "format", check_format(self.format))
+        _set(self, "tools", check_tools(self.tools))
+        _set(self, "tool_choice", check_tool_choice(self.tool_choice, self.tools))
         _text("prompt", self.prompt, MAX_PROMPT_CHARS, empty=False)
         _int("wanted", self.wanted, 0, MAX_PARTICIPANTS)
         for name in ("join_ms", "exec_ms", "verify_ms"):
@@ -238,13 +260,16 @@ class Advertise(_Body):
 
 @dataclass(frozen=True, slots=True)
 class Join(_Body):
-    """Provider -> task topic: I take part, with this model on this backend."""
+    """Provider -> task topic: I take part, with this model on this backend (which can do
+    ``capabilities``, see :data:`protocol.generation.CAPABILITIES`)."""
 
     KIND: ClassVar[str] = "join"
     model: str
     backend: str
+    capabilities: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _set(self, "capabilities", check_capabilities(self.capabilities))
         _text("model", self.model, MAX_NAME_CHARS, empty=False)
         _text("backend", self.backend, MAX_NAME_CHARS, empty=False)
 
@@ -272,14 +297,31 @@ class Assign(_Body):
 
 @dataclass(frozen=True, slots=True)
 class Response(_Body):
-    """Executor -> task topic: the generated text."""
+    """Executor -> task topic: the generated text (and/or tool calls).
+
+    ``done_reason`` is ``"length"`` when ``num_predict`` cut the text. Token counts and model
+    times are the backend's own figures, ``0`` when it did not report them.
+    """
 
     KIND: ClassVar[str] = "response"
     text: str
     model: str
     gen_ms: int = 0
+    # -- generation (issue 17) --
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    done_reason: str = "stop"
+    prompt_tokens: int = 0
+    eval_tokens: int = 0
+    prompt_ms: int = 0
+    eval_ms: int = 0
 
     def __post_init__(self) -> None:
+        _set(self, "tool_calls", check_tool_calls(self.tool_calls))
+        check_done_reason(self.done_reason)
+        for name in ("prompt_tokens", "eval_tokens"):
+            _int(name, getattr(self, name), 0, 10 * MAX_RESPONSE_CHARS)
+        for name in ("prompt_ms", "eval_ms"):
+            _int(name, getattr(self, name), 0, MAX_GEN_MS)
         _text("text", self.text, MAX_RESPONSE_CHARS)
         _text("model", self.model, MAX_NAME_CHARS, empty=False)
         _int("gen_ms", self.gen_ms, 0, MAX_GEN_MS)
@@ -480,8 +522,10 @@ class Presence(_Body):
     # model slots offered and in use (protocol/capacity.py); 0/0 on nodes that run no model
     slots: int = 0
     slots_used: int = 0
+    capabilities: tuple[str, ...] = ()  # issue 17: what the backend can do (tools, json)
 
     def __post_init__(self) -> None:
+        _set(self, "capabilities", check_capabilities(self.capabilities))
         _text("name", self.name, MAX_NAME_CHARS)
         for name in ("slots", "slots_used"):
             value = getattr(self, name)

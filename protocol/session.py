@@ -109,6 +109,8 @@ import logging
 import math
 import random
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from protocol.effects import (
     TERMINAL,
@@ -129,7 +131,7 @@ from protocol.effects import (
     Unsubscribe,
 )
 from protocol.envelope import Envelope, leader_topic, validate_task
-from protocol.errors import StateError
+from protocol.errors import ProtocolError, StateError
 from protocol.identity import is_peer_id, short_id
 from protocol.messages import (
     MAX_NAME_CHARS,
@@ -149,6 +151,7 @@ from protocol.messages import (
     ScoreEntry,
     Scores,
 )
+from protocol.structured import answer_problem, judged_answer, judged_prompt
 from protocol.tally import SPLITS, Tally, split_roles, tally
 
 __all__ = [
@@ -277,6 +280,8 @@ class _Session:
         self.executors: tuple[bytes, ...] = ()
         self.verifiers: tuple[bytes, ...] = ()
         self.responses: dict[bytes, Response] = {}
+        # executor -> why its response was dropped (wrong format, bad tool call): settled, missing
+        self.invalid: dict[bytes, str] = {}
         self.scores: dict[bytes, dict[bytes, float]] = {}
         # executor -> verifiers that reported they could not judge it (cells missing, settled)
         self.failed: dict[bytes, set[bytes]] = {}
@@ -417,7 +422,7 @@ class _Session:
     def _response_verdict(self, sender: bytes, now_ms: int) -> str | None:
         if sender not in self.executors:
             return "not_executor"
-        if sender in self.responses:
+        if sender in self.responses or sender in self.invalid:
             return "duplicate"
         if self._exec_over() or (self.exec_deadline is not None and now_ms >= self.exec_deadline):
             return "late"
@@ -470,7 +475,17 @@ class _Session:
         return [(e.executor, e.score) for e in body.entries]
 
     def _responses_complete(self) -> bool:
-        return bool(self.executors) and all(ex in self.responses for ex in self.executors)
+        settled = self.responses.keys() | self.invalid.keys()
+        return bool(self.executors) and all(ex in settled for ex in self.executors)
+
+    def _invalid_answer(self, env: Envelope) -> list[Effect] | None:
+        """Drop a response that does not fit the advertisement's format/tools (issue 17)."""
+        assert isinstance(env.body, Response)
+        problem = answer_problem(self.advertise, env.body)
+        if problem is None:
+            return None
+        self.invalid[env.sender] = problem
+        return self._reject(env, "invalid_answer", _clip(problem, MAX_REASON_CHARS))
 
     def _scores_complete(self) -> bool:
         """Every responded executor has a score, or a failure report, from every verifier."""
@@ -595,11 +610,13 @@ class LeaderSession(_Session):
         verdict = self._response_verdict(env.sender, now_ms)
         if verdict is not None:
             return self._reject(env, verdict, "response")
-        assert isinstance(env.body, Response)
-        self.responses[env.sender] = env.body
+        dropped = self._invalid_answer(env)
+        if dropped is None:
+            assert isinstance(env.body, Response)
+            self.responses[env.sender] = env.body
         if self._responses_complete():
-            return self._close_execute()
-        return []
+            return (dropped or []) + self._close_execute()
+        return dropped or []
 
     def _on_score(self, env: Envelope, now_ms: int) -> list[Effect]:
         effects = self._record_scores(env, self._score_entries(env), now_ms)
@@ -622,6 +639,9 @@ class LeaderSession(_Session):
         return [Publish(self.task, self.task, body), self._go("assign")]
 
     def _close_execute(self) -> list[Effect]:
+        if not self.responses and self.invalid:
+            problem = next(iter(self.invalid.values()))
+            return self._abort(f"no valid answer: {len(self.invalid)} dropped ({problem})")
         if not self.responses:
             return self._abort(
                 "no executor responded before the execute deadline", AbortCause.NO_RESPONSE
@@ -724,8 +744,19 @@ class ParticipantSession(_Session):
         return effects
 
     # -- local work -----------------------------------------------------------------------------
-    def generation_done(self, text: str, model: str, gen_ms: int, now_ms: int) -> list[Effect]:
-        """The local model answered: publish the response (unless too late or not asked)."""
+    def generation_done(
+        self,
+        text: str,
+        model: str,
+        gen_ms: int,
+        now_ms: int,
+        **details: Any,
+    ) -> list[Effect]:
+        """The local model answered: publish the response (unless too late or not asked).
+
+        ``details``: the :class:`Response` generation fields (``tool_calls``, ``done_reason``,
+        token counts, model times); a value the protocol refuses fails the generation.
+        """
         self._require_started()
         effects = self._expire(now_ms)
         if self.role != Role.EXECUTOR or self.generated or self.finished:
@@ -738,7 +769,13 @@ class ParticipantSession(_Session):
         if len(text) > MAX_RESPONSE_CHARS:
             effects.append(Notice(self.task, f"response cut to {MAX_RESPONSE_CHARS} characters"))
             text = text[:MAX_RESPONSE_CHARS]
-        body = Response(text, _clip(model or self.model, MAX_NAME_CHARS), max(0, int(gen_ms)))
+        try:
+            body = Response(
+                text, _clip(model or self.model, MAX_NAME_CHARS), max(0, int(gen_ms)), **details
+            )
+        except ProtocolError as exc:
+            self.generated = False
+            return effects + self.generation_failed(f"unusable answer: {exc}", now_ms)
         self.responses[self.me] = body
         effects.append(Publish(self.task, self.task, body))
         if self.stage == Stage.EXECUTE and self._responses_complete():
@@ -902,8 +939,17 @@ class ParticipantSession(_Session):
         effects: list[Effect] = [self._go("assign")]
         if self.role == Role.EXECUTOR:
             self.generating = True
-            generate = Generate(self.task, self.prompt, self.exec_deadline, self.advertise.params)
-            effects.append(generate)
+            adv = self.advertise
+            generate = Generate(self.task, self.prompt, self.exec_deadline, adv.params)
+            effects.append(
+                replace(
+                    generate,
+                    options=adv.options,
+                    format=adv.format,
+                    tools=adv.tools,
+                    tool_choice=adv.tool_choice,
+                )
+            )
         early, self._early = self._early, []
         for held in early:
             effects += self.receive(held, now_ms)
@@ -916,14 +962,15 @@ class ParticipantSession(_Session):
         if verdict is not None:
             return self._reject(env, verdict, "response")
         assert isinstance(env.body, Response)
-        self.responses[env.sender] = env.body
-        effects: list[Effect] = []
-        if self.role == Role.VERIFIER:
+        effects: list[Effect] = self._invalid_answer(env) or []
+        if not effects:
+            self.responses[env.sender] = env.body
+        if self.role == Role.VERIFIER and not effects:
             self.judging.add(env.sender)
             assert self.verify_deadline is not None
-            effects.append(
-                Judge(self.task, self.prompt, env.sender, env.body.text, self.verify_deadline)
-            )
+            question = judged_prompt(self.advertise, self.prompt)
+            answer = judged_answer(env.body)
+            effects.append(Judge(self.task, question, env.sender, answer, self.verify_deadline))
         if self.stage == Stage.EXECUTE and self._responses_complete():
             effects += self._close_execute()
         return effects
