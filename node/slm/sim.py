@@ -47,7 +47,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -69,6 +69,14 @@ from node.slm.base import (
     coerce_params,
     sim_label,
     strip_sim_label,
+)
+from node.slm.shaping import (
+    apply_stop,
+    count_tokens,
+    cut_tokens,
+    json_answer,
+    last_turn_is_tool_result,
+    tool_call,
 )
 
 log = logging.getLogger(__name__)
@@ -245,6 +253,8 @@ class SimBackend(Backend):
 
     backend = "sim"
     simulated = True
+    # Simulated, labelled: JSON that fits the schema, plausible tool calls (see node.slm.shaping).
+    capabilities = ("completion", "json", "tools")
     PROFILES: ClassVar[tuple[str, ...]] = tuple(PROFILE_P)
 
     def __init__(
@@ -323,19 +333,36 @@ class SimBackend(Backend):
             raise SLMError(f"simulated model {self.model} failed (faulty profile)")
 
     async def generate(
-        self, prompt: str, params: GenParams | Mapping[str, Any] | None = None
+        self,
+        prompt: str,
+        params: GenParams | Mapping[str, Any] | None = None,
+        *,
+        format: str | Mapping[str, Any] | None = None,
+        tools: Sequence[Mapping[str, Any]] = (),
+        tool_choice: str = "auto",
     ) -> Generation:
         check_prompt(prompt)
-        coerce_params(params)  # same validation as the real backend
+        options = coerce_params(params)  # same validation as the real backend
         started = time.perf_counter()
         await self._model_time(self.gen_ms, self.timeout_gen, "answer")
         self._fail_if_faulty()
         wall_ms = round((time.perf_counter() - started) * 1000, 1)
-        return Generation(
-            text=self.answer_text(prompt),
-            model=self.model,
-            timings={"wall_ms": wall_ms, "sim_ms": self.gen_ms},
-        )
+        timings = {"wall_ms": wall_ms, "sim_ms": self.gen_ms}
+        prompt_tokens = count_tokens(prompt)
+        if tools and (tool_choice != "auto" or not last_turn_is_tool_result(prompt)):
+            rng = _rng(self.seed, self.name, "tool", prompt)
+            call = tool_call(prompt, tools, tool_choice, rng.random() < self.p, rng)
+            text = f"{self.label} (simulated tool call)"
+            return Generation(
+                text, self.model, timings, (call,), "stop", prompt_tokens, count_tokens(text)
+            )
+        text = self.answer_text(prompt)
+        if format is not None:
+            text = json_answer(format, text)
+        text = apply_stop(text, options.stop)
+        text, cut, tokens = cut_tokens(text, options.num_predict, "" if format else self.label)
+        reason = "length" if cut else "stop"
+        return Generation(text, self.model, timings, (), reason, prompt_tokens, tokens)
 
     async def generate_stream(
         self, prompt: str, params: GenParams | Mapping[str, Any] | None = None
