@@ -24,6 +24,7 @@ from protocol.envelope import Envelope, open_envelope
 from protocol.errors import ProtocolError
 from protocol.identity import peer_id_to_str, short_id
 from protocol.messages import Advertise, Assign, Response, Result, Score, Scores
+from protocol.structured import answer_problem
 from protocol.tally import tally
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,9 @@ def _check_session(report: AuditReport, envelopes: list[Envelope], *, leader_sto
             report.problems.append(f"response from non-executor {short_id(e.sender)} accepted")
         elif e.sender in responses:
             report.problems.append(f"second response from {short_id(e.sender)} accepted")
+        elif (problem := answer_problem(advert, e.body)) is not None:
+            # the leader must drop answers that break the advertised format/tools (issue 17)
+            report.problems.append(f"response from {short_id(e.sender)} accepted: {problem}")
         else:
             responses[e.sender] = e.body.text
 

@@ -127,6 +127,7 @@ class AbortCause(StrEnum):
     OPERATOR = "operator"  # the leader's operator (or its pipe's timeout) aborted
     NOT_ENOUGH_PARTICIPANTS = "not_enough_participants"  # < 2 joined by the join deadline
     NO_RESPONSE = "no_response"  # no executor answered
+    INVALID_ANSWERS = "invalid_answers"  # every answer broke the requested format/tools
     LEADER = "leader"  # a participant got the leader's abort
     GAVE_UP = "gave_up"  # a participant saw no result by the verify deadline
 

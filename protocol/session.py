@@ -641,7 +641,10 @@ class LeaderSession(_Session):
     def _close_execute(self) -> list[Effect]:
         if not self.responses and self.invalid:
             problem = next(iter(self.invalid.values()))
-            return self._abort(f"no valid answer: {len(self.invalid)} dropped ({problem})")
+            return self._abort(
+                f"no valid answer: {len(self.invalid)} dropped ({problem})",
+                AbortCause.INVALID_ANSWERS,
+            )
         if not self.responses:
             return self._abort(
                 "no executor responded before the execute deadline", AbortCause.NO_RESPONSE
@@ -701,8 +704,10 @@ class ParticipantSession(_Session):
         grace_ms: int = DEFAULT_GRACE_MS,
         batch_scores: bool = False,
         join: bool = True,
+        capabilities: tuple[str, ...] = (),
     ) -> None:
         super().__init__(task, me, leader, advertise)
+        self.capabilities = tuple(capabilities)
         if me == leader:
             raise ValueError("the leader runs a LeaderSession, not a ParticipantSession")
         if grace_ms < 0:
@@ -738,7 +743,7 @@ class ParticipantSession(_Session):
         self.join_deadline = now_ms + self.advertise.join_ms
         effects: list[Effect] = [Subscribe(self.task)]
         if self.join:
-            self.joined[self.me] = Join(self.model, self.backend)
+            self.joined[self.me] = Join(self.model, self.backend, self.capabilities)
             effects.append(Publish(leader_topic(self.task), self.task, self.joined[self.me]))
         effects.append(StageChanged(self.task, self.stage, self.next_deadline()))
         return effects

@@ -589,6 +589,8 @@ def _eval_reply(spec: ModelSpec, kind: str, prompt: str) -> str | None:
     draw = int.from_bytes(digest[:8], "big") / 2**64
     value = solved.answer if draw < spec.solves else solved.wrong[digest[8] % len(solved.wrong)]
     return f"Let me work through it step by step.\nAnswer: {value}"
+
+
 def _shape(
     reply: Reply, body: dict[str, Any], prompt: str, tools: list[Any], calls: Any
 ) -> tuple[Reply, list[dict[str, Any]] | None]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from node import events as ev
 from node.gateway.config import GatewayConfig
 from node.gateway.server import GatewayHandle, serve_swarm
-from node.gateway.swarm import StageCallback, SwarmResult, SwarmUnavailable
+from node.gateway.swarm import Generation, StageCallback, SwarmResult, SwarmUnavailable
 from node.gateway_settings import DEFAULT_LISTEN
 from node.sessions.live import SessionFailed
 
@@ -23,6 +23,10 @@ class _Peer(Protocol):
     def model(self) -> str: ...
     @property
     def slots(self) -> int: ...
+    @property
+    def capabilities(self) -> tuple[str, ...]: ...
+    @property
+    def status(self) -> str: ...
 
 
 class ProviderDirectory(Protocol):
@@ -86,6 +90,17 @@ class RuntimeSwarm:
         if callable(emit):
             emit(ev.GatewayQueue(running=running, waiting=waiting, capacity=capacity))
 
+    def capabilities(self) -> set[str]:
+        """The union of what the providers seen in presence announce (tools, json); a provider
+        whose model does not answer (a presence ``status``) can do nothing now."""
+        me = self.runtime.peer_id_str
+        return {
+            cap
+            for peer in self.runtime.provider_peers()
+            if peer.model and peer.peer_id != me and not peer.status
+            for cap in peer.capabilities
+        }
+
     async def run(
         self,
         prompt: str,
@@ -94,11 +109,17 @@ class RuntimeSwarm:
         timeout_s: float,
         aggregator: str,
         on_stage: StageCallback | None = None,
+        generation: Generation | None = None,
     ) -> SwarmResult:
         engine = self._engine()
         try:
             result = await engine.run_pipe(
-                prompt, providers, timeout_s=timeout_s, aggregator=aggregator, on_stage=on_stage
+                prompt,
+                providers,
+                timeout_s=timeout_s,
+                aggregator=aggregator,
+                on_stage=on_stage,
+                generation=generation.advertise_fields() if generation else None,
             )
         except SessionFailed as exc:
             raise SwarmUnavailable(exc.reason, exc.code) from None
@@ -121,7 +142,17 @@ class RuntimeSwarm:
             timings=dict(result.timings),
             models={p: known[p] for p in sorted(participants) if p in known},
             aggregator=result.aggregator,
+            **_answer_fields(result.answer),
         )
+
+
+def _answer_fields(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """The winner's response fields (``ev.Result.answer``) that SwarmResult carries."""
+    keys = ("tool_calls", "done_reason", "prompt_tokens", "eval_tokens", "prompt_ms", "eval_ms")
+    out = {k: answer[k] for k in keys if k in answer}
+    if "tool_calls" in out:
+        out["tool_calls"] = tuple(out["tool_calls"])
+    return out
 
 
 async def start_gateway(

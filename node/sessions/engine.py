@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -147,10 +148,17 @@ class SessionEngine:
         if self.unavailable:
             logger.info("not joining %s: %s", env.task, self.unavailable)
             return
+        lacking = _lacking(adv, self._capabilities())
+        if lacking:
+            logger.info("not joining %s: this model does not support %s", env.task, lacking)
+            return
         # Remembered first, then joined as slots allow: one path, round-robin per leader, so a
         # leader that advertises a lot cannot crowd the others out (protocol/capacity.py).
         self.slots.remember(env, mono_ms() + adv.join_ms)
         self._fill_slots()
+
+    def _capabilities(self) -> tuple[str, ...]:
+        return tuple(getattr(self.backend, "capabilities", ()) or ())
 
     def _fill_slots(self) -> None:
         """Join remembered adverts while a slot is free (and --max-sessions allows)."""
@@ -183,6 +191,7 @@ class SessionEngine:
             backend=self.backend.backend,
             grace_ms=self.options.grace_ms,
             batch_scores=self.options.batch_scores,
+            capabilities=self._capabilities(),
         )
         live = self._new_live(env.task, machine, is_leader=False)
         self.transcript.session(live)
@@ -217,12 +226,15 @@ class SessionEngine:
         options: SessionOptions | None = None,
         on_stage: StageCallback | None = None,
         auto_finalize: bool = True,
+        generation: Mapping[str, Any] | None = None,
     ) -> LiveSession:
         """Trio side: advertise a new session as its leader and start driving it.
 
         ``wanted`` >= 2 assigns roles as soon as that many joined (``pipe``); otherwise the
         operator's ``ack`` or the join deadline does. ``auto_finalize=False`` (the manual
         ``adv`` flow) waits for ``finalize`` or the verify deadline once every score is in.
+        ``generation``: Advertise generation fields (``options``, ``format``, ``tools``,
+        ``tool_choice``; see :mod:`protocol.generation`).
         """
         opts = options or self.options
         try:
@@ -234,6 +246,7 @@ class SessionEngine:
                 exec_ms=opts.exec_ms,
                 verify_ms=opts.verify_ms,
                 aggregator=opts.aggregator,
+                **(generation or {}),
             )
         except ProtocolError as exc:
             raise CommandError(f"cannot advertise: {exc.message}") from None
@@ -318,6 +331,7 @@ class SessionEngine:
         aggregator: str | None = None,
         task: str | None = None,
         on_stage: StageCallback | None = None,
+        generation: Mapping[str, Any] | None = None,
     ) -> ev.Result:
         """Asyncio side: one whole session as leader; the ``result`` event, or SessionFailed.
 
@@ -334,7 +348,7 @@ class SessionEngine:
             opts = replace(opts, aggregator=aggregator)
         task = task or new_task_id()
         return await self.runtime.call(
-            self._pipe_trio, task, prompt, providers, opts, timeout_s, on_stage
+            self._pipe_trio, task, prompt, providers, opts, timeout_s, on_stage, generation
         )
 
     async def _pipe_trio(
@@ -345,10 +359,16 @@ class SessionEngine:
         opts: SessionOptions,
         timeout_s: float,
         on_stage: StageCallback | None,
+        generation: Mapping[str, Any] | None = None,
     ) -> ev.Result:
         try:
             live = await self.start_leader(
-                task, prompt, wanted=providers, options=opts, on_stage=on_stage
+                task,
+                prompt,
+                wanted=providers,
+                options=opts,
+                on_stage=on_stage,
+                generation=generation,
             )
         except CommandError as exc:
             raise SessionFailed(str(exc), FailureCode.BAD_INPUT, task) from None
@@ -375,6 +395,8 @@ class SessionEngine:
                 if live.abort_cause == AbortCause.NOT_ENOUGH_PARTICIPANTS
                 else FailureCode.EMPTY_RESULT
             )
+            if live.abort_cause == AbortCause.INVALID_ANSWERS:
+                code = FailureCode.INVALID_OUTPUT  # every answer broke the requested format
             raise SessionFailed(f"session {task}: {reason}", code, task)
         return evt
 
@@ -383,3 +405,9 @@ class SessionEngine:
         return {
             p.peer_id: p.model for p in self.runtime.provider_peers() if p.model and not p.status
         }
+
+
+def _lacking(adv: Advertise, capabilities: tuple[str, ...]) -> str:
+    """What an advertised session needs that a model with ``capabilities`` cannot do ("" if none)."""
+    needs = [c for c, wanted in (("tools", adv.tools), ("json", adv.format)) if wanted]
+    return ", ".join(c for c in needs if c not in capabilities)

@@ -28,6 +28,7 @@ class FailureCode(StrEnum):
     ABORTED = "aborted"
     UNAVAILABLE = "unavailable"
     BAD_INPUT = "bad_input"
+    INVALID_OUTPUT = "invalid_output"  # every answer broke the requested format/tools
 
 
 class SessionFailed(Exception):

@@ -29,16 +29,15 @@ def apply_stop(text: str, stop: Sequence[str] | None) -> str:
 
 
 def cut_tokens(text: str, num_predict: int | None, label: str = "") -> tuple[str, bool, int]:
-    """(text cut to ``num_predict`` simulated tokens, whether it was cut, tokens kept)."""
-    body = text[len(label) :] if label and text.startswith(label) else text
-    words = body.split()
-    budget = len(words) if num_predict is None else max(0, num_predict - (1 if label else 0))
-    kept = words[:budget]
-    cut = len(kept) < len(words)
-    out = " ".join(kept)
-    if label:
-        out = f"{label} {out}".rstrip()
-    return out, cut, len(kept) + (1 if label else 0)
+    """(text cut to ``num_predict`` simulated tokens, whether it was cut, tokens kept).
+    Whitespace between kept words is kept as it was."""
+    head = label if label and text.startswith(label) else ""
+    words = list(re.finditer(r"\S+", text[len(head) :]))
+    budget = len(words) if num_predict is None else max(0, num_predict - (1 if head else 0))
+    if budget >= len(words):
+        return text, False, len(words) + (1 if head else 0)
+    end = len(head) + (words[budget - 1].end() if budget else 0)
+    return text[:end].rstrip(), True, budget + (1 if head else 0)
 
 
 def count_tokens(text: str) -> int:

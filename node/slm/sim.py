@@ -414,7 +414,9 @@ class SimBackend(Backend):
         rng = _rng(self.seed, self.name, "judge-eval", prompt, verdict.canonical)
         deems_right = verdict.correct if rng.random() < self.judge_q else not verdict.correct
         score = EVAL_SCORE_RIGHT if deems_right else EVAL_SCORE_WRONG
-        return Judgement(score, f"(simulated) deemed {'right' if deems_right else 'wrong'}", self.model)
+        return Judgement(
+            score, f"(simulated) deemed {'right' if deems_right else 'wrong'}", self.model
+        )
 
     async def judge(self, prompt: str, response: str) -> Judgement:
         check_prompt(prompt)
