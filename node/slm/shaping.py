@@ -116,11 +116,9 @@ def last_turn_is_tool_result(prompt: str) -> bool:
     return bool(tool) and (not user or tool[-1] > user[-1])
 
 
-def tool_call(
-    prompt: str, tools: Sequence[Mapping[str, Any]], choice: str, correct: bool, rng: random.Random
-) -> dict[str, Any]:
-    """A plausible call: the tool whose name and description share most words with the prompt
-    (another one when ``correct`` is False), arguments filled from the prompt's salient word."""
+def rank_tools(prompt: str, tools: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The tools, best match first: most words shared between the prompt and the tool's name
+    and description (ties keep the offered order)."""
     words = {w.lower() for w in _WORD.findall(prompt)}
 
     def overlap(tool: Mapping[str, Any]) -> int:
@@ -128,7 +126,35 @@ def tool_call(
         text = f"{function['name'].replace('_', ' ')} {function.get('description') or ''}"
         return len(words & {w.lower() for w in _WORD.findall(text)})
 
-    ranked = sorted(tools, key=overlap, reverse=True)
+    return sorted(tools, key=overlap, reverse=True)
+
+
+# How protocol.structured shows tools and calls to a judge (judged_prompt / judged_answer).
+_TOOLS_NOTE = "\n\n(The assistant may call these tools:"
+_OFFERED = re.compile(r"(?m)^- ([A-Za-z0-9_.\-]+): (.*)$")
+_CALLED = re.compile(r"\[calls tool ([A-Za-z0-9_.\-]+) with arguments")
+
+
+def tool_call_correct(question: str, answer: str) -> bool | None:
+    """For a simulated judge: whether a judged tool call picked the best-matching offered tool
+    (``None`` when ``answer`` calls no tool or no tools were offered)."""
+    called = _CALLED.findall(answer)
+    conversation, _, offered_text = question.partition(_TOOLS_NOTE)
+    offered = [
+        {"type": "function", "function": {"name": name, "description": about}}
+        for name, about in _OFFERED.findall(offered_text)
+    ]
+    if not called or not offered:
+        return None
+    return called[0] == rank_tools(conversation, offered)[0]["function"]["name"]
+
+
+def tool_call(
+    prompt: str, tools: Sequence[Mapping[str, Any]], choice: str, correct: bool, rng: random.Random
+) -> dict[str, Any]:
+    """A plausible call: the tool whose name and description share most words with the prompt
+    (another one when ``correct`` is False), arguments filled from the prompt's salient word."""
+    ranked = rank_tools(prompt, tools)
     named = [t for t in tools if t["function"]["name"] == choice]
     if named:
         pick = named[0]

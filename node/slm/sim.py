@@ -77,6 +77,7 @@ from node.slm.shaping import (
     json_answer,
     last_turn_is_tool_result,
     tool_call,
+    tool_call_correct,
 )
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,9 @@ def is_correct(prompt: str, text: str) -> bool | None:
     """Whether ``text`` answers ``prompt`` correctly: ``None`` when unknown (neither a bank question
     nor a simulated open answer). A bank answer is correct when it contains an accepted phrase and
     none of the known wrong ones."""
+    called = tool_call_correct(prompt, text)
+    if called is not None:
+        return called  # a tool call: right when it picked the tool the conversation needs
     body = strip_label(text)
     question = question_for(prompt)
     if question is None:

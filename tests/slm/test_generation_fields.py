@@ -122,3 +122,21 @@ async def test_sim_tool_calls_are_plausible_and_labelled() -> None:
     assert not gen.tool_calls and gen.text
     named = await sim.generate("anything", tools=[WEATHER, MAIL], tool_choice="send_mail")
     assert named.tool_calls[0]["name"] == "send_mail"
+
+
+async def test_sim_judge_scores_tool_calls_against_the_conversation() -> None:
+    from protocol.messages import Advertise, Response
+    from protocol.structured import judged_answer, judged_prompt
+
+    adv = Advertise(prompt="What is the weather in Paris?", tools=(MAIL, WEATHER))
+    question = judged_prompt(adv, adv.prompt)
+    judge = SimBackend(name="judge")
+
+    def call(name: str) -> str:
+        return judged_answer(Response("", "m", tool_calls=({"name": name, "arguments": {}},)))
+
+    right, wrong = (
+        await judge.judge(question, call("get_weather")),
+        await judge.judge(question, call("send_mail")),
+    )
+    assert right.score > 0.6 > 0.4 > wrong.score
