@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from node.slm.base import GenParams
+
 _WORD = re.compile(r"[A-Za-z0-9]+")
 _TOOL_TURN = re.compile(r"(?m)^Tool(?: \([^)]*\))?: ")
 _USER_TURN = re.compile(r"(?m)^User: ")
@@ -168,4 +170,43 @@ def tool_call(
     return {
         "name": pick["function"]["name"],
         "arguments": arguments if isinstance(arguments, dict) else {},
+    }
+
+
+Asked = tuple[str | Mapping[str, Any] | None, Sequence[Mapping[str, Any]], str]
+
+
+def answer_as_asked(
+    prompt: str,
+    answer: str,
+    label: str,
+    options: GenParams,
+    asked: Asked,
+    correct: bool,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """The simulated model's answer as it honours the request (``asked``: format, tools,
+    tool_choice): a tool call (when tools are offered and the conversation does not end with a
+    tool's result; the best-matching tool when ``correct``), else the labelled ``answer``, as
+    JSON when a format is asked, cut at ``options.stop`` and ``options.num_predict``. Returns
+    the :class:`~node.slm.base.Generation` fields beyond model and timings."""
+    format, tools, tool_choice = asked
+    stop, num_predict = options.stop, options.num_predict
+    prompt_tokens = count_tokens(prompt)
+    if tools and (tool_choice != "auto" or not last_turn_is_tool_result(prompt)):
+        text = f"{label} (simulated tool call)"
+        call = tool_call(prompt, tools, tool_choice, correct, rng)
+        return {
+            "text": text,
+            "tool_calls": (call,),
+            "prompt_tokens": prompt_tokens,
+            "eval_tokens": count_tokens(text),
+        }
+    text = apply_stop(json_answer(format, answer) if format is not None else answer, stop)
+    text, cut, tokens = cut_tokens(text, num_predict, "" if format else label)
+    return {
+        "text": text,
+        "done_reason": "length" if cut else "stop",
+        "prompt_tokens": prompt_tokens,
+        "eval_tokens": tokens,
     }

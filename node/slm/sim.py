@@ -70,15 +70,7 @@ from node.slm.base import (
     sim_label,
     strip_sim_label,
 )
-from node.slm.shaping import (
-    apply_stop,
-    count_tokens,
-    cut_tokens,
-    json_answer,
-    last_turn_is_tool_result,
-    tool_call,
-    tool_call_correct,
-)
+from node.slm.shaping import answer_as_asked, tool_call_correct
 
 log = logging.getLogger(__name__)
 
@@ -352,21 +344,10 @@ class SimBackend(Backend):
         self._fail_if_faulty()
         wall_ms = round((time.perf_counter() - started) * 1000, 1)
         timings = {"wall_ms": wall_ms, "sim_ms": self.gen_ms}
-        prompt_tokens = count_tokens(prompt)
-        if tools and (tool_choice != "auto" or not last_turn_is_tool_result(prompt)):
-            rng = _rng(self.seed, self.name, "tool", prompt)
-            call = tool_call(prompt, tools, tool_choice, rng.random() < self.p, rng)
-            text = f"{self.label} (simulated tool call)"
-            return Generation(
-                text, self.model, timings, (call,), "stop", prompt_tokens, count_tokens(text)
-            )
-        text = self.answer_text(prompt)
-        if format is not None:
-            text = json_answer(format, text)
-        text = apply_stop(text, options.stop)
-        text, cut, tokens = cut_tokens(text, options.num_predict, "" if format else self.label)
-        reason = "length" if cut else "stop"
-        return Generation(text, self.model, timings, (), reason, prompt_tokens, tokens)
+        rng, text = _rng(self.seed, self.name, "tool", prompt), self.answer_text(prompt)
+        asked = (format, tools, tool_choice)
+        out = answer_as_asked(prompt, text, self.label, options, asked, rng.random() < self.p, rng)
+        return Generation(model=self.model, timings=timings, **out)
 
     async def generate_stream(
         self, prompt: str, params: GenParams | Mapping[str, Any] | None = None
