@@ -328,6 +328,9 @@ class RnetConsole(KeyActions):
         parts.append(f"{connected} peer{'' if connected == 1 else 's'}")
         if state.rejected:
             parts.append(f"{state.rejected} rejected")
+        if state.gateway_queue is not None:
+            running, waiting, capacity = state.gateway_queue
+            parts.append(f"gateway {running}/{capacity} running, {waiting} queued")
         self.sub_title = " · ".join(parts)
 
     def _show_banner(self, text: str, *, error: bool = False) -> None:

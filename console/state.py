@@ -82,6 +82,8 @@ class ConsoleState:
     addrs: list[str] = field(default_factory=list)
     peers: dict[str, Peer] = field(default_factory=dict)
     reputation: dict[str, float] = field(default_factory=dict)  # peer id -> 0..1
+    # this node's gateway (rnet node --serve): sessions running, requests queued, at once
+    gateway_queue: tuple[int, int, int] | None = None
     mesh: dict[str, list[str]] = field(default_factory=dict)
     bootmesh: dict[str, list[str]] = field(default_factory=dict)
     sessions: dict[str, SessionView] = field(default_factory=dict)
@@ -197,6 +199,10 @@ class ConsoleState:
             if peer_id in self.peers:
                 self.peers[peer_id].reputation = float(value)
         self._log(now, "debug", "reputation", f"reputation of {len(e.peers)} peers updated")
+        return {"peers"}
+
+    def _on_gateway_queue(self, e: ev.GatewayQueue, now: float) -> set[str]:
+        self.gateway_queue = (e.running, e.waiting, e.capacity)
         return {"peers"}
 
     def _on_mesh(self, e: ev.Mesh, now: float) -> set[str]:

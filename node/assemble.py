@@ -144,13 +144,19 @@ class AssembledNode:
             )
             self._reprobe_task = asyncio.ensure_future(self._reprobe(backend))
             return str(exc)
+        # check() learned what the model can do (tools or not): announce it.
+        self.runtime.set_presence(
+            backend.model, backend.backend, capabilities=tuple(backend.capabilities)
+        )
         return None
 
     def _set_unavailable(self, status: str) -> None:
         if self.engine is not None:
             self.engine.unavailable = status
         rt = self.runtime
-        rt.set_presence(rt.model, rt.backend, status)
+        # a model that answers again may have been swapped: announce what check() learned
+        capabilities = tuple(self.backend.capabilities) if self.backend is not None else None
+        rt.set_presence(rt.model, rt.backend, status, capabilities)
 
     async def _reprobe(self, backend: Backend) -> None:
         """Ask the model again (5 s, 10 s, ... at most every minute) until it answers."""
@@ -220,6 +226,7 @@ def assemble(args: argparse.Namespace, config: NodeConfig) -> AssembledNode:
     try:
         backend = backend_from_args(args, runtime.config.name)
         runtime.model, runtime.backend = backend.model, backend.backend
+        runtime.capabilities = tuple(backend.capabilities)
         register_slm_command(runtime.interpreter, backend)
         options = options_from_args(args)
         if not options.slots:

@@ -26,6 +26,8 @@ Each request runs one swarm session led by this node; the reply is the winning a
   curl:    curl http://127.0.0.1:11500/api/generate -d '{"model": "swarm", "prompt": "Hi"}'
 Endpoints: /api/generate /api/chat /api/tags /api/show /api/version /v1/chat/completions
 /v1/completions /v1/models. Loopback only unless --token (then 'Authorization: Bearer <token>').
+Honoured: num_predict/max_tokens, stop, temperature, seed, top_p, format/response_format
+(JSON, schemas), tools (when providers support them). Embeddings are refused (400).
 """
 
 

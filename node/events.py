@@ -169,6 +169,8 @@ class Missing:
     executors: list[str] = field(default_factory=list)
     verifiers: list[str] = field(default_factory=list)
     scores: dict[str, list[str]] = field(default_factory=dict)  # executor -> verifiers
+    # executor -> why the leader dropped its answer (wrong format, bad tool call; issue 17)
+    invalid: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Missing:
@@ -176,6 +178,7 @@ class Missing:
             executors=[str(p) for p in data.get("executors", ())],
             verifiers=[str(p) for p in data.get("verifiers", ())],
             scores={str(e): [str(v) for v in vs] for e, vs in data.get("scores", {}).items()},
+            invalid={str(e): str(why) for e, why in data.get("invalid", {}).items()},
         )
 
 
@@ -229,6 +232,9 @@ class Result(Event):
     reason: str = ""  # why it ended without a result ("" when it has one)
     requested: int = 0  # providers the leader asked for (pipe N); 0: not fixed (adv/ack)
     joined: int = 0  # providers that joined
+    # The winner's response beyond its text (issue 17): tool_calls, done_reason, model, token
+    # counts and model times as its backend reported them (0: not reported).
+    answer: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Result:
@@ -245,6 +251,16 @@ class Reputation(Event):
 
     event: ClassVar[str] = "reputation"
     peers: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayQueue(Event):
+    """This node's gateway: sessions running, requests waiting for a turn, sessions at once."""
+
+    event: ClassVar[str] = "gateway_queue"
+    running: int
+    waiting: int
+    capacity: int
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -265,6 +281,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Session,
         Result,
         Reputation,
+        GatewayQueue,
     )
 }
 

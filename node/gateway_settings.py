@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+from collections.abc import Mapping
 from typing import NotRequired, TypedDict
 
 from node.settings import Environment
@@ -23,6 +24,7 @@ DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 16
 DEFAULT_MAX_QUEUE = 512  # requests waiting for a turn, as Ollama's OLLAMA_MAX_QUEUE
+DEFAULT_BODY_TIMEOUT = 30.0
 
 
 class GatewayOptions(TypedDict):
@@ -35,6 +37,8 @@ class GatewayOptions(TypedDict):
     max_body_bytes: NotRequired[int]
     max_in_flight: NotRequired[int]
     max_queue: NotRequired[int]
+    body_timeout_s: NotRequired[float]
+    origins: NotRequired[tuple[str, ...]]
 
 
 def _provider_count(text: str) -> int:
@@ -117,6 +121,20 @@ def add_gateway_flags(parser: argparse.ArgumentParser, *, aggregator: bool = Tru
         metavar="BYTES",
         help="largest request body accepted, else 413 (default: 1 MiB)",
     )
+    g.add_argument(
+        "--body-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help=f"a request body must arrive within S seconds, else 408 (default: {DEFAULT_BODY_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--origins",
+        default=None,
+        metavar="LIST",
+        help="browser origins allowed beyond the local ones, comma-separated, * wildcards "
+        "(default: $RNET_ORIGINS, then $OLLAMA_ORIGINS; local origins are always allowed)",
+    )
 
 
 def add_serve_flag(parser: argparse.ArgumentParser) -> None:
@@ -176,7 +194,20 @@ def gateway_settings(
             raise ValueError(f"--queue must be a whole number, not {queue!r}") from None
         if options["max_queue"] < 0:
             raise ValueError("--queue must be 0 or more")
+    if getattr(args, "body_timeout", None) is not None:
+        options["body_timeout_s"] = args.body_timeout
+    options["origins"] = origins_from(getattr(args, "origins", None), env)
     return listen, options
+
+
+def origins_from(flag: str | None, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Extra browser origins (``node.gateway.cors``): the flag, else ``RNET_ORIGINS`` and
+    ``OLLAMA_ORIGINS`` together (so a browser app set up for Ollama works unchanged)."""
+    if flag is not None:
+        texts = [flag]
+    else:
+        texts = [env.get("RNET_ORIGINS", ""), env.get("OLLAMA_ORIGINS", "")]
+    return tuple(o.strip() for text in texts for o in text.split(",") if o.strip())
 
 
 def announce(json_lines: bool, url: str, options: GatewayOptions) -> None:

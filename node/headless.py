@@ -87,6 +87,8 @@ def format_peer_info(p: ev.PeerInfo) -> str:
     """``peer 5Jo32z provider-1: sim/honest (sim), 12.3 ms, connected`` (+ why no role)."""
     model = f"{p.model} ({p.backend})" if p.model and p.backend not in p.model else p.model
     parts = [part for part in (model, f"{p.rtt_ms:.1f} ms" if p.rtt_ms is not None else "") if part]
+    if p.slots:
+        parts.append(f"slots {p.slots_used}/{p.slots}")
     parts.append(p.state)
     if p.status:
         parts.append(p.status)

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_SESSION_MS",
     "JoinPolicy",
     "join_refusal",
+    "lacking_capabilities",
     "session_ms",
 ]
 
@@ -43,6 +44,12 @@ class JoinPolicy:
             raise ValueError("max_session_ms must be >= 1")
         if self.max_per_leader < 1:
             raise ValueError("max_per_leader must be >= 1")
+
+
+def lacking_capabilities(advert: Advertise, capabilities: tuple[str, ...]) -> str:
+    """What ``advert`` needs that a model with ``capabilities`` cannot do ("" if none)."""
+    needs = [c for c, wanted in (("tools", advert.tools), ("json", advert.format)) if wanted]
+    return ", ".join(c for c in needs if c not in capabilities)
 
 
 def session_ms(advert: Advertise) -> int:

@@ -20,13 +20,15 @@ import random
 import re
 from collections.abc import Sequence
 
-from protocol.messages import MAX_RESPONSE_CHARS, Item, Reveal
+from protocol.messages import MAX_RESPONSE_CHARS, Item, Response, Reveal
 from protocol.messages import MAX_REVEAL_BYTES as _MAX_REVEAL_BYTES
+from protocol.structured import judged_answer
 from protocol.wire import label_name
 
 __all__ = [
     "DEFAULT_CANARY_RATE",
     "deal_labels",
+    "item_text",
     "make_canary",
     "reveal_parts",
 ]
@@ -54,6 +56,12 @@ def deal_labels(
     labels = dict(zip(executors, names, strict=False))
     canaries = dict(zip(names[len(executors) :], sources, strict=True))
     return labels, canaries
+
+
+def item_text(response: Response) -> str:
+    """The text an item carries for ``response``: what a verifier grades (its text, then its
+    tool calls, see :func:`protocol.structured.judged_answer`), cut to the item's limit."""
+    return judged_answer(response)[:MAX_RESPONSE_CHARS]
 
 
 def make_canary(text: str, rng: random.Random, stock: Sequence[str] = ()) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeAlias, TypedDict
+from typing import Any, TypeAlias, TypedDict
 
+from protocol.generation import GenOptions
 from protocol.identity import peer_id_to_str
 from protocol.messages import Body, Result
 
@@ -81,12 +82,20 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True)
 class Generate:
-    """Executor: run ``prompt`` on the local model; report via generation_done/failed."""
+    """Executor: run ``prompt`` on the local model; report via generation_done/failed.
+
+    ``options``, ``format``, ``tools`` and ``tool_choice`` are the advertisement's (see
+    :mod:`protocol.generation`): pass them to the model.
+    """
 
     task: str
     prompt: str
     deadline_ms: int
     params: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
+    options: GenOptions = field(default_factory=GenOptions)
+    format: str | Mapping[str, Any] | None = None
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +129,7 @@ class AbortCause(StrEnum):
     OPERATOR = "operator"  # the leader's operator (or its pipe's timeout) aborted
     NOT_ENOUGH_PARTICIPANTS = "not_enough_participants"  # < 2 joined by the join deadline
     NO_RESPONSE = "no_response"  # no executor answered
+    INVALID_ANSWERS = "invalid_answers"  # every answer broke the requested format/tools
     LEADER = "leader"  # a participant got the leader's abort
     GAVE_UP = "gave_up"  # a participant saw no result by the verify deadline
 

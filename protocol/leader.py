@@ -10,7 +10,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from protocol.blind import DEFAULT_CANARY_RATE, deal_labels, make_canary, reveal_parts
+from protocol.blind import DEFAULT_CANARY_RATE, deal_labels, item_text, make_canary, reveal_parts
 from protocol.effects import (
     AbortCause,
     Aborted,
@@ -213,12 +213,15 @@ class LeaderSession(Session):
             return self._reject(env, verdict, "response")
         body = env.body
         assert isinstance(body, Response)
+        dropped = self._invalid_answer(env)  # not the format/tools asked: settled, not forwarded
+        if dropped is not None:
+            return dropped + (self._close_execute() if self._responses_complete() else [])
         self.responses[env.sender] = env
-        # forward at once, blind: the label, the text, the digest of the signed response
-        items = [Item(self.labels[env.sender], body.text, env.digest, self.items_total)]
+        text = item_text(body)  # forwarded at once, blind: label, text, signed response's digest
+        items = [Item(self.labels[env.sender], text, env.digest, self.items_total)]
         for label, source in self.canary_of.items():
             if source == env.sender:
-                fake = make_canary(body.text, self.rng, self.canary_texts)
+                fake = make_canary(text, self.rng, self.canary_texts)
                 # a made-up digest: a real one would pair the twin with its source
                 items.append(Item(label, fake, self.rng.randbytes(32), self.items_total))
         self.rng.shuffle(items)
@@ -262,7 +265,7 @@ class LeaderSession(Session):
     def _response_verdict(self, sender: bytes, now_ms: int) -> str | None:
         if sender not in self.executors:
             return "not_executor"
-        if sender in self.responses:
+        if sender in self.responses or sender in self.invalid:
             return "duplicate"
         if self._exec_over() or (self.exec_deadline is not None and now_ms >= self.exec_deadline):
             return "late"
@@ -280,7 +283,8 @@ class LeaderSession(Session):
         return None
 
     def _responses_complete(self) -> bool:
-        return bool(self.executors) and all(ex in self.responses for ex in self.executors)
+        settled = self.responses.keys() | self.invalid.keys()
+        return bool(self.executors) and all(ex in settled for ex in self.executors)
 
     def _scores_complete(self) -> bool:
         """Every item sent has a score, or a failure report, from every verifier."""
@@ -314,6 +318,9 @@ class LeaderSession(Session):
         return [Publish(self.task, self.task, body), self._go("assign")]
 
     def _close_execute(self) -> list[Effect]:
+        if not self.responses and self.invalid:
+            dropped = f"{len(self.invalid)} dropped ({next(iter(self.invalid.values()))})"
+            return self._abort(f"no valid answer: {dropped}", AbortCause.INVALID_ANSWERS)
         if not self.responses:
             return self._abort(
                 "no executor responded before the execute deadline", AbortCause.NO_RESPONSE

@@ -21,7 +21,8 @@ from protocol.effects import (
 from protocol.envelope import Envelope, validate_task
 from protocol.errors import StateError
 from protocol.identity import is_peer_id, short_id
-from protocol.messages import MAX_PARTICIPANTS, Advertise, Join, Result
+from protocol.messages import MAX_PARTICIPANTS, MAX_REASON_CHARS, Advertise, Join, Response, Result
+from protocol.structured import answer_problem
 
 __all__ = [
     "DEFAULT_GRACE_MS",
@@ -139,6 +140,8 @@ class Session:
         self.requested = 0
         self.executors: tuple[bytes, ...] = ()
         self.verifiers: tuple[bytes, ...] = ()
+        # leader: executor -> why its response was dropped (not the format/tools asked): settled
+        self.invalid: dict[bytes, str] = {}
         self.result: Result | None = None
         self.abort_reason: str | None = None
         # absolute deadlines in this node's clock, set as the stages begin
@@ -238,6 +241,15 @@ class Session:
 
     def _exec_over(self) -> bool:
         return self.stage not in (Stage.ADVERTISE, Stage.EXECUTE)
+
+    def _invalid_answer(self, env: Envelope) -> list[Effect] | None:
+        """Drop a response that does not fit the advertisement's format/tools (issue 17)."""
+        assert isinstance(env.body, Response)
+        problem = answer_problem(self.advertise, env.body)
+        if problem is None:
+            return None
+        self.invalid[env.sender] = problem
+        return self._reject(env, "invalid_answer", clip(problem, MAX_REASON_CHARS))
 
     def _reject(self, env: Envelope, reason: str, detail: str) -> list[Effect]:
         logger.info(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from protocol.errors import OversizeError, RangeError
+from protocol.generation import check_capabilities
 from protocol.wire import (
     MAX_ADDR_CHARS,
     MAX_ADDRS,
@@ -44,8 +45,10 @@ class Presence(BodyBase):
     # model slots offered and in use (protocol/capacity.py); 0/0 on nodes that run no model
     slots: int = 0
     slots_used: int = 0
+    capabilities: tuple[str, ...] = ()  # issue 17: what the backend can do (tools, json)
 
     def __post_init__(self) -> None:
+        set_field(self, "capabilities", check_capabilities(self.capabilities))
         check_text("name", self.name, MAX_NAME_CHARS)
         for name in ("slots", "slots_used"):
             check_int(name, getattr(self, name), 0, MAX_SLOTS)

@@ -23,6 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
 from protocol.errors import OversizeError, ProtocolError, RangeError, UnknownKindError
+from protocol.generation import (
+    GenOptions,
+    check_capabilities,
+    check_done_reason,
+    check_format,
+    check_tool_calls,
+    check_tool_choice,
+    check_tools,
+)
 from protocol.mesh import Bootmesh, Presence
 from protocol.result import Result
 from protocol.wire import (
@@ -114,6 +123,10 @@ class Advertise(BodyBase):
     Deadlines are *durations* in ms: joining closes ``join_ms`` after the advertisement; responses
     are due ``exec_ms`` after the assignment; scores ``verify_ms`` after that. ``wanted`` is the
     number of participants the leader waits for (0: no target, manual ``ack``).
+
+    Generation (see :mod:`protocol.generation`): ``options`` for the executors' model, ``format``
+    (``None``, ``"json"`` or a JSON schema), ``tools`` offered and ``tool_choice`` (``"auto"``,
+    ``"required"`` or a tool's name). The leader drops responses that do not fit them.
     """
 
     KIND: ClassVar[str] = "advertise"
@@ -124,8 +137,17 @@ class Advertise(BodyBase):
     verify_ms: int = DEFAULT_VERIFY_MS
     aggregator: str = "mean"
     params: Mapping[str, str | int | float | bool | None] = field(default_factory=dict)
+    # -- generation (issue 17) --
+    options: GenOptions = field(default_factory=GenOptions)
+    format: str | Mapping[str, Any] | None = None
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str = "auto"
 
     def __post_init__(self) -> None:
+        set_field(self, "options", GenOptions.from_wire(self.options))
+        set_field(self, "format", check_format(self.format))
+        set_field(self, "tools", check_tools(self.tools))
+        set_field(self, "tool_choice", check_tool_choice(self.tool_choice, self.tools))
         check_text("prompt", self.prompt, MAX_PROMPT_CHARS, empty=False)
         check_int("wanted", self.wanted, 0, MAX_PARTICIPANTS)
         for name in ("join_ms", "exec_ms", "verify_ms"):
@@ -148,13 +170,16 @@ class Advertise(BodyBase):
 
 @dataclass(frozen=True, slots=True)
 class Join(BodyBase):
-    """Provider -> task topic: I take part, with this model on this backend."""
+    """Provider -> task topic: I take part, with this model on this backend (which can do
+    ``capabilities``, see :data:`protocol.generation.CAPABILITIES`)."""
 
     KIND: ClassVar[str] = "join"
     model: str
     backend: str
+    capabilities: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        set_field(self, "capabilities", check_capabilities(self.capabilities))
         check_text("model", self.model, MAX_NAME_CHARS, empty=False)
         check_text("backend", self.backend, MAX_NAME_CHARS, empty=False)
 
@@ -182,14 +207,32 @@ class Assign(BodyBase):
 
 @dataclass(frozen=True, slots=True)
 class Response(BodyBase):
-    """Executor -> the session's leader topic (blind judging): the generated text."""
+    """Executor -> the session's leader topic (blind judging): the generated text (and/or tool
+    calls).
+
+    ``done_reason`` is ``"length"`` when ``num_predict`` cut the text. Token counts and model
+    times are the backend's own figures, ``0`` when it did not report them.
+    """
 
     KIND: ClassVar[str] = "response"
     text: str
     model: str
     gen_ms: int = 0
+    # -- generation (issue 17) --
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    done_reason: str = "stop"
+    prompt_tokens: int = 0
+    eval_tokens: int = 0
+    prompt_ms: int = 0
+    eval_ms: int = 0
 
     def __post_init__(self) -> None:
+        set_field(self, "tool_calls", check_tool_calls(self.tool_calls))
+        check_done_reason(self.done_reason)
+        for name in ("prompt_tokens", "eval_tokens"):
+            check_int(name, getattr(self, name), 0, 10 * MAX_RESPONSE_CHARS)
+        for name in ("prompt_ms", "eval_ms"):
+            check_int(name, getattr(self, name), 0, MAX_GEN_MS)
         check_text("text", self.text, MAX_RESPONSE_CHARS)
         check_text("model", self.model, MAX_NAME_CHARS, empty=False)
         check_int("gen_ms", self.gen_ms, 0, MAX_GEN_MS)

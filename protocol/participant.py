@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from protocol.effects import (
     AbortCause,
@@ -25,7 +26,7 @@ from protocol.effects import (
     Unsubscribe,
 )
 from protocol.envelope import Envelope, judge_topic, leader_topic
-from protocol.errors import StateError
+from protocol.errors import ProtocolError, StateError
 from protocol.machine import (
     DEFAULT_GRACE_MS,
     MAX_EARLY,
@@ -51,6 +52,7 @@ from protocol.messages import (
     ScoreEntry,
     Scores,
 )
+from protocol.structured import judged_prompt
 
 __all__ = ["ParticipantSession"]
 
@@ -75,8 +77,10 @@ class ParticipantSession(Session):
         grace_ms: int = DEFAULT_GRACE_MS,
         batch_scores: bool = False,
         join: bool = True,
+        capabilities: tuple[str, ...] = (),
     ) -> None:
         super().__init__(task, me, leader, advertise)
+        self.capabilities = tuple(capabilities)
         if me == leader:
             raise ValueError("the leader runs a LeaderSession, not a ParticipantSession")
         if grace_ms < 0:
@@ -119,14 +123,20 @@ class ParticipantSession(Session):
             # the judge topic now, not at assignment: no item can outrun the subscription
             self.on_judge_topic = True
             effects.append(Subscribe(judge_topic(self.task)))
-            self.joined[self.me] = Join(self.model, self.backend)
+            self.joined[self.me] = Join(self.model, self.backend, self.capabilities)
             effects.append(Publish(leader_topic(self.task), self.task, self.joined[self.me]))
         effects.append(StageChanged(self.task, self.stage, self.next_deadline()))
         return effects
 
     # -- local work -----------------------------------------------------------------------------
-    def generation_done(self, text: str, model: str, gen_ms: int, now_ms: int) -> list[Effect]:
-        """The local model answered: send the response to the leader (unless too late)."""
+    def generation_done(
+        self, text: str, model: str, gen_ms: int, now_ms: int, **details: Any
+    ) -> list[Effect]:
+        """The local model answered: send the response to the leader (unless too late).
+
+        ``details``: the :class:`Response` generation fields (``tool_calls``, ``done_reason``,
+        token counts, model times); a value the protocol refuses fails the generation.
+        """
         self._require_started()
         effects = self._expire(now_ms)
         if self.role != Role.EXECUTOR or self.generated or self.finished:
@@ -139,9 +149,14 @@ class ParticipantSession(Session):
         if len(text) > MAX_RESPONSE_CHARS:
             effects.append(Notice(self.task, f"response cut to {MAX_RESPONSE_CHARS} characters"))
             text = text[:MAX_RESPONSE_CHARS]
-        self.response = Response(
-            text, clip(model or self.model, MAX_NAME_CHARS), max(0, int(gen_ms))
-        )
+        try:
+            response = Response(
+                text, clip(model or self.model, MAX_NAME_CHARS), max(0, int(gen_ms)), **details
+            )
+        except ProtocolError as exc:
+            self.generated = False
+            return effects + self.generation_failed(f"unusable answer: {exc}", now_ms)
+        self.response = response
         effects.append(Publish(leader_topic(self.task), self.task, self.response))
         return effects
 
@@ -326,7 +341,7 @@ class ParticipantSession(Session):
                 self.on_judge_topic = False
                 effects.append(Unsubscribe(judge_topic(self.task)))
             effects.append(
-                Generate(self.task, self.prompt, self.exec_deadline, self.advertise.params)
+                Generate(self.task, self.prompt, self.exec_deadline, *_generation(self.advertise))
             )
         early, self._early = self._early, []
         for held in early:
@@ -353,8 +368,9 @@ class ParticipantSession(Session):
         self.items[item.label] = item
         self.judging.add(item.label)
         assert self.verify_deadline is not None
+        question = judged_prompt(self.advertise, self.prompt)  # tools offered, if any
         effects: list[Effect] = [
-            Judge(self.task, self.prompt, item.label, item.text, self.verify_deadline)
+            Judge(self.task, question, item.label, item.text, self.verify_deadline)
         ]
         if self.stage == Stage.EXECUTE and self._items_complete():
             effects += self._close_execute()
@@ -393,3 +409,8 @@ class ParticipantSession(Session):
         averages: dict[bytes, float | None] = dict.fromkeys(self.executors)
         counts = dict.fromkeys(self.executors, 0)
         return texts, matrix, averages, counts, ()
+
+
+def _generation(adv: Advertise) -> tuple[object, ...]:
+    """The Generate fields after the deadline: the advertisement's params and generation."""
+    return (adv.params, adv.options, adv.format, adv.tools, adv.tool_choice)

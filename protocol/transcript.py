@@ -24,6 +24,7 @@ import logging
 import math
 from collections.abc import Iterable
 
+from protocol.blind import item_text
 from protocol.envelope import Envelope, open_envelope, statement_digest
 from protocol.errors import ProtocolError
 from protocol.identity import short_id
@@ -39,6 +40,7 @@ from protocol.messages import (
     Scores,
 )
 from protocol.proof import AuditReport
+from protocol.structured import answer_problem
 from protocol.tally import tally
 
 __all__ = ["AuditReport", "verify_transcript"]  # AuditReport lives in protocol.proof
@@ -220,6 +222,8 @@ class _Audit:
         for e in self.of("response"):
             if e.sender not in self.r.executors:
                 self.problem(f"a response from {short_id(e.sender)}, who is not an executor")
+            elif e.sender not in c.responses and (why := self._dropped(e)) is not None:
+                self.note(f"dropped: the response of {short_id(e.sender)} ({why})")
             elif c.responses.get(e.sender) != e.digest:
                 self.problem(
                     f"a signed response of {short_id(e.sender)} is not the one the result "
@@ -227,11 +231,21 @@ class _Audit:
                 )
             else:
                 found[e.sender] = e
+                if (why := self._dropped(e)) is not None:  # the leader must drop it (issue 17)
+                    self.problem(f"the response of {short_id(e.sender)} was counted: {why}")
         for ex in c.responses:
             if ex not in found:
                 self.problem(f"the response of {short_id(ex)} the result counts is missing")
         self.r.responses = {ex: e.body.text for ex, e in found.items()}  # type: ignore[union-attr]
         return found
+
+    def _dropped(self, e: Envelope) -> str | None:
+        """Why the leader must drop this response (not the format/tools asked), if so."""
+        if self.advert is None or not isinstance(e.body, Response):
+            return None
+        advert = self.advert.body
+        assert isinstance(advert, Advertise)
+        return answer_problem(advert, e.body)
 
     def _items(self, result: Result, responses: dict[bytes, Envelope]) -> None:
         c = result.commits
@@ -240,7 +254,8 @@ class _Audit:
         for ex, e in responses.items():
             body = e.body
             assert isinstance(body, Response)
-            bodies[result.labels[ex]] = Item(result.labels[ex], body.text, e.digest, c.items_total)
+            label = result.labels[ex]
+            bodies[label] = Item(label, item_text(body), e.digest, c.items_total)
         # canaries: revealed in full, or held here as the item the leader sent
         held = [e.body for e in self.of("item", self.leader) if isinstance(e.body, Item)]
         for item in [*self.canary_items, *held]:

@@ -13,6 +13,7 @@ from dataclasses import fields
 from typing import Any, ClassVar
 
 from protocol.errors import MalformedError, OversizeError, RangeError
+from protocol.generation import GenOptions
 from protocol.identity import is_peer_id
 
 # --- limits (characters for text; counts for lists) -------------------------------------------
@@ -128,7 +129,7 @@ def wire_fields(cls: type, data: object) -> dict[str, Any]:
     for key in data:
         if key not in names:
             raise MalformedError(f"unknown field {key!r}", field=str(key), reason="unknown_field")
-    for name in names:
+    for name in (f.name for f in fields(cls)):  # declaration order: the first missing is named
         if name not in data:
             raise MalformedError("missing field", field=name, reason="missing_field")
     return dict(data)
@@ -150,7 +151,7 @@ class BodyBase:
 
 def plain(value: Any) -> Any:
     """Dataclass field value -> msgpack-able (tuples become lists, nested bodies dicts)."""
-    if isinstance(value, BodyBase):
+    if isinstance(value, BodyBase | GenOptions):
         return value.to_wire()
     if isinstance(value, tuple | list):
         return [plain(v) for v in value]

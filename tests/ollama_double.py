@@ -27,10 +27,16 @@ Three ways to run it:
 
 Behaviour per model (:class:`ModelSpec`): a default answer (``{model}`` and ``{prompt}`` are
 substituted), a default judge score, delays. Per request, scripted :class:`Reply` objects queue up
-per (model, kind), kind ``"judge"`` for requests that carry ``format`` (structured output) and
-``"answer"`` otherwise; they are consumed in order, then the model's defaults apply. A reply can
+per (model, kind), kind ``"judge"`` for requests that carry ``format`` with a ``score`` property
+(the judge's schema) or while judge replies are queued, ``"answer"`` otherwise; they are consumed in order, then the model's defaults apply. A reply can
 set an HTTP error, a delay before the first byte, a delay between chunks, an error record after N
-chunks (``error_after``), a dropped connection after N chunks (``drop_after``) and logprobs.
+chunks (``error_after``), a dropped connection after N chunks (``drop_after``), logprobs and
+``tool_calls``. Generation fields are honoured as Ollama does: ``options.num_predict`` cuts the
+reply to that many tokens (``done_reason: "length"``), ``options.stop`` cuts at a stop sequence,
+``format`` (``"json"`` or a schema) makes the default answer JSON that fits, ``tools`` make the
+default answer a call of the best-matching tool, and a request with ``tools`` to a model whose
+spec has ``tools=False`` gets Ollama's 400 "... does not support tools"; ``/api/show`` reports
+``capabilities`` accordingly.
 A process double is scripted over HTTP: ``POST /_double/script`` with
 ``{"model": ..., "kind": "answer"|"judge", "reply": {<Reply fields>}}``, ``POST /_double/models``
 with ``{<ModelSpec fields>}``, ``GET /_double/requests``, ``POST /_double/reset``.
@@ -46,6 +52,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import re
 import signal
 import subprocess
@@ -83,6 +90,8 @@ class Reply:
     error_after: int | None = None
     drop_after: int | None = None
     logprobs: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # [{"name", "arguments"}]
+    scripted: bool = True  # False: the model's default (then format/tools shape it)
 
 
 @dataclass
@@ -102,6 +111,7 @@ class ModelSpec:
     # `rnet eval` questions (node.evaluate.templates): answered right with this probability
     # (deterministic per model and prompt), else with a plausible slip; judged exactly.
     solves: float | None = None
+    tools: bool = True  # False: a model whose template has no tools (400 on a tools request)
 
 
 @dataclass
@@ -299,7 +309,9 @@ class OllamaDouble:
                 text = json.dumps({"reason": spec.judge_reason, "score": spec.judge_score})
         else:
             text = spec.answer.replace("{model}", spec.name).replace("{prompt}", prompt)
-        return Reply(text=text, delay_s=spec.delay_s, chunk_delay_s=spec.chunk_delay_s)
+        return Reply(
+            text=text, delay_s=spec.delay_s, chunk_delay_s=spec.chunk_delay_s, scripted=False
+        )
 
     async def _body(self, request: web.Request) -> dict[str, Any] | web.Response:
         try:
@@ -327,8 +339,21 @@ class OllamaDouble:
             prompt = str(users[-1]) if users else ""
         else:
             prompt = str(body.get("prompt") or "")
-        kind = "judge" if body.get("format") else "answer"
+        fmt = body.get("format")
+        # The judge asks with its {"reason", "score"} schema; an executor may ask for JSON too.
+        judging = bool(fmt) and (
+            (isinstance(fmt, dict) and "score" in (fmt.get("properties") or {}))
+            or bool(self._state.scripts.get((spec.name, "judge")))
+        )
+        kind = "judge" if judging else "answer"
+        tools = body.get("tools") or []
+        if tools and not spec.tools:
+            return _error(400, f"registry.ollama.ai/library/{spec.name} does not support tools")
         reply = self._next_reply(spec, kind, prompt)
+        calls = reply.tool_calls
+        if kind == "answer" and reply.status == 200:
+            reply, calls = _shape(reply, body, prompt, tools, calls)
+        options = body.get("options") or {}
         with self._lock:
             self._state.loaded.add(spec.name)
         if reply.delay_s:
@@ -344,13 +369,24 @@ class OllamaDouble:
                 {"token": t, "logprob": 0.0, "top_logprobs": [{"token": t, "logprob": 0.0}]}
                 for t in _tokens(reply.text)
             ]
+        limit = options.get("num_predict")
+        cut = isinstance(limit, int) and 0 < limit < len(token_entries)
+        if cut:
+            token_entries = token_entries[:limit]
         chunks = [str(t["token"]) for t in token_entries]
+        if cut:
+            reply = dataclasses.replace(reply, text="".join(chunks))
         started = time.perf_counter_ns()
 
         def record(content: str, done: bool, entries: list[dict[str, Any]] | None) -> dict:
             rec: dict[str, Any] = {"model": spec.name, "created_at": _now()}
             if chat:
                 rec["message"] = {"role": "assistant", "content": content}
+                if done and calls:
+                    rec["message"]["tool_calls"] = [
+                        {"function": {"name": c["name"], "arguments": c["arguments"]}}
+                        for c in calls
+                    ]
             else:
                 rec["response"] = content
             rec["done"] = done
@@ -359,7 +395,7 @@ class OllamaDouble:
             if done:
                 elapsed = time.perf_counter_ns() - started
                 rec.update(
-                    done_reason="stop",
+                    done_reason="length" if cut else "stop",
                     total_duration=elapsed + 1_000_000,
                     load_duration=1_000_000,
                     prompt_eval_count=max(1, len(prompt.split())),
@@ -444,7 +480,7 @@ class OllamaDouble:
                     "general.parameter_count": 1_500_000_000,
                     f"{spec.family}.context_length": 32768,
                 },
-                "capabilities": ["completion"],
+                "capabilities": ["completion", "tools"] if spec.tools else ["completion"],
                 "modified_at": "2025-01-01T00:00:00Z",
             }
         )
@@ -553,6 +589,25 @@ def _eval_reply(spec: ModelSpec, kind: str, prompt: str) -> str | None:
     draw = int.from_bytes(digest[:8], "big") / 2**64
     value = solved.answer if draw < spec.solves else solved.wrong[digest[8] % len(solved.wrong)]
     return f"Let me work through it step by step.\nAnswer: {value}"
+
+
+def _shape(
+    reply: Reply, body: dict[str, Any], prompt: str, tools: list[Any], calls: Any
+) -> tuple[Reply, list[dict[str, Any]] | None]:
+    """Apply format, tools and stop to an answer as Ollama's sampler would (defaults only:
+    a scripted text is kept, so tests can send what a misbehaving model sends)."""
+    from node.slm.shaping import apply_stop, json_answer, tool_call
+
+    text = reply.text
+    if tools and calls is None and not reply.scripted:
+        calls = [tool_call(prompt, tools, "auto", True, random.Random(0))]
+        text = ""
+    elif body.get("format") and not reply.scripted:
+        text = json_answer(body["format"], text)
+    stop = (body.get("options") or {}).get("stop")
+    if stop:
+        text = apply_stop(text, stop)
+    return dataclasses.replace(reply, text=text), calls
 
 
 def _error(status: int, message: str) -> web.Response:

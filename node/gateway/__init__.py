@@ -14,9 +14,10 @@ session runs, keep-alive records (an empty Ollama chunk / an SSE comment) keep t
 A request that disconnects cancels its handler (``handler_cancellation=True``), and the handler
 cancels its session: parallel requests each own one session task, nothing is shared.
 
-Modules: ``swarm`` (the interface), ``config`` (settings), ``requests`` (parsing), ``replies``
-(response shapes), ``answer`` (one session per request), ``app`` (routes, middleware), ``server``
-(binding), ``adapter`` (the real node).
+Modules: ``swarm`` (the interface), ``config`` (settings), ``requests`` (parsing), ``params``
+(generation fields of both APIs: honoured, refused or named as ignored), ``replies`` (response
+shapes, tool calls, counts), ``answer`` (one session per request), ``cors`` (browser origins),
+``app`` (routes, middleware), ``server`` (binding), ``adapter`` (the real node).
 
 Public API: :func:`make_app` (the aiohttp application), :func:`serve_swarm` (bind and serve a
 :class:`SwarmSessions`), :func:`start_gateway` (the ``rnet node --serve ADDR`` hook: wraps a

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from node import events as ev
 from node.gateway.config import GatewayConfig
 from node.gateway.server import GatewayHandle, serve_swarm
-from node.gateway.swarm import StageCallback, SwarmResult, SwarmUnavailable
+from node.gateway.swarm import Generation, StageCallback, SwarmResult, SwarmUnavailable
 from node.gateway_settings import DEFAULT_LISTEN
 from node.sessions.live import SessionFailed
 
 if TYPE_CHECKING:
-    from node import events as ev
     from node.sessions.engine import SessionEngine
 
 
@@ -23,6 +23,10 @@ class _Peer(Protocol):
     def model(self) -> str: ...
     @property
     def slots(self) -> int: ...
+    @property
+    def capabilities(self) -> tuple[str, ...]: ...
+    @property
+    def status(self) -> str: ...
 
 
 class ProviderDirectory(Protocol):
@@ -80,6 +84,23 @@ class RuntimeSwarm:
             return 1
         return max(1, slots // providers)
 
+    def queue_changed(self, running: int, waiting: int, capacity: int) -> None:
+        """The gateway's queue moved: an event for the console and ``--json``."""
+        emit = getattr(self.runtime, "emit", None)
+        if callable(emit):
+            emit(ev.GatewayQueue(running=running, waiting=waiting, capacity=capacity))
+
+    def capabilities(self) -> set[str]:
+        """The union of what the providers seen in presence announce (tools, json); a provider
+        whose model does not answer (a presence ``status``) can do nothing now."""
+        me = self.runtime.peer_id_str
+        return {
+            cap
+            for peer in self.runtime.provider_peers()
+            if peer.model and peer.peer_id != me and not peer.status
+            for cap in peer.capabilities
+        }
+
     async def run(
         self,
         prompt: str,
@@ -88,11 +109,17 @@ class RuntimeSwarm:
         timeout_s: float,
         aggregator: str,
         on_stage: StageCallback | None = None,
+        generation: Generation | None = None,
     ) -> SwarmResult:
         engine = self._engine()
         try:
             result = await engine.run_pipe(
-                prompt, providers, timeout_s=timeout_s, aggregator=aggregator, on_stage=on_stage
+                prompt,
+                providers,
+                timeout_s=timeout_s,
+                aggregator=aggregator,
+                on_stage=on_stage,
+                generation=generation.advertise_fields() if generation else None,
             )
         except SessionFailed as exc:
             raise SwarmUnavailable(exc.reason, exc.code) from None
@@ -117,7 +144,17 @@ class RuntimeSwarm:
             aggregator=result.aggregator,
             requested=result.requested,
             joined=result.joined,
+            **_answer_fields(result.answer),
         )
+
+
+def _answer_fields(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """The winner's response fields (``ev.Result.answer``) that SwarmResult carries."""
+    keys = ("tool_calls", "done_reason", "prompt_tokens", "eval_tokens", "prompt_ms", "eval_ms")
+    out = {k: answer[k] for k in keys if k in answer}
+    if "tool_calls" in out:
+        out["tool_calls"] = tuple(out["tool_calls"])
+    return out
 
 
 async def start_gateway(

@@ -18,13 +18,45 @@ from node.gateway.config import CONFIG_KEY, SESSIONS_KEY, STATE_KEY, GatewayConf
 from node.gateway.errors import ApiError
 from node.gateway.queue import QueueFull, SessionQueue
 from node.gateway.replies import Dialect, Timing, split_text
+from node.gateway.requests import capabilities_of
 from node.gateway.swarm import ASSIGNED_STAGES, SwarmResult, SwarmSessions, SwarmUnavailable
 
 log = logging.getLogger(__name__)
 
 
 def _unavailable(exc: SwarmUnavailable) -> ApiError:
+    if exc.code == "invalid_output":
+        # Every executor's answer broke the requested format or tools: the leader dropped them.
+        return ApiError(422, f"no answer in the requested form: {exc.reason}", exc.code)
+    if exc.code == "bad_input":
+        return ApiError(400, exc.reason, exc.code)
     return ApiError(503, exc.reason, exc.code)
+
+
+def check_capabilities(request: web.Request, dialect: Dialect) -> None:
+    """Refuse, as Ollama does, what no provider of this swarm can do (400 before any session)."""
+    capabilities = capabilities_of(request.app)
+    if capabilities is None:
+        return
+    generation = dialect.generation
+    if generation.tools and "tools" not in capabilities:
+        raise ApiError(
+            400,
+            f"{dialect.model} does not support tools (no provider in the swarm announces "
+            "tool calling)",
+            "unsupported",
+        )
+    if generation.format is not None and "json" not in capabilities:
+        raise ApiError(
+            400,
+            f"{dialect.model} does not support structured output (no provider announces json)",
+            "unsupported",
+        )
+
+
+def _headers(dialect: Dialect) -> dict[str, str]:
+    # Accepted but not applied: said in a header too, so nothing is dropped silently.
+    return {"X-Rnet-Ignored": ", ".join(dialect.ignored)} if dialect.ignored else {}
 
 
 async def _outcome(request: web.Request, task: asyncio.Task[SwarmResult]) -> SwarmResult:
@@ -44,7 +76,7 @@ async def _outcome(request: web.Request, task: asyncio.Task[SwarmResult]) -> Swa
     result = task.result()
     if not isinstance(result, SwarmResult):
         raise ApiError(500, f"sessions engine returned {type(result).__name__}, not a result")
-    if not result.text:
+    if not result.text and not result.tool_calls:
         raise ApiError(503, "the swarm returned an empty answer", "empty_result")
     return result
 
@@ -53,6 +85,7 @@ async def answer_request(
     request: web.Request, dialect: Dialect, stream: bool
 ) -> web.StreamResponse:
     """Run one session for this request and reply (whole or streamed) in the dialect's shape."""
+    check_capabilities(request, dialect)  # before waiting: what the swarm cannot do, it says now
     queue: SessionQueue = request.app[STATE_KEY].queue
     try:
         # Wait for a turn (FIFO) while the swarm is busy; a client that leaves cancels this.
@@ -83,6 +116,7 @@ async def _answer(request: web.Request, dialect: Dialect, stream: bool) -> web.S
             timeout_s=cfg.timeout_s,
             aggregator=cfg.aggregator,
             on_stage=on_stage,
+            generation=dialect.generation,
         )
     )
     in_flight.add(task)
@@ -91,7 +125,8 @@ async def _answer(request: web.Request, dialect: Dialect, stream: bool) -> web.S
     try:
         if not stream:
             await _wait_task(task, deadline)
-            return web.json_response(dialect.whole(await _outcome(request, task), timing))
+            whole = dialect.whole(await _outcome(request, task), timing)
+            return web.json_response(whole, headers=_headers(dialect))
         try:
             return await _stream(request, dialect, task, assigned, deadline, timing)
         except ConnectionResetError:
@@ -155,7 +190,11 @@ async def _stream(
     result = await _outcome(request, task) if task.done() else None
 
     response = web.StreamResponse(
-        headers={"Content-Type": dialect.content_type, "Cache-Control": "no-cache"}
+        headers={
+            "Content-Type": dialect.content_type,
+            "Cache-Control": "no-cache",
+            **_headers(dialect),
+        }
     )
     await response.prepare(request)
     await response.write(dialect.opening())
@@ -178,6 +217,8 @@ async def _stream(
             return response
     for piece in split_text(result.text):
         await response.write(dialect.line(dialect.chunk(piece)))
+    for record in dialect.tool_records(result):
+        await response.write(dialect.line(record))
     await response.write(dialect.line(dialect.final(result, timing)))
     for record in dialect.closing_records(result):
         await response.write(dialect.line(record))

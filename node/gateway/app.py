@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -21,7 +22,9 @@ from node.gateway.config import (
     GatewayConfig,
     GatewayState,
 )
+from node.gateway.cors import add_cors_headers, origin_allowed, preflight
 from node.gateway.errors import ApiError, error_body, is_openai, too_large
+from node.gateway.params import ollama_generation, openai_generation
 from node.gateway.queue import session_queue
 from node.gateway.replies import (
     OllamaChat,
@@ -31,6 +34,7 @@ from node.gateway.replies import (
     now_iso,
 )
 from node.gateway.requests import (
+    capabilities_of,
     check_prompt,
     model_of,
     optional_field,
@@ -57,6 +61,30 @@ def error_response(
     return web.json_response(body, status=status, headers=headers)
 
 
+async def _cut_off(request: web.Request, exc: ApiError) -> web.StreamResponse:
+    """Answer a client too slow to send its body, then close: aiohttp would otherwise keep
+    reading the trickle for its lingering time."""
+    response = error_response(request, exc.status, exc.message, exc.code)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # flushes the reply, then closes
+    return response
+
+
+@web.middleware
+async def _cors_middleware(request: web.Request, handler):
+    """Preflights answered here; a disallowed browser origin is refused before anything runs."""
+    extra = request.app[CONFIG_KEY].origins
+    if request.method == "OPTIONS":
+        return preflight(request, extra)
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(origin, extra):
+        return error_response(request, 403, f"origin {origin!r} is not allowed", "origin")
+    return await handler(request)
+
+
 @web.middleware
 async def _errors_middleware(request: web.Request, handler):
     """Every failure leaves as JSON in the caller's API shape; the server keeps serving."""
@@ -65,6 +93,8 @@ async def _errors_middleware(request: web.Request, handler):
     except ApiError as exc:
         if exc.status >= 500:
             log.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc.message)
+        if exc.status == 408:
+            return await _cut_off(request, exc)
         return error_response(request, exc.status, exc.message, exc.code, exc.headers)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[CONFIG_KEY].max_body_bytes
@@ -88,7 +118,7 @@ async def _errors_middleware(request: web.Request, handler):
 @web.middleware
 async def _auth_middleware(request: web.Request, handler):
     token: str | None = request.app[CONFIG_KEY].token
-    if token is None or request.path == "/":
+    if token is None or request.path == "/" or request.method == "OPTIONS":
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
@@ -107,6 +137,7 @@ async def _ollama_generate(request: web.Request) -> web.StreamResponse:
     prompt = optional_field(body, "prompt", str, "a string")
     if body.get("images"):
         raise ApiError(400, "images are not supported by the swarm")
+    generation, ignored = ollama_generation(body, chat=False)
     if not prompt:
         # Ollama answers an empty prompt with a "load" reply (clients preload models this way).
         return _load_reply(OllamaGenerate(model, "").chunk(""), stream)
@@ -115,9 +146,8 @@ async def _ollama_generate(request: web.Request) -> web.StreamResponse:
     system = optional_field(body, "system", str, "a string")
     if system:
         prompt = f"System: {system}\n\nUser: {prompt}\n\nAssistant:"
-    return await answer_request(
-        request, OllamaGenerate(model, check_prompt(request, prompt)), stream
-    )
+    dialect = OllamaGenerate(model, check_prompt(request, prompt), generation, ignored)
+    return await answer_request(request, dialect, stream)
 
 
 async def _ollama_chat(request: web.Request) -> web.StreamResponse:
@@ -125,11 +155,12 @@ async def _ollama_chat(request: web.Request) -> web.StreamResponse:
     model = model_of(request, body)
     stream = stream_flag(body, default=True)
     messages = body.get("messages")
+    generation, ignored = ollama_generation(body, chat=True)
     if messages is None or messages == []:
         # Like Ollama: no messages is a "load" request, answered at once without a session.
         return _load_reply(OllamaChat(model, "").chunk(""), stream)
     prompt = check_prompt(request, render_chat(messages, prompt_limit(request)))
-    return await answer_request(request, OllamaChat(model, prompt), stream)
+    return await answer_request(request, OllamaChat(model, prompt, generation, ignored), stream)
 
 
 def _load_reply(record: dict[str, Any], stream: bool) -> web.Response:
@@ -149,8 +180,11 @@ async def _openai_chat(request: web.Request) -> web.StreamResponse:
     if n not in (None, 1):
         raise ApiError(400, "'n' must be 1: the swarm returns one winning answer", "unsupported")
     options = optional_field(body, "stream_options", dict, "an object") or {}
+    generation, ignored = openai_generation(body, chat=True)
     prompt = check_prompt(request, render_chat(body.get("messages"), prompt_limit(request)))
-    dialect = OpenAIChat(model, prompt, include_usage=bool(options.get("include_usage")))
+    dialect = OpenAIChat(
+        model, prompt, generation, ignored, include_usage=bool(options.get("include_usage"))
+    )
     return await answer_request(request, dialect, stream)
 
 
@@ -166,8 +200,13 @@ async def _openai_completion(request: web.Request) -> web.StreamResponse:
     if not isinstance(prompt, str) or not prompt.strip():
         raise ApiError(400, "'prompt' is required: one non-empty string")
     options = optional_field(body, "stream_options", dict, "an object") or {}
+    generation, ignored = openai_generation(body, chat=False)
     dialect = OpenAICompletion(
-        model, check_prompt(request, prompt), include_usage=bool(options.get("include_usage"))
+        model,
+        check_prompt(request, prompt),
+        generation,
+        ignored,
+        include_usage=bool(options.get("include_usage")),
     )
     return await answer_request(request, dialect, stream)
 
@@ -183,34 +222,32 @@ def _details(family: str) -> dict[str, Any]:
     }
 
 
+def swarm_digest(name: str = SWARM_MODEL) -> str:
+    """A stable digest per served name (clients key caches on it; it must not be empty)."""
+    return hashlib.sha256(f"rnet-swarm:{name}".encode()).hexdigest()
+
+
 async def _ollama_tags(request: web.Request) -> web.Response:
-    now = now_iso()
+    # Only the swarm: a provider's model is not something a request can name (see model_of).
+    # Its size is 0: the swarm has no weights of its own; the providers' models are listed
+    # under "swarm" for information.
+    by_model: dict[str, list[str]] = {}
+    for peer, name in sorted(provider_models_of(request.app).items()):
+        by_model.setdefault(name, []).append(peer)
     models = [
         {
             "name": SWARM_MODEL,
             "model": SWARM_MODEL,
-            "modified_at": now,
+            "modified_at": now_iso(),
             "size": 0,
-            "digest": "",
+            "digest": swarm_digest(),
             "details": _details("swarm"),
+            "swarm": {
+                "providers": sorted(p for peers in by_model.values() for p in peers),
+                "provider_models": {name: len(peers) for name, peers in sorted(by_model.items())},
+            },
         }
     ]
-    by_model: dict[str, list[str]] = {}
-    for peer, name in sorted(provider_models_of(request.app).items()):
-        by_model.setdefault(name, []).append(peer)
-    for name, peers in sorted(by_model.items()):
-        family = name.split(":", 1)[0]
-        models.append(
-            {
-                "name": name,
-                "model": name,
-                "modified_at": now,
-                "size": 0,
-                "digest": "",
-                "details": _details(family),
-                "swarm": {"providers": peers, "answered_by": SWARM_MODEL},
-            }
-        )
     return web.json_response({"models": models})
 
 
@@ -239,10 +276,16 @@ async def _ollama_show(request: web.Request) -> web.Response:
                 "swarm.timeout_s": cfg.timeout_s,
                 "swarm.provider_models": sorted(set(provider_models_of(request.app).values())),
             },
-            "capabilities": ["completion"],
+            "capabilities": _capabilities(request.app),
             "modified_at": now_iso(),
         }
     )
+
+
+def _capabilities(app: web.Application) -> list[str]:
+    """Ollama's capability names for what the providers seen can really do."""
+    found = capabilities_of(app)
+    return ["completion", "tools"] if found and "tools" in found else ["completion"]
 
 
 async def _ollama_ps(request: web.Request) -> web.Response:
@@ -254,8 +297,17 @@ def _openai_model(name: str) -> dict[str, Any]:
 
 
 async def _openai_models(request: web.Request) -> web.Response:
-    names = [SWARM_MODEL, *sorted(set(provider_models_of(request.app).values()))]
-    return web.json_response({"object": "list", "data": [_openai_model(n) for n in names]})
+    return web.json_response({"object": "list", "data": [_openai_model(SWARM_MODEL)]})
+
+
+async def _embeddings(request: web.Request) -> web.Response:
+    # Refused in each API's shape (a bare 404 made LangChain report "model not found").
+    raise ApiError(
+        400,
+        "the swarm does not compute embeddings: 'swarm' does not support embeddings "
+        "(use an embedding model on a local Ollama for that)",
+        "unsupported",
+    )
 
 
 async def _openai_model_one(request: web.Request) -> web.Response:
@@ -274,9 +326,14 @@ def make_app(sessions: SwarmSessions, config: GatewayConfig | None = None) -> we
     """The gateway as an aiohttp application serving ``sessions`` (used by tests and servers)."""
     config = config or GatewayConfig()
     app = web.Application(
-        middlewares=[_errors_middleware, _auth_middleware],
+        middlewares=[_cors_middleware, _errors_middleware, _auth_middleware],
         client_max_size=config.max_body_bytes,
     )
+
+    async def cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+        add_cors_headers(request, response, config.origins)
+
+    app.on_response_prepare.append(cors_headers)
     app[CONFIG_KEY] = config
     app[SESSIONS_KEY] = sessions
     app[STATE_KEY] = GatewayState(queue=session_queue(sessions, config))
@@ -291,4 +348,6 @@ def make_app(sessions: SwarmSessions, config: GatewayConfig | None = None) -> we
     app.router.add_post("/v1/completions", _openai_completion)
     app.router.add_get("/v1/models", _openai_models)
     app.router.add_get("/v1/models/{model}", _openai_model_one)
+    for path in ("/api/embed", "/api/embeddings", "/v1/embeddings"):
+        app.router.add_post(path, _embeddings)
     return app

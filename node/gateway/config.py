@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from node.gateway_settings import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BODY,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_MAX_QUEUE,
@@ -48,8 +49,15 @@ class GatewayConfig:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     # Requests that wait for a turn (FIFO) beyond those; more get 503 with Retry-After.
     max_queue: int = DEFAULT_MAX_QUEUE
+    # Browser origins allowed beyond the local ones (node.gateway.cors; ``*`` wildcards).
+    origins: tuple[str, ...] = ()
+    # A request body must arrive whole within this many seconds (a client trickling bytes is
+    # cut off with 408 instead of holding a connection open).
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT
 
     def __post_init__(self) -> None:
+        if self.body_timeout_s <= 0:
+            raise ValueError("body_timeout_s must be positive")
         if self.providers < 2:
             raise ValueError("providers must be at least 2 (one executor and one verifier)")
         if self.aggregator not in AGGREGATORS:

@@ -13,6 +13,7 @@ hands the turn to the oldest waiting request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from node.gateway.config import GatewayConfig
 
 __all__ = ["DEFAULT_SESSION_S", "QueueFull", "SessionQueue", "session_queue"]
+
+log = logging.getLogger(__name__)
 
 # Before any session finished, a waiting request is told to retry after about this long.
 DEFAULT_SESSION_S = 2.0
@@ -41,11 +44,18 @@ class QueueFull(Exception):
 class SessionQueue:
     """FIFO admission of requests to swarm sessions (asyncio, one event loop)."""
 
-    def __init__(self, max_queue: int, capacity: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        max_queue: int,
+        capacity: Callable[[], int],
+        on_change: Callable[[int, int, int], None] | None = None,
+    ) -> None:
         if max_queue < 0:
             raise ValueError("max_queue must be >= 0")
         self.max_queue = max_queue
         self._capacity = capacity
+        self._on_change = on_change  # (running, waiting, capacity), for the console
+        self._shown = (0, 0)
         self._waiters: deque[asyncio.Future[None]] = deque()
         self.running = 0
         self.session_s = DEFAULT_SESSION_S  # running mean of how long a turn lasts
@@ -81,11 +91,13 @@ class SessionQueue:
     async def _acquire(self) -> None:
         if not self.waiting and self.running < self.capacity():
             self.running += 1
+            self._changed()
             return
         if self.waiting >= self.max_queue:
             raise QueueFull(self.waiting, self.retry_after_s())
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._changed()
         try:
             await waiter
         except asyncio.CancelledError:
@@ -96,11 +108,23 @@ class SessionQueue:
                     self._waiters.remove(waiter)  # the client left the queue
                 except ValueError:
                     pass  # already skipped by _wake
+                self._changed()
             raise
 
     def _release(self) -> None:
         self.running -= 1
         self._wake()
+        self._changed()
+
+    def _changed(self) -> None:
+        now = (self.running, self.waiting)
+        if now == self._shown or self._on_change is None:
+            return
+        self._shown = now
+        try:
+            self._on_change(self.running, self.waiting, self.capacity())
+        except Exception:
+            log.exception("gateway: reporting the queue failed")
 
     def _wake(self) -> None:
         while self._waiters and self.running < self.capacity():
@@ -120,4 +144,5 @@ def session_queue(sessions: object, config: GatewayConfig) -> SessionQueue:
         swarm = estimate(config.providers) if callable(estimate) else None
         return config.max_in_flight if not swarm else min(config.max_in_flight, int(swarm))
 
-    return SessionQueue(config.max_queue, capacity)
+    notify = getattr(sessions, "queue_changed", None)
+    return SessionQueue(config.max_queue, capacity, notify if callable(notify) else None)

@@ -17,7 +17,8 @@ from typing import Any
 
 from node.gateway.config import RNET_VERSION
 from node.gateway.errors import error_body
-from node.gateway.swarm import SwarmResult
+from node.gateway.params import arguments_json
+from node.gateway.swarm import Generation, SwarmResult
 
 _PIECE = re.compile(r"\s*\S+\s*|\s+")
 
@@ -34,12 +35,20 @@ class Timing:
     started_ns: int
     assigned_ns: int | None = None
 
-    def durations(self) -> dict[str, int]:
-        """Ollama's duration fields: joining counts as loading, the rest as evaluation."""
+    def durations(self, result: SwarmResult | None = None) -> dict[str, int]:
+        """Ollama's duration fields: joining counts as loading; prompt and eval durations are
+        the winner's model times when its backend reported them, else the rest is eval."""
         now = time.monotonic_ns()
         total = now - self.started_ns
         load = (self.assigned_ns or self.started_ns) - self.started_ns
-        return {"total_duration": total, "load_duration": load, "eval_duration": total - load}
+        prompt = result.prompt_ms * 1_000_000 if result else 0
+        evaluated = result.eval_ms * 1_000_000 if result and result.eval_ms else total - load
+        return {
+            "total_duration": total,
+            "load_duration": load,
+            "prompt_eval_duration": prompt,
+            "eval_duration": evaluated,
+        }
 
 
 def now_iso() -> str:
@@ -47,8 +56,15 @@ def now_iso() -> str:
 
 
 def _word_count(text: str) -> int:
-    # The swarm does not report tokens; a word count is the honest approximation.
+    # When the winner's backend reported no tokens, a word count is the honest approximation.
     return len(text.split())
+
+
+def token_counts(prompt: str, result: SwarmResult) -> tuple[int, int, bool]:
+    """(prompt tokens, answer tokens, estimated?): the winner's backend figures, else words."""
+    if result.eval_tokens > 0:
+        return result.prompt_tokens, result.eval_tokens, False
+    return _word_count(prompt), _word_count(result.text), True
 
 
 class Dialect:
@@ -57,9 +73,31 @@ class Dialect:
     content_type = "application/x-ndjson"
     openai = False
 
-    def __init__(self, model: str, prompt: str) -> None:
+    def __init__(
+        self,
+        model: str,
+        prompt: str,
+        generation: Generation | None = None,
+        ignored: list[str] | None = None,
+    ) -> None:
         self.model = model
         self.prompt = prompt
+        self.generation = generation or Generation()
+        self.ignored = list(ignored or [])
+
+    def metadata(self, result: SwarmResult) -> dict[str, Any]:
+        """The ``swarm`` extra field: the session's metadata, how tokens were counted, and the
+        request fields that were accepted but not applied."""
+        estimated = token_counts(self.prompt, result)[2]
+        return {
+            **result.metadata(),
+            "tokens": "estimated" if estimated else "reported",
+            "ignored": self.ignored,
+        }
+
+    def tool_records(self, result: SwarmResult) -> list[dict[str, Any]]:
+        """Stream records carrying the winner's tool calls (between the text and the final)."""
+        return []
 
     def line(self, record: Mapping[str, Any]) -> bytes:
         return json.dumps(record, ensure_ascii=False).encode() + b"\n"
@@ -90,14 +128,14 @@ class Dialect:
         return b""
 
     def _ollama_stats(self, result: SwarmResult, timing: Timing) -> dict[str, Any]:
+        prompt_tokens, eval_tokens, _ = token_counts(self.prompt, result)
         return {
             "done": True,
-            "done_reason": "stop",
-            **timing.durations(),
-            "prompt_eval_count": _word_count(self.prompt),
-            "prompt_eval_duration": 0,
-            "eval_count": _word_count(result.text),
-            "swarm": result.metadata(),
+            "done_reason": result.done_reason,
+            **timing.durations(result),
+            "prompt_eval_count": prompt_tokens,
+            "eval_count": eval_tokens,
+            "swarm": self.metadata(result),
         }
 
 
@@ -126,15 +164,54 @@ class OllamaChat(Dialect):
         return {**self.chunk(""), **self._ollama_stats(result, timing)}
 
     def whole(self, result: SwarmResult, timing: Timing) -> dict[str, Any]:
-        return {**self.chunk(result.text), **self._ollama_stats(result, timing)}
+        record = {**self.chunk(result.text), **self._ollama_stats(result, timing)}
+        if result.tool_calls:
+            record["message"]["tool_calls"] = _ollama_calls(result)
+        return record
+
+    def tool_records(self, result: SwarmResult) -> list[dict[str, Any]]:
+        if not result.tool_calls:
+            return []
+        record = self.chunk("")
+        record["message"]["tool_calls"] = _ollama_calls(result)
+        return [record]
+
+
+def _ollama_calls(result: SwarmResult) -> list[dict[str, Any]]:
+    return [
+        {"function": {"name": c["name"], "arguments": dict(c["arguments"])}}
+        for c in result.tool_calls
+    ]
+
+
+def _openai_calls(result: SwarmResult, index: bool = False) -> list[dict[str, Any]]:
+    calls = []
+    for i, call in enumerate(result.tool_calls):
+        function = {"name": call["name"], "arguments": arguments_json(call["arguments"])}
+        entry = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function", "function": function}
+        calls.append({"index": i, **entry} if index else entry)
+    return calls
+
+
+def _finish_reason(result: SwarmResult) -> str:
+    if result.tool_calls:
+        return "tool_calls"
+    return "length" if result.done_reason == "length" else "stop"
 
 
 class OpenAIChat(Dialect):
     content_type = "text/event-stream"
     openai = True
 
-    def __init__(self, model: str, prompt: str, include_usage: bool = False) -> None:
-        super().__init__(model, prompt)
+    def __init__(
+        self,
+        model: str,
+        prompt: str,
+        generation: Generation | None = None,
+        ignored: list[str] | None = None,
+        include_usage: bool = False,
+    ) -> None:
+        super().__init__(model, prompt, generation, ignored)
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.include_usage = include_usage
@@ -159,7 +236,7 @@ class OpenAIChat(Dialect):
         return self._delta({"content": piece}, None)
 
     def _usage(self, result: SwarmResult) -> dict[str, int]:
-        prompt, completion = _word_count(self.prompt), _word_count(result.text)
+        prompt, completion, _ = token_counts(self.prompt, result)
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
@@ -167,7 +244,12 @@ class OpenAIChat(Dialect):
         }
 
     def final(self, result: SwarmResult, timing: Timing) -> dict[str, Any]:
-        return {**self._delta({}, "stop"), "swarm": result.metadata()}
+        return {**self._delta({}, _finish_reason(result)), "swarm": self.metadata(result)}
+
+    def tool_records(self, result: SwarmResult) -> list[dict[str, Any]]:
+        if not result.tool_calls:
+            return []
+        return [self._delta({"tool_calls": _openai_calls(result, index=True)}, None)]
 
     def closing_records(self, result: SwarmResult) -> list[dict[str, Any]]:
         if not self.include_usage:
@@ -180,26 +262,37 @@ class OpenAIChat(Dialect):
         return b"data: [DONE]\n\n"
 
     def whole(self, result: SwarmResult, timing: Timing) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
+        if result.tool_calls:
+            message["tool_calls"] = _openai_calls(result)
+            message["content"] = result.text or None
         choice = {
             "index": 0,
-            "message": {"role": "assistant", "content": result.text, "refusal": None},
+            "message": message,
             "logprobs": None,
-            "finish_reason": "stop",
+            "finish_reason": _finish_reason(result),
         }
         return {
             **self._envelope("chat.completion"),
             "choices": [choice],
             "usage": self._usage(result),
             "system_fingerprint": f"rnet-{RNET_VERSION}",
-            "swarm": result.metadata(),
+            "swarm": self.metadata(result),
         }
 
 
 class OpenAICompletion(OpenAIChat):
     """Legacy ``/v1/completions``: the same stream, with ``text`` instead of message deltas."""
 
-    def __init__(self, model: str, prompt: str, include_usage: bool = False) -> None:
-        super().__init__(model, prompt, include_usage)
+    def __init__(
+        self,
+        model: str,
+        prompt: str,
+        generation: Generation | None = None,
+        ignored: list[str] | None = None,
+        include_usage: bool = False,
+    ) -> None:
+        super().__init__(model, prompt, generation, ignored, include_usage)
         self.id = f"cmpl-{uuid.uuid4().hex}"
 
     def _text(self, text: str, finish: str | None) -> dict[str, Any]:
@@ -213,7 +306,10 @@ class OpenAICompletion(OpenAIChat):
         return self._text(piece, None)
 
     def final(self, result: SwarmResult, timing: Timing) -> dict[str, Any]:
-        return {**self._text("", "stop"), "swarm": result.metadata()}
+        return {**self._text("", _finish_reason(result)), "swarm": self.metadata(result)}
+
+    def tool_records(self, result: SwarmResult) -> list[dict[str, Any]]:
+        return []
 
     def closing_records(self, result: SwarmResult) -> list[dict[str, Any]]:
         if not self.include_usage:
@@ -222,8 +318,8 @@ class OpenAICompletion(OpenAIChat):
 
     def whole(self, result: SwarmResult, timing: Timing) -> dict[str, Any]:
         return {
-            **self._text(result.text, "stop"),
+            **self._text(result.text, _finish_reason(result)),
             "usage": self._usage(result),
             "system_fingerprint": f"rnet-{RNET_VERSION}",
-            "swarm": result.metadata(),
+            "swarm": self.metadata(result),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -19,7 +20,14 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     limit = request.app[CONFIG_KEY].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, too_large(limit), "body_too_large")
-    raw = await request.read()  # aiohttp enforces client_max_size for chunked bodies too
+    timeout = request.app[CONFIG_KEY].body_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await request.read()  # aiohttp enforces client_max_size for chunked bodies too
+    except TimeoutError:
+        raise ApiError(
+            408, f"request body not received within {timeout:g}s (client too slow)", "timeout"
+        ) from None
     if not raw.strip():
         raise ApiError(400, "request body is empty; expected a JSON object")
     try:
@@ -48,19 +56,33 @@ def model_of(request: web.Request, body: Mapping[str, Any]) -> str:
     if not isinstance(model, str):
         raise ApiError(400, "'model' must be a string")
     if model not in served_models(request.app):
+        also = ""
+        if model in provider_models_of(request.app).values():
+            also = " (providers run it, but every answer comes from a whole swarm session)"
         raise ApiError(
             404,
-            f"model '{model}' not found; this endpoint serves '{SWARM_MODEL}'",
+            f"model '{model}' not found; this endpoint serves '{SWARM_MODEL}'{also}",
             "model_not_found",
         )
     return model
 
 
 def served_models(app: web.Application) -> set[str]:
-    # Providers' own models are aliases of the swarm: the answer always comes from a session.
-    names = {SWARM_MODEL, f"{SWARM_MODEL}:latest"}
-    names.update(provider_models_of(app).values())
-    return names
+    # Only the swarm itself: a request naming a provider's model would still be answered by
+    # whichever providers join (any model), so listing those names would mislead clients.
+    return {SWARM_MODEL, f"{SWARM_MODEL}:latest"}
+
+
+def capabilities_of(app: web.Application) -> set[str] | None:
+    """What the providers seen can do (tools, json); ``None`` when the swarm cannot tell."""
+    getter = getattr(app[SESSIONS_KEY], "capabilities", None)
+    if getter is None:
+        return None
+    try:
+        return set(getter())
+    except Exception:
+        log.exception("gateway: capabilities() failed")
+        return None
 
 
 def provider_models_of(app: web.Application) -> Mapping[str, str]:
@@ -100,13 +122,16 @@ def render_chat(messages: Any, limit: int | None = None) -> str:
     """Render a chat history into the single prompt a swarm session carries.
 
     A lone user message is passed through as is (small models answer a plain question best);
-    a longer history becomes a role-labelled transcript ending with an ``Assistant:`` cue. When
-    the transcript exceeds ``limit`` characters the oldest non-system turns are dropped (the
-    latest turn always stays), as a chat client with a context window would.
+    a longer history becomes a role-labelled transcript ending with an ``Assistant:`` cue. An
+    assistant's tool calls are shown as ``[called name({...})]`` lines, a tool's result as a
+    ``Tool (name):`` turn. When the transcript exceeds ``limit`` characters the oldest
+    non-system turns are dropped (the latest turn always stays), as a chat client with a
+    context window would.
     """
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' is required: a non-empty list of {role, content}")
-    turns: list[tuple[str, str]] = []
+    turns: list[tuple[str, str, str]] = []  # (role, label, text)
+    call_names: dict[str, str] = {}  # OpenAI tool_call_id -> function name
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise ApiError(400, f"messages[{i}] must be an object with 'role' and 'content'")
@@ -117,12 +142,22 @@ def render_chat(messages: Any, limit: int | None = None) -> str:
             raise ApiError(400, f"messages[{i}].role must be one of {', '.join(_ROLES)}")
         if message.get("images"):
             raise ApiError(400, f"messages[{i}]: images are not supported by the swarm")
-        turns.append((role, _message_text(message.get("content"), i)))
-    if not any(role == "user" and text.strip() for role, text in turns):
+        text = _message_text(message.get("content"), i)
+        label = role.capitalize()
+        if role == "assistant" and message.get("tool_calls"):
+            text = "\n".join(
+                filter(None, [text, *_calls_text(message["tool_calls"], i, call_names)])
+            )
+        if role == "tool":
+            name = message.get("tool_name") or message.get("name")
+            name = name or call_names.get(str(message.get("tool_call_id")))
+            label = f"Tool ({name})" if isinstance(name, str) and name else "Tool"
+        turns.append((role, label, text))
+    if not any(role == "user" and text.strip() for role, _, text in turns):
         raise ApiError(400, "'messages' needs at least one non-empty user message")
     prompt = _transcript(turns)
     while limit is not None and len(prompt) > limit:
-        droppable = [i for i, (role, _) in enumerate(turns[:-1]) if role != "system"]
+        droppable = [i for i, (role, _, _) in enumerate(turns[:-1]) if role != "system"]
         if not droppable:
             break  # only the latest turn (and system rules) left: the caller reports 413
         del turns[droppable[0]]
@@ -130,10 +165,28 @@ def render_chat(messages: Any, limit: int | None = None) -> str:
     return prompt
 
 
-def _transcript(turns: list[tuple[str, str]]) -> str:
+def _calls_text(calls: Any, index: int, names: dict[str, str]) -> list[str]:
+    """An assistant's earlier tool calls (either API's shape) as transcript lines."""
+    if not isinstance(calls, list):
+        raise ApiError(400, f"messages[{index}].tool_calls must be a list")
+    lines = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise ApiError(400, f"messages[{index}].tool_calls: each needs function.name")
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False, sort_keys=True)
+        if isinstance(call.get("id"), str):
+            names[call["id"]] = function["name"]
+        lines.append(f"[called {function['name']}({arguments})]")
+    return lines
+
+
+def _transcript(turns: list[tuple[str, str, str]]) -> str:
     if len(turns) == 1:
-        return turns[0][1]
-    lines = [f"{role.capitalize()}: {text}" for role, text in turns]
+        return turns[0][2]
+    lines = [f"{label}: {text}" for _, label, text in turns]
     return "\n\n".join([*lines, "Assistant:"])
 
 

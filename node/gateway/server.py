@@ -50,7 +50,10 @@ async def serve_swarm(
     check_exposure(host, config.token)
     # handler_cancellation: a client that hangs up cancels its handler and thereby its session.
     runner = web.AppRunner(
-        make_app(sessions, config), handler_cancellation=True, shutdown_timeout=2.0, access_log=None
+        make_app(sessions, config),
+        handler_cancellation=True,
+        shutdown_timeout=2.0,
+        access_log=None,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from protocol.generation import GenOptions
 from protocol.tally import DEFAULT_AGGREGATOR
 
 # Stages in which the leader has its participants (roles assigned): a streamed reply may commit
@@ -41,18 +42,49 @@ class SwarmResult:
     requested: int = 0  # providers asked for, and how many joined (issue 14)
     joined: int = 0
 
+    # The winner's response beyond its text (see protocol.messages.Response): tool calls,
+    # "stop"/"length", and its backend's token counts and model times (0 = not reported).
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    done_reason: str = "stop"
+    prompt_tokens: int = 0
+    eval_tokens: int = 0
+    prompt_ms: int = 0
+    eval_ms: int = 0
+
     def metadata(self) -> dict[str, Any]:
         """The session's metadata as the extra ``swarm`` field of a reply (JSON-able)."""
         data = asdict(self)
-        data.pop("text")
+        for shown_elsewhere in ("text", "tool_calls", "done_reason"):
+            data.pop(shown_elsewhere)
         return json.loads(json.dumps(data, default=str))
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What a request asks of the executors beyond the prompt (the advertisement's generation
+    fields, :mod:`protocol.generation`), already validated by the protocol's constructors."""
+
+    options: GenOptions = field(default_factory=GenOptions)
+    format: str | Mapping[str, Any] | None = None
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str = "auto"
+
+    def advertise_fields(self) -> dict[str, Any]:
+        """Keyword arguments for ``protocol.messages.Advertise``."""
+        return {
+            "options": self.options,
+            "format": self.format,
+            "tools": self.tools,
+            "tool_choice": self.tool_choice,
+        }
 
 
 class SwarmUnavailable(Exception):
     """The swarm could not answer: not enough providers, deadline passed, empty result.
 
     ``reason`` is the human sentence sent to the client; ``code`` a short machine word
-    (``not_enough_providers`` | ``deadline`` | ``empty_result`` | ``unavailable``).
+    (``not_enough_providers`` | ``deadline`` | ``empty_result`` | ``invalid_output`` |
+    ``unavailable``).
     """
 
     def __init__(self, reason: str, code: str = "unavailable") -> None:
@@ -76,6 +108,7 @@ class SwarmSessions(Protocol):
         timeout_s: float,
         aggregator: str,
         on_stage: StageCallback | None = None,
+        generation: Generation | None = None,
     ) -> SwarmResult:
         """Run one session to its result; raise :class:`SwarmUnavailable` when there is none."""
         ...
@@ -87,3 +120,5 @@ class SwarmSessions(Protocol):
 
 # Optional on a SwarmSessions: ``join_window_s(timeout_s) -> float``, how long a session of that
 # timeout waits for joins. Streamed replies hold their headers that long (see ``answer``).
+# ``capabilities() -> set[str]``: what the providers seen in presence can do (``tools``,
+# ``json``); without it the gateway does not refuse tools or formats up front.

@@ -72,6 +72,7 @@ class BootstrapRole:
                     "addrs": with_seen_at(p.addrs, p.peer_id, remote_ip),
                     "slots": p.slots,
                     "slots_used": p.slots_used,
+                    "capabilities": list(p.capabilities),
                 }
             )
         return {"peers": peers, "topics": self.topics_map()}

@@ -102,6 +102,7 @@ class NodeRuntime:
         self.backend = backend
         self.status = ""  # why this node takes no session role now ("" = it can)
         self.slot_use = SlotUse(0, 0)  # model slots offered / in use (set by the engine)
+        self.capabilities: tuple[str, ...] = ()  # what the model can do, announced in presence
         self.router = TopicRouter(self)
         self.directory = PeerDirectory(self)
         self.role_impl: Role | None = None
@@ -347,10 +348,19 @@ class NodeRuntime:
 
     # -- presence, bootmesh, peers (g): the peer directory ---------------------------------------
 
-    def set_presence(self, model: str = "", backend: str = "", status: str = "") -> None:
-        """Change what this node announces (model/backend, and ``status``: why it takes no
-        session role, "" when it can) and re-announce it (any side)."""
+    def set_presence(
+        self,
+        model: str = "",
+        backend: str = "",
+        status: str = "",
+        capabilities: tuple[str, ...] | None = None,
+    ) -> None:
+        """Change what this node announces (model/backend, ``status``: why it takes no session
+        role, "" when it can, and ``capabilities``: what its model can do, None = unchanged)
+        and re-announce it (any side)."""
         self.model, self.backend, self.status = model, backend, status
+        if capabilities is not None:
+            self.capabilities = tuple(capabilities)
         if self._host is not None and self.role_impl is not None:
             try:
                 self.bridge.start_soon(self.publish_presence)
@@ -367,7 +377,7 @@ class NodeRuntime:
 
     def note_peer(self, peer: str, **info: Any) -> None:
         """What the bootstrap's peer list says of ``peer`` (``PeerDirectory.note_peer``'s
-        keywords: name, role, model, backend, addrs, slots, slots_used)."""
+        keywords: name, role, model, backend, addrs, slots, slots_used, capabilities)."""
         self.directory.note_peer(peer, **info)
 
     def has_presence(self, peer: str) -> bool:

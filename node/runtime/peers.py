@@ -54,6 +54,7 @@ class PeerRecord:
     presence_seq: int = -1
     slots: int = 0  # model slots offered (presence); 0: none announced
     slots_used: int = 0
+    capabilities: tuple[str, ...] = ()  # from its presence (issue 17: tools, json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class PeerView:
     status: str = ""  # why it takes no session role now ("" = it can)
     slots: int = 0  # model slots it offers (its last presence), and how many are in use
     slots_used: int = 0
+    capabilities: tuple[str, ...] = ()
 
 
 class PeerDirectory:
@@ -113,6 +115,7 @@ class PeerDirectory:
             status=rt.status[:128],
             slots=rt.slot_use.total,
             slots_used=min(rt.slot_use.used, rt.slot_use.total),
+            capabilities=tuple(rt.capabilities)[:8],
         )
         try:
             await rt.publish_envelope(MESH_TOPIC, body)
@@ -156,6 +159,7 @@ class PeerDirectory:
                 "bad_addrs", sender, MESH_TOPIC, f"{dropped} unusable address(es) dropped"
             )
         rec.addrs = tuple(a.text() for a in addrs)
+        rec.capabilities = tuple(body.capabilities)
         if changed and sender in self._known:
             self._emit_peer_info(rec, "connected")
         role = self.rt.role_impl
@@ -174,6 +178,7 @@ class PeerDirectory:
         addrs: tuple[str, ...] = (),
         slots: int = 0,
         slots_used: int = 0,
+        capabilities: tuple[str, ...] = (),
     ) -> None:
         """What a third party (the bootstrap's peer list) says about a peer whose own presence
         we have not received; a presence from the peer itself always wins."""
@@ -194,6 +199,7 @@ class PeerDirectory:
         rec.name, rec.role, rec.model, rec.backend, rec.slots, rec.slots_used = new
         valid, _ = peer_addrs(addrs, peer)  # a third party's word: only the peer's own id
         rec.addrs = tuple(a.text() for a in valid) or rec.addrs
+        rec.capabilities = capabilities or rec.capabilities
         if changed and peer in self._known:
             self._emit_peer_info(rec, "connected")
 
@@ -262,6 +268,7 @@ class PeerDirectory:
                     status=rec.status,
                     slots=rec.slots,
                     slots_used=rec.slots_used,
+                    capabilities=rec.capabilities,
                 )
             )
         return out

@@ -154,8 +154,10 @@ class ProviderRole:
             slots = {k: entry.get(k, 0) for k in ("slots", "slots_used")}
             if not all(type(v) is int and 0 <= v <= MAX_SLOTS for v in slots.values()):
                 slots = {}
+            caps = entry.get("capabilities") or []
+            caps = tuple(c for c in caps if isinstance(c, str) and len(c) <= 32)[:8]
             if all(isinstance(v, str) and len(v) <= 128 for v in info.values()):
-                self.rt.note_peer(peer, addrs=tuple(addrs), **info, **slots)
+                self.rt.note_peer(peer, addrs=tuple(addrs), capabilities=caps, **info, **slots)
             self._maybe_dial(peer, addrs)
 
     # -- dialing learned peers (bounded) --------------------------------------------------------

@@ -16,6 +16,8 @@ Each effect type has its own ``case`` in :meth:`SessionDriver.apply`.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 import time
@@ -28,7 +30,7 @@ from node import events as ev
 from node.sessions.live import LiveSession, NetOp
 from node.sessions.ports import SessionHost, mono_ms
 from node.sessions.transcript import Transcript
-from node.sessions.views import result_event, short_of, snapshot_event
+from node.sessions.views import result_event, short_of, snapshot_event, winner_answer
 from node.slm.base import SLMError
 from protocol.effects import (
     Aborted,
@@ -237,11 +239,17 @@ class SessionDriver:
     async def _generate(self, live: LiveSession, eff: Generate) -> None:
         assert self.backend is not None
         started = time.perf_counter()
-        params = dict(eff.params) or None
+        params = {**eff.params, **eff.options.as_params()} or None
+        generate = functools.partial(
+            self.backend.generate,
+            format=eff.format,
+            tools=eff.tools,
+            tool_choice=eff.tool_choice,
+        )
         try:
             with trio.fail_after(max(0.001, (eff.deadline_ms - mono_ms()) / 1000)):
                 async with self.model_slots:
-                    gen = await self.runtime.run_asyncio(self.backend.generate, eff.prompt, params)
+                    gen = await self.runtime.run_asyncio(generate, eff.prompt, params)
         except trio.TooSlowError:
             effects = live.machine.generation_failed("deadline passed", mono_ms())
         except SLMError as exc:
@@ -252,7 +260,9 @@ class SessionDriver:
             effects = live.machine.generation_failed(f"{type(exc).__name__}: {exc}", mono_ms())
         else:
             gen_ms = int((time.perf_counter() - started) * 1000)
-            effects = live.machine.generation_done(gen.text, gen.model, gen_ms, mono_ms())
+            effects = live.machine.generation_done(
+                gen.text, gen.model, gen_ms, mono_ms(), **gen.response_fields()
+            )
         self.apply(live, effects)
 
     async def _judge(self, live: LiveSession, eff: Judge) -> None:
@@ -289,10 +299,19 @@ class SessionDriver:
             self.transcript.session(live)
 
     def _finish(self, live: LiveSession, result: Result | None, reason: str = "") -> None:
-        snap = live.machine.snapshot()
+        machine = live.machine
         evt = result_event(
-            snap, result, _timings(live), reason, requested=live.machine.advertise.wanted
+            machine.snapshot(), result, _timings(live), reason, requested=machine.advertise.wanted
         )
+        # the leader holds every counted response (signed envelopes); the gateway wants the winner's
+        responses = getattr(machine, "responses", {})
+        answers = {ex: env.body for ex, env in responses.items()}
+        evt = dataclasses.replace(evt, answer=winner_answer(answers, result))
+        if machine.invalid:  # answers dropped for breaking the requested format/tools
+            invalid = {peer_id_to_str(p): why for p, why in machine.invalid.items()}
+            evt = dataclasses.replace(
+                evt, missing=dataclasses.replace(evt.missing, invalid=invalid)
+            )
         live.result_event = evt
         self.runtime.emit(evt)
         if reason:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -32,14 +33,14 @@ from node import events as ev
 from node.commands import CommandError
 from node.sessions.commands import register_session_commands
 from node.sessions.driver import SessionDriver
-from node.sessions.live import FailureCode, LiveSession, SessionFailed, StageCallback
+from node.sessions.live import FailureCode, LiveSession, SessionFailed, StageCallback, pipe_outcome
 from node.sessions.options import SessionOptions
 from node.sessions.ports import ReputationSource, SessionHost, mono_ms
 from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots
 from node.sessions.transcript import Transcript
 from node.sessions.views import format_result, format_roles
-from protocol.admission import join_refusal, session_ms
-from protocol.effects import AbortCause, Stage
+from protocol.admission import join_refusal, lacking_capabilities, session_ms
+from protocol.effects import Stage
 from protocol.envelope import validate_task
 from protocol.errors import ProtocolError, StateError
 from protocol.identity import peer_id_to_str, short_id
@@ -161,10 +162,17 @@ class SessionEngine:
                 join_refusal(adv, with_leader=0, free_slots=1, policy=self.options.join_policy),
             )
             return
+        lacking = lacking_capabilities(adv, self._capabilities())
+        if lacking:
+            logger.info("not joining %s: this model does not support %s", env.task, lacking)
+            return
         # Remembered first, then joined as slots allow: one path, round-robin per leader, so a
         # leader that advertises a lot cannot crowd the others out (protocol/capacity.py).
         self.slots.remember(env, mono_ms() + adv.join_ms)
         self._fill_slots()
+
+    def _capabilities(self) -> tuple[str, ...]:
+        return tuple(getattr(self.backend, "capabilities", ()) or ())
 
     def _fill_slots(self) -> None:
         """Join remembered adverts while a slot is free (and --max-sessions allows)."""
@@ -209,6 +217,7 @@ class SessionEngine:
             backend=self.backend.backend,
             grace_ms=self.options.grace_ms,
             batch_scores=self.options.batch_scores,
+            capabilities=self._capabilities(),
         )
         live = self._new_live(env.task, machine, is_leader=False)
         self.transcript.session(live)
@@ -243,12 +252,15 @@ class SessionEngine:
         options: SessionOptions | None = None,
         on_stage: StageCallback | None = None,
         auto_finalize: bool = True,
+        generation: Mapping[str, Any] | None = None,
     ) -> LiveSession:
         """Trio side: advertise a new session as its leader and start driving it.
 
         ``wanted`` >= 2 assigns roles as soon as that many joined (``pipe``); otherwise the
         operator's ``ack`` or the join deadline does. ``auto_finalize=False`` (the manual
         ``adv`` flow) waits for ``finalize`` or the verify deadline once every score is in.
+        ``generation``: Advertise generation fields (``options``, ``format``, ``tools``,
+        ``tool_choice``; see :mod:`protocol.generation`).
         """
         opts = options or self.options
         try:
@@ -260,6 +272,7 @@ class SessionEngine:
                 exec_ms=opts.exec_ms,
                 verify_ms=opts.verify_ms,
                 aggregator=opts.aggregator,
+                **(generation or {}),
             )
         except ProtocolError as exc:
             raise CommandError(f"cannot advertise: {exc.message}") from None
@@ -348,6 +361,7 @@ class SessionEngine:
         aggregator: str | None = None,
         task: str | None = None,
         on_stage: StageCallback | None = None,
+        generation: Mapping[str, Any] | None = None,
     ) -> ev.Result:
         """Asyncio side: one whole session as leader; the ``result`` event, or SessionFailed.
 
@@ -364,7 +378,7 @@ class SessionEngine:
             opts = replace(opts, aggregator=aggregator)
         task = task or new_task_id()
         return await self.runtime.call(
-            self._pipe_trio, task, prompt, providers, opts, timeout_s, on_stage
+            self._pipe_trio, task, prompt, providers, opts, timeout_s, on_stage, generation
         )
 
     async def _pipe_trio(
@@ -375,10 +389,11 @@ class SessionEngine:
         opts: SessionOptions,
         timeout_s: float,
         on_stage: StageCallback | None,
+        gen: Mapping[str, Any] | None = None,  # Advertise generation fields
     ) -> ev.Result:
         try:
             live = await self.start_leader(
-                task, prompt, wanted=providers, options=opts, on_stage=on_stage
+                task, prompt, wanted=providers, options=opts, on_stage=on_stage, generation=gen
             )
         except CommandError as exc:
             raise SessionFailed(str(exc), FailureCode.BAD_INPUT, task) from None
@@ -393,20 +408,7 @@ class SessionEngine:
                 why = "timeout" if scope.cancelled_caught else "stopped"
                 effects = live.machine.abort(mono_ms(), f"the leader gave up ({why})")
                 self._driver.apply(live, effects)
-        if scope.cancelled_caught and live.result_event is None:
-            raise SessionFailed(
-                f"session {task} passed its {timeout_s:g}s timeout", FailureCode.DEADLINE, task
-            )
-        evt = live.result_event
-        if evt is None or evt.winner is None:
-            reason = live.abort_reason or "no executor could be ranked"
-            code = (
-                FailureCode.NOT_ENOUGH_PROVIDERS
-                if live.abort_cause == AbortCause.NOT_ENOUGH_PARTICIPANTS
-                else FailureCode.EMPTY_RESULT
-            )
-            raise SessionFailed(f"session {task}: {reason}", code, task)
-        return evt
+        return pipe_outcome(live, task, scope.cancelled_caught, timeout_s)
 
     def provider_models(self) -> dict[str, str]:
         """peer id (base58) -> model, for every provider seen in presence (for the gateway)."""

@@ -28,6 +28,7 @@ class FailureCode(StrEnum):
     ABORTED = "aborted"
     UNAVAILABLE = "unavailable"
     BAD_INPUT = "bad_input"
+    INVALID_OUTPUT = "invalid_output"  # every answer broke the requested format/tools
 
 
 class SessionFailed(Exception):
@@ -39,6 +40,23 @@ class SessionFailed(Exception):
         self.reason = reason
         self.code = code
         self.task = task
+
+
+def pipe_outcome(live: LiveSession, task: str, timed_out: bool, timeout_s: float) -> ev.Result:
+    """A pipe session that ended: its ``result`` event, or the :class:`SessionFailed` saying why."""
+    if timed_out and live.result_event is None:
+        raise SessionFailed(
+            f"session {task} passed its {timeout_s:g}s timeout", FailureCode.DEADLINE, task
+        )
+    evt = live.result_event
+    if evt is None or evt.winner is None:
+        reason = live.abort_reason or "no executor could be ranked"
+        code = {
+            AbortCause.NOT_ENOUGH_PARTICIPANTS: FailureCode.NOT_ENOUGH_PROVIDERS,
+            AbortCause.INVALID_ANSWERS: FailureCode.INVALID_OUTPUT,  # all broke the format asked
+        }.get(live.abort_cause, FailureCode.EMPTY_RESULT)  # type: ignore[arg-type]
+        raise SessionFailed(f"session {task}: {reason}", code, task)
+    return evt
 
 
 @dataclass

@@ -9,7 +9,7 @@ event needs only the winning text on top. Deadlines leave the monotonic clock he
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from node import events as ev
 from node.sessions.ports import to_wall_ms
@@ -17,7 +17,7 @@ from protocol.identity import short_id
 
 if TYPE_CHECKING:
     from protocol.effects import SessionSnapshot, SnapshotDict
-    from protocol.messages import Result
+    from protocol.messages import Response, Result
 
 
 def _missing(d: SnapshotDict, has_result: bool) -> ev.Missing:
@@ -97,6 +97,16 @@ def result_event(
         requested=requested,
         joined=len(snap.joined),
     )
+
+
+def winner_answer(responses: Mapping[bytes, Response], result: Result | None) -> dict[str, Any]:
+    """The winning Response's fields beyond its text, for the gateway (``ev.Result.answer``)."""
+    response = responses.get(result.winner) if result and result.winner else None
+    if response is None:
+        return {}
+    wire = response.to_wire()
+    wire.pop("text")
+    return wire
 
 
 def format_result(evt: ev.Result | None) -> str:

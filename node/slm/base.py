@@ -14,7 +14,7 @@ import logging
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -68,10 +68,24 @@ class GenParams:
     num_predict: int | None = None
     top_p: float | None = None
     top_k: int | None = None
+    stop: tuple[str, ...] | None = None
 
-    KNOWN: ClassVar[tuple[str, ...]] = ("temperature", "seed", "num_predict", "top_p", "top_k")
+    KNOWN: ClassVar[tuple[str, ...]] = (
+        "temperature",
+        "seed",
+        "num_predict",
+        "top_p",
+        "top_k",
+        "stop",
+    )
 
     def __post_init__(self) -> None:
+        if self.stop is not None:
+            if not isinstance(self.stop, list | tuple) or not all(
+                isinstance(s, str) and s for s in self.stop
+            ):
+                raise ValueError("stop must be a list of non-empty strings")
+            object.__setattr__(self, "stop", tuple(self.stop))
         _check_float("temperature", self.temperature, 0.0, 5.0)
         _check_int("seed", self.seed, -(2**63), 2**63 - 1)
         _check_int("num_predict", self.num_predict, 1, 1_000_000)
@@ -98,7 +112,10 @@ class GenParams:
 
     def to_options(self) -> dict[str, Any]:
         """The subset that is set, as an Ollama ``options`` dict."""
-        return {k: getattr(self, k) for k in self.KNOWN if getattr(self, k) is not None}
+        out = {k: getattr(self, k) for k in self.KNOWN if getattr(self, k) is not None}
+        if "stop" in out:
+            out["stop"] = list(out["stop"])
+        return out
 
 
 def _check_float(name: str, value: object, lo: float, hi: float) -> None:
@@ -128,11 +145,31 @@ def coerce_params(params: GenParams | Mapping[str, Any] | None) -> GenParams:
 class Generation:
     """One answer. ``timings`` holds wall-clock and (for Ollama) server-reported figures:
     ``wall_ms`` always; ``total_ms``, ``load_ms``, ``prompt_eval_ms``, ``eval_ms``,
-    ``eval_count`` when the server reports them."""
+    ``eval_count`` when the server reports them.
+
+    ``tool_calls`` (``{"name", "arguments"}`` each) when the model called tools;
+    ``done_reason`` ``"length"`` when ``num_predict`` cut the text; token counts as the model
+    reported them (0: not reported).
+    """
 
     text: str
     model: str
     timings: dict[str, float] = field(default_factory=dict)
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    done_reason: str = "stop"
+    prompt_tokens: int = 0
+    eval_tokens: int = 0
+
+    def response_fields(self) -> dict[str, Any]:
+        """The protocol ``Response`` generation fields (see ``ParticipantSession.generation_done``)."""
+        return {
+            "tool_calls": self.tool_calls,
+            "done_reason": self.done_reason,
+            "prompt_tokens": self.prompt_tokens,
+            "eval_tokens": self.eval_tokens,
+            "prompt_ms": int(self.timings.get("prompt_eval_ms", 0)),
+            "eval_ms": int(self.timings.get("eval_ms", 0)),
+        }
 
     @property
     def simulated(self) -> bool:
@@ -196,6 +233,9 @@ class Backend(ABC):
 
     backend: ClassVar[BackendKind]
     simulated: ClassVar[bool]
+    # What this model can do beyond plain text (``protocol.generation.CAPABILITIES``); announced
+    # in presence and join, so leaders only get providers that can serve their request.
+    capabilities: tuple[str, ...] = ("completion", "json")
 
     def __init__(self, *, name: str, model: str, timeout_gen: float, timeout_judge: float) -> None:
         if timeout_gen <= 0 or timeout_judge <= 0:
@@ -211,9 +251,17 @@ class Backend(ABC):
 
     @abstractmethod
     async def generate(
-        self, prompt: str, params: GenParams | Mapping[str, Any] | None = None
+        self,
+        prompt: str,
+        params: GenParams | Mapping[str, Any] | None = None,
+        *,
+        format: str | Mapping[str, Any] | None = None,
+        tools: Sequence[Mapping[str, Any]] = (),
+        tool_choice: str = "auto",
     ) -> Generation:
-        """Answer ``prompt`` in plain text. Raises :class:`SLMError`."""
+        """Answer ``prompt``: plain text, JSON when ``format`` is ``"json"`` or a schema, or tool
+        calls when ``tools`` are offered (``tool_choice``: ``"auto"``, ``"required"`` or a
+        tool's name). Raises :class:`SLMError`."""
 
     @abstractmethod
     def generate_stream(

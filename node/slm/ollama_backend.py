@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -87,6 +87,8 @@ class OllamaBackend(Backend):
         self.system_prompt = system_prompt
         self.server_version: str | None = None
         self._client: ollama.AsyncClient | None = None
+        # Until check() asked the server: JSON output works on every model, tools may not.
+        self.capabilities = ("completion", "json")
 
     # --- plumbing ---------------------------------------------------------------------------------
 
@@ -197,6 +199,8 @@ class OllamaBackend(Backend):
             available = {m.model for m in listing.models if m.model}
             if not _model_available(self.model, available):
                 raise self._model_missing()
+            shown = await self.client.show(self.model)
+            self.capabilities = _capabilities(shown)
 
         bound = self.connect_timeout + 5.0
         try:
@@ -213,27 +217,52 @@ class OllamaBackend(Backend):
         log.info("ollama %s at %s serves %s", self.server_version, self.host, self.model)
 
     async def generate(
-        self, prompt: str, params: GenParams | Mapping[str, Any] | None = None
+        self,
+        prompt: str,
+        params: GenParams | Mapping[str, Any] | None = None,
+        *,
+        format: str | Mapping[str, Any] | None = None,
+        tools: Sequence[Mapping[str, Any]] = (),
+        tool_choice: str = "auto",
     ) -> Generation:
         check_prompt(prompt)
         options = self._options(params)
+        messages = self._chat_messages(prompt)
+        if tools and tool_choice != "auto":
+            # Ollama has no tool_choice: say it, the leader drops answers that ignore it.
+            must = "one of the tools" if tool_choice == "required" else f"the tool {tool_choice}"
+            messages[0] = {**messages[0], "content": f"{self.system_prompt} You must call {must}."}
         started = time.perf_counter()
         response = await self._bounded(
             "answer",
             self.timeout_gen,
             lambda: self.client.chat(
                 model=self.model,
-                messages=self._chat_messages(prompt),
+                messages=messages,
                 options=options,
+                format=format,
+                tools=list(tools) or None,
                 keep_alive=self.keep_alive,
                 stream=False,
             ),
         )
         timings = _timings(response, started)
         text = (response.message.content or "").strip()
-        if not text:
+        calls = tuple(
+            {"name": call.function.name, "arguments": dict(call.function.arguments or {})}
+            for call in response.message.tool_calls or ()
+        )
+        if not text and not calls:
             log.warning("model %s returned an empty answer", self.model)
-        return Generation(text=text, model=self.model, timings=timings)
+        return Generation(
+            text=text,
+            model=self.model,
+            timings=timings,
+            tool_calls=calls,
+            done_reason="length" if response.done_reason == "length" else "stop",
+            prompt_tokens=response.prompt_eval_count or 0,
+            eval_tokens=response.eval_count or 0,
+        )
 
     async def generate_stream(
         self, prompt: str, params: GenParams | Mapping[str, Any] | None = None
@@ -321,6 +350,14 @@ class OllamaBackend(Backend):
 def _model_available(model: str, available: set[str]) -> bool:
     # Ollama lists "qwen2.5:latest" for a model pulled as "qwen2.5".
     return model in available or (":" not in model and f"{model}:latest" in available)
+
+
+def _capabilities(shown: Any) -> tuple[str, ...]:
+    """What the model can do, from ``/api/show``: its ``capabilities`` (Ollama >= 0.6), else
+    whether its template renders tools (older servers)."""
+    reported = list(getattr(shown, "capabilities", None) or [])
+    tools = "tools" in reported or ".Tools" in (getattr(shown, "template", None) or "")
+    return ("completion", "json", "tools") if tools else ("completion", "json")
 
 
 def _timings(response: Any, started: float) -> dict[str, float]:

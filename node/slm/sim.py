@@ -47,7 +47,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -70,6 +70,7 @@ from node.slm.base import (
     sim_label,
     strip_sim_label,
 )
+from node.slm.shaping import answer_as_asked, tool_call_correct
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,9 @@ def is_correct(prompt: str, text: str) -> bool | None:
     """Whether ``text`` answers ``prompt`` correctly: ``None`` when unknown (neither a bank question
     nor a simulated open answer). A bank answer is correct when it contains an accepted phrase and
     none of the known wrong ones."""
+    called = tool_call_correct(prompt, text)
+    if called is not None:
+        return called  # a tool call: right when it picked the tool the conversation needs
     body = strip_label(text)
     question = question_for(prompt)
     if question is None:
@@ -245,6 +249,8 @@ class SimBackend(Backend):
 
     backend = "sim"
     simulated = True
+    # Simulated, labelled: JSON that fits the schema, plausible tool calls (see node.slm.shaping).
+    capabilities = ("completion", "json", "tools")
     PROFILES: ClassVar[tuple[str, ...]] = tuple(PROFILE_P)
 
     def __init__(
@@ -323,19 +329,25 @@ class SimBackend(Backend):
             raise SLMError(f"simulated model {self.model} failed (faulty profile)")
 
     async def generate(
-        self, prompt: str, params: GenParams | Mapping[str, Any] | None = None
+        self,
+        prompt: str,
+        params: GenParams | Mapping[str, Any] | None = None,
+        *,
+        format: str | Mapping[str, Any] | None = None,
+        tools: Sequence[Mapping[str, Any]] = (),
+        tool_choice: str = "auto",
     ) -> Generation:
         check_prompt(prompt)
-        coerce_params(params)  # same validation as the real backend
+        options = coerce_params(params)  # same validation as the real backend
         started = time.perf_counter()
         await self._model_time(self.gen_ms, self.timeout_gen, "answer")
         self._fail_if_faulty()
         wall_ms = round((time.perf_counter() - started) * 1000, 1)
-        return Generation(
-            text=self.answer_text(prompt),
-            model=self.model,
-            timings={"wall_ms": wall_ms, "sim_ms": self.gen_ms},
-        )
+        timings = {"wall_ms": wall_ms, "sim_ms": self.gen_ms}
+        rng, text = _rng(self.seed, self.name, "tool", prompt), self.answer_text(prompt)
+        asked = (format, tools, tool_choice)
+        out = answer_as_asked(prompt, text, self.label, options, asked, rng.random() < self.p, rng)
+        return Generation(model=self.model, timings=timings, **out)
 
     async def generate_stream(
         self, prompt: str, params: GenParams | Mapping[str, Any] | None = None
@@ -387,7 +399,9 @@ class SimBackend(Backend):
         rng = _rng(self.seed, self.name, "judge-eval", prompt, verdict.canonical)
         deems_right = verdict.correct if rng.random() < self.judge_q else not verdict.correct
         score = EVAL_SCORE_RIGHT if deems_right else EVAL_SCORE_WRONG
-        return Judgement(score, f"(simulated) deemed {'right' if deems_right else 'wrong'}", self.model)
+        return Judgement(
+            score, f"(simulated) deemed {'right' if deems_right else 'wrong'}", self.model
+        )
 
     async def judge(self, prompt: str, response: str) -> Judgement:
         check_prompt(prompt)

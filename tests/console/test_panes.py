@@ -105,6 +105,17 @@ async def test_peers_pane_shows_each_providers_slots_used_of_offered() -> None:
         )
 
 
+async def test_the_title_shows_this_nodes_gateway_queue() -> None:
+    app = make_app(ScriptedLink())
+    async with app.run_test(size=SIZE) as pilot:
+        app.feed(ready(), {"event": "gateway_queue", "running": 5, "waiting": 12, "capacity": 5})
+        await wait_for(
+            pilot,
+            lambda: "gateway 5/5 running, 12 queued" in app.sub_title,
+            what="the queue in the title",
+        )
+
+
 async def test_mesh_pane_toggles_local_and_bootstrap_views() -> None:
     app = make_app(ScriptedLink())
     async with app.run_test(size=SIZE) as pilot:

@@ -183,3 +183,11 @@ def test_an_aborted_session_row_says_aborted_and_the_scores_pane_says_why() -> N
     view = state.sessions["task-1"]
     assert stage_line(view).plain == "aborted"
     assert ScoresPane._winner_text(ScoresPane(), view).plain == "aborted: no executor responded"
+
+
+def test_the_gateway_queue_is_kept_for_the_title() -> None:
+    state = ConsoleState()
+    dirty = state.apply({"event": "gateway_queue", "running": 5, "waiting": 12, "capacity": 5})
+    assert "peers" in dirty and state.gateway_queue == (5, 12, 5)
+    state.apply({"event": "peer_info", "peer_id": "12D3KooWx", "slots": 4, "slots_used": 3})
+    assert (state.peers["12D3KooWx"].slots, state.peers["12D3KooWx"].slots_used) == (4, 3)

@@ -201,7 +201,12 @@ def test_result_event_without_a_result_is_empty_not_zero() -> None:
     evt = result_event(machine.snapshot(), None, {"total": 1.0}, "aborted")
     assert evt.winner is None and evt.score is None and evt.text == ""
     assert evt.missing == ev.Missing()
-    assert evt.to_dict()["missing"] == {"executors": [], "verifiers": [], "scores": {}}
+    assert evt.to_dict()["missing"] == {
+        "executors": [],
+        "verifiers": [],
+        "scores": {},
+        "invalid": {},
+    }
     assert ev.event_from_dict(evt.to_dict()) == evt, "the dict form round-trips, typed"
 
 

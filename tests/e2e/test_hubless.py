@@ -56,7 +56,7 @@ def test_a_session_runs_over_the_direct_links_once_the_hub_is_gone(tmp_path: Pat
         )
         executors, verifiers = assert_full_matrix(result)  # every score arrived
         assert set(executors + verifiers) == {mid.peer_id, high.peer_id}  # high: two hops away
-        assert result["missing"] == {"executors": [], "verifiers": [], "scores": {}}
+        assert result["missing"] == {"executors": [], "verifiers": [], "scores": {}, "invalid": {}}
         # and the far end got the leader's result back over the chain
         high.wait_for(lambda e: e.get("event") == "result" and e.get("task") == result["task"], 30)
 

@@ -37,7 +37,7 @@ def test_pipe_3_gives_a_winner_with_a_full_matrix_and_audits(swarm4: Swarm, tmp_
     assert len(executors) + len(verifiers) == 3
     assert result["text"].strip() and result["aggregator"] == "robust"  # the default
     assert (result["requested"], result["joined"]) == (3, 3)
-    assert result["missing"] == {"executors": [], "verifiers": [], "scores": {}}
+    assert result["missing"] == {"executors": [], "verifiers": [], "scores": {}, "invalid": {}}
     assert {"join", "execute", "verify", "total"} <= set(result["timings"])
     winner_avg = result["averages"][result["winner"]]
     assert result["score"] == pytest.approx(winner_avg)

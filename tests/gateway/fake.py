@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from node.gateway import StageCallback, SwarmResult, SwarmUnavailable
+from node.gateway.swarm import Generation
+from node.slm.shaping import apply_stop, cut_tokens, json_answer, tool_call
 
 WINNER = "12D3KooWFakeWinnerPeer1111111111111111111111111111"
 LOSER = "12D3KooWFakeLoserPeer22222222222222222222222222222"
@@ -31,6 +33,7 @@ class Call:
     timeout_s: float
     aggregator: str
     task: str
+    generation: Generation | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
@@ -47,6 +50,9 @@ class FakeSwarm:
         self.hold: asyncio.Event | None = None  # wait for this after "execute" before answering
         self.hang = False  # never answer (the gateway's own deadline must end the request)
         self.text: str | None = None  # fixed answer instead of answer_for(prompt)
+        # What the providers "announce"; None: the fake cannot tell (no up-front refusals).
+        self.caps: set[str] | None = {"completion", "json", "tools"}
+        self.answer: dict | None = None  # winner's response fields, instead of shaping them
         self._ids = itertools.count(1)
         self.call_started = asyncio.Event()
         self._calls_changed = asyncio.Condition()
@@ -61,6 +67,11 @@ class FakeSwarm:
     def provider_models(self) -> Mapping[str, str]:
         return dict(self.models)
 
+    def capabilities(self) -> set[str]:
+        if self.caps is None:
+            raise AttributeError("capabilities unknown")
+        return set(self.caps)
+
     async def run(
         self,
         prompt: str,
@@ -69,8 +80,9 @@ class FakeSwarm:
         timeout_s: float,
         aggregator: str,
         on_stage: StageCallback | None = None,
+        generation: Generation | None = None,
     ) -> SwarmResult:
-        call = Call(prompt, providers, timeout_s, aggregator, task=f"task-{next(self._ids)}")
+        call = Call(prompt, providers, timeout_s, aggregator, f"task-{next(self._ids)}", generation)
         self.calls.append(call)
         async with self._calls_changed:
             self._calls_changed.notify_all()
@@ -90,20 +102,43 @@ class FakeSwarm:
                 raise self.fail_after_assign
             stage("verify")
             stage("finalize")
+            text = self.text if self.text is not None else answer_for(prompt)
+            answer = self.answer if self.answer is not None else _shape(text, prompt, generation)
             return SwarmResult(
                 task=call.task,
                 winner=WINNER,
                 score=0.87,
-                text=self.text if self.text is not None else answer_for(prompt),
+                text=answer.pop("text", text) if self.answer is None else text,
                 averages={WINNER: 0.87, LOSER: 0.41},
                 scores={WINNER: {VERIFIER: 0.87}, LOSER: {VERIFIER: 0.41}},
                 missing={},
                 timings={"join": 12.0, "execute": 30.0, "verify": 20.0},
                 models={WINNER: "llama3.2:1b", LOSER: "qwen2.5:1.5b"},
                 aggregator=aggregator,
+                **answer,
             )
         except asyncio.CancelledError:
             call.cancelled.set()
             raise
         finally:
             call.finished.set()
+
+
+def _shape(text: str, prompt: str, generation: Generation | None) -> dict:
+    """The winner's answer as an honest executor would give it for ``generation``: a tool call
+    when tools are offered, JSON when a format is asked, cut at stop and num_predict."""
+    if generation is None:
+        return {"text": text}
+    if generation.tools:
+        call = tool_call(prompt, generation.tools, generation.tool_choice, True, None)  # type: ignore[arg-type]
+        return {"text": "", "tool_calls": (call,), "prompt_tokens": 9, "eval_tokens": 4}
+    if generation.format is not None:
+        text = json_answer(generation.format, text)
+    text = apply_stop(text, generation.options.stop)
+    text, cut, tokens = cut_tokens(text, generation.options.num_predict)
+    return {
+        "text": text,
+        "done_reason": "length" if cut else "stop",
+        "prompt_tokens": len(prompt.split()),
+        "eval_tokens": tokens,
+    }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import ollama
 import openai
+import pytest
 
 from tests.gateway.conftest import Served
 from tests.gateway.fake import LOSER, WINNER, answer_for
@@ -72,19 +74,32 @@ async def test_ollama_chat_whole_and_streamed(served: Served) -> None:
 async def test_ollama_list_and_show(served: Served) -> None:
     client = ollama.AsyncClient(host=served.url)
     listing = await client.list()
-    names = [m.model for m in listing.models]
-    assert names[0] == "swarm"
-    assert set(names) == {"swarm", "qwen2.5:1.5b", "llama3.2:1b"}
+    # Only the swarm: providers' models are not names a request can use (issue 17), and every
+    # entry has a stable, non-empty digest.
+    assert [m.model for m in listing.models] == ["swarm"]
+    digest = listing.models[0].digest
+    assert digest and len(digest) == 64 and (await client.list()).models[0].digest == digest
+    async with httpx.AsyncClient() as http:
+        raw = (await http.get(f"{served.url}/api/tags")).json()["models"][0]["swarm"]
+    assert raw["provider_models"] == {"llama3.2:1b": 1, "qwen2.5:1.5b": 1}
     shown = await client.show("swarm")
     assert shown.modelinfo is not None and shown.modelinfo["general.architecture"] == "swarm"
     assert shown.details is not None and shown.details.family == "swarm"
 
 
-async def test_ollama_provider_model_names_are_swarm_aliases(served: Served) -> None:
+async def test_provider_model_names_are_not_served(served: Served) -> None:
+    # A request naming a provider's model would be answered by whichever providers join (any
+    # model): refused in both API shapes rather than answered under a misleading name.
     client = ollama.AsyncClient(host=served.url)
-    reply = await client.generate(model="qwen2.5:1.5b", prompt="alias?", stream=False)
-    assert reply.response == answer_for("alias?")
-    assert reply.model == "qwen2.5:1.5b"
+    with pytest.raises(ollama.ResponseError) as info:
+        await client.generate(model="qwen2.5:1.5b", prompt="alias?", stream=False)
+    assert info.value.status_code == 404 and "whole swarm session" in info.value.error
+    oai = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        await oai.chat.completions.create(
+            model="llama3.2:1b", messages=[{"role": "user", "content": "x"}]
+        )
+    assert not served.fake.calls
 
 
 async def test_sync_ollama_client_in_a_thread(served: Served) -> None:
@@ -135,7 +150,7 @@ async def test_openai_chat_streamed(served: Served) -> None:
 async def test_openai_models_list(served: Served) -> None:
     client = openai.AsyncOpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0)
     ids = [m.id async for m in client.models.list()]
-    assert ids[0] == "swarm" and "qwen2.5:1.5b" in ids
+    assert ids == ["swarm"]
     model = await client.models.retrieve("swarm")
     assert model.id == "swarm"
 

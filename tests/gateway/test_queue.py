@@ -110,3 +110,29 @@ async def test_sessions_at_once_follow_the_swarms_capacity(start) -> None:
         assert fake.asked and set(fake.asked) == {3}
         fake.hold.set()
         assert [r.status_code for r in await asyncio.gather(*replies)] == [200] * 5
+
+
+class _ReportingSwarm(FakeSwarm):
+    """A fake swarm that is told how the queue moves, as the node adapter is (for the console)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[tuple[int, int, int]] = []
+
+    def queue_changed(self, running: int, waiting: int, capacity: int) -> None:
+        self.reports.append((running, waiting, capacity))
+
+
+async def test_the_queue_reports_running_and_waiting_requests(start) -> None:
+    fake = _ReportingSwarm()
+    served: Served = await start(fake, max_in_flight=1)
+    fake.hold = asyncio.Event()
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
+        replies = [
+            asyncio.ensure_future(client.post("/api/generate", json=_request(f"q{i}")))
+            for i in range(3)
+        ]
+        await _until(lambda: (1, 2, 1) in fake.reports)
+        fake.hold.set()
+        assert [r.status_code for r in await asyncio.gather(*replies)] == [200] * 3
+    await _until(lambda: fake.reports[-1] == (0, 0, 1))

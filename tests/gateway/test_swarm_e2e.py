@@ -8,6 +8,7 @@ conditions with generous deadlines, never fixed sleeps.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSwarm]:
             lambda: _models_seen(gateway) >= live.provider_ids(), 60, "every provider's model"
         )
         assert _providers_listed(live), "every provider in the gateway's /api/tags"
+        # Presence carries the providers' capabilities (sim: tools, json).
+        assert _swarm_has_tools(live), "the sim providers' tool capability in /api/show"
         yield live
 
 
@@ -83,6 +86,11 @@ def _providers_listed(live: LiveSwarm) -> bool:
     models = httpx.get(f"{live.url}/api/tags", timeout=10).json()["models"]
     peers = {p for m in models for p in m.get("swarm", {}).get("providers", [])}
     return models[0]["name"] == "swarm" and peers >= live.provider_ids()
+
+
+def _swarm_has_tools(live: LiveSwarm) -> bool:
+    shown = httpx.post(f"{live.url}/api/show", json={"model": "swarm"}, timeout=10).json()
+    return "tools" in shown["capabilities"]
 
 
 def result_of(live: LiveSwarm, task: str) -> dict:
@@ -102,11 +110,57 @@ def check_metadata(live: LiveSwarm, swarm: dict, text: str) -> None:
     assert swarm["requested"] == PROVIDERS and swarm["joined"] >= 2
 
 
-def test_tags_and_show_list_swarm_and_provider_models(live: LiveSwarm) -> None:
+def test_tags_and_show_list_the_swarm_with_its_capabilities(live: LiveSwarm) -> None:
     client = ollama.Client(host=live.url)
-    names = [m.model for m in client.list().models]
-    assert names[0] == "swarm" and len(names) >= 2  # the sim providers' models follow
-    assert client.show("swarm").modelinfo["swarm.providers"] == PROVIDERS
+    listed = client.list().models
+    assert [m.model for m in listed] == ["swarm"] and len(listed[0].digest or "") == 64
+    shown = client.show("swarm")
+    assert shown.modelinfo["swarm.providers"] == PROVIDERS
+    assert shown.capabilities == ["completion", "tools"]
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+async def test_generation_fields_through_the_real_swarm(live: LiveSwarm) -> None:
+    """Issue 17 against real processes: the sim executors honour max_tokens, JSON and tools,
+    and the leader keeps only answers that fit."""
+    client = openai.AsyncOpenAI(base_url=f"{live.url}/v1", api_key="none", max_retries=0)
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    cut, as_json, called = await asyncio.gather(
+        client.chat.completions.create(model="swarm", messages=question, max_tokens=3),
+        client.chat.completions.create(
+            model="swarm", messages=question, response_format={"type": "json_object"}
+        ),
+        client.chat.completions.create(
+            model="swarm",
+            messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+            tools=[WEATHER],
+            tool_choice="required",
+        ),
+    )
+    assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens <= 3
+    assert cut.choices[0].message.content.startswith("[simulated sim/")
+    assert (cut.model_extra or {})["swarm"]["tokens"] == "reported"
+    assert "simulated" in json.loads(as_json.choices[0].message.content)["answer"]
+    (call,) = called.choices[0].message.tool_calls
+    assert called.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    event = result_of(live, (called.model_extra or {})["swarm"]["task"])
+    assert event["answer"]["tool_calls"] == [
+        {"name": "get_weather", "arguments": {"city": "Paris"}}
+    ]
 
 
 async def test_ollama_generate_whole_and_streamed(live: LiveSwarm) -> None:
@@ -160,7 +214,7 @@ async def test_openai_client_whole_streamed_and_models(live: LiveSwarm) -> None:
     check_metadata(live, final["swarm"], streamed)
 
     ids = [m.id async for m in client.models.list()]
-    assert ids[0] == "swarm"
+    assert ids == ["swarm"]
 
 
 async def test_five_concurrent_requests_get_distinct_sessions(live: LiveSwarm) -> None:
@@ -279,3 +333,35 @@ def test_client_disconnect_aborts_the_session(live: LiveSwarm) -> None:
         timeout=60,
     )
     assert reply.status_code == 200
+
+
+def test_answers_that_break_the_schema_are_dropped_and_counted(live: LiveSwarm) -> None:
+    """No executor can meet an impossible schema: the leader drops every answer (rejects it
+    as invalid_answer, counted) and the client gets 422 in its API's shape, not broken JSON."""
+    impossible = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": 5, "maximum": 1}},
+        "required": ["n"],
+    }
+    since = live.gateway.mark()
+    reply = httpx.post(
+        f"{live.url}/v1/chat/completions",
+        json={
+            "model": "swarm",
+            "messages": [{"role": "user", "content": "Pick n."}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "n", "schema": impossible},
+            },
+        },
+        timeout=60,
+    )
+    assert reply.status_code == 422, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "invalid_output" and "maximum" in error["message"]
+    rejected = live.gateway.wait_for(
+        lambda e: e["event"] == "rejected" and e["reason"] == "invalid_answer",
+        since=since,
+        what="the leader's invalid_answer reject",
+    )
+    assert rejected["count"] >= 1 and rejected["sender"] in live.provider_ids()

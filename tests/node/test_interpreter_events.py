@@ -85,6 +85,7 @@ def test_events_serialise_with_their_type_and_round_trip() -> None:
         ev.PeerJoined(peer_id="P", addr="127.0.0.1:1"),
         ev.PeerLeft(peer_id="P"),
         ev.PeerInfo(peer_id="P", model="m", backend="sim", rtt_ms=1.5, state="connected"),
+        ev.PeerInfo(peer_id="P", model="m", backend="sim", slots=4, slots_used=1),
         ev.Mesh(topics={"swarm/mesh": ["A", "B"]}),
         ev.Bootmesh(topics={"t": ["A"]}),
         ev.Message(topic="t", sender="A", kind="text", text="hi"),
@@ -96,6 +97,7 @@ def test_events_serialise_with_their_type_and_round_trip() -> None:
         ev.Session(task="t1", leader="L", role="leader", stage="execute"),
         ev.Result(task="t1", leader="L", winner="A", score=0.5, text="answer"),
         ev.Reputation(peers={"A": 0.42}),
+        ev.GatewayQueue(running=2, waiting=5, capacity=2),
     ]
     assert {e.event for e in samples} == set(ev.EVENT_TYPES)
     for e in samples:
