@@ -16,9 +16,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
+# Two pytest workers (pytest-xdist), one test file at a time each: most of the suite's wall time
+# is node processes starting and waiting on deadlines, so two files overlap well on two cores;
+# --dist loadfile keeps a module's shared swarm (module-scoped fixture) on one worker, started once.
+# `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 demo: $(STAMP)
 	$(BIN)/rnet up --providers 3

@@ -224,6 +224,10 @@ class LogView(ScrollView, can_focus=True):
         width = self.scrollable_content_region.width
         if width != self._width:
             self._layout(width)
+        else:
+            # Taller or shorter only: keep following the end (or the held entry). Lines added
+            # before the pane had its final height (a loaded machine) were scrolled for the old one.
+            self._update_size()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.app import App
+from textual.pilot import Pilot
 
 import console.session_view
 import console.state
-from console.app import make_app
+from console.app import REFRESH_INTERVAL_S, make_app
 from console.link import ScriptedLink
 from console.settings import Settings
 from tests.console.helpers import EXECUTORS, PEERS, ready, result, session, wait_for
@@ -83,6 +85,26 @@ def script() -> list[dict]:
     return events
 
 
+async def settled_screenshot(pilot: Pilot, app: App, timeout: float = 15.0) -> str:
+    """The screen once painting is done: the same picture twice in a row.
+
+    A fixed pause was not enough on a loaded machine (the last layout, with its scrollbar, came
+    later). Each round outlasts the console's repaint interval (a pending repaint timer fires
+    first) and then lets the app go idle, so two equal exports mean nothing was left to draw.
+    """
+    deadline = time.monotonic() + timeout
+    previous = None
+    while True:
+        await pilot.pause(3 * REFRESH_INTERVAL_S)
+        await pilot.pause()
+        svg = app.export_screenshot(title="rnet console")
+        if svg == previous:
+            return svg
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the screen was still changing after {timeout}s")
+        previous = svg
+
+
 @pytest.mark.parametrize("theme", ["rnet-dark", "rnet-light"])
 async def test_main_screen_snapshot(frozen: None, theme: str, tmp_path: Path) -> None:
     app = make_app(
@@ -97,8 +119,7 @@ async def test_main_screen_snapshot(frozen: None, theme: str, tmp_path: Path) ->
         app.selected_task = "task-1"  # show the finished one
         await wait_for(pilot, lambda: app.scores_pane.matrix.row_count == 2)
         assert str(app.scores_pane.matrix.get_row(EXECUTORS[0])[0]).startswith("★")
-        await pilot.pause(0.2)
-        svg = app.export_screenshot(title="rnet console")
+        svg = await settled_screenshot(pilot, app)
     expected = SNAPSHOTS / f"main-{theme}.svg"
     if os.environ.get("RNET_UPDATE_SNAPSHOTS") or not expected.exists():
         expected.write_text(svg, encoding="utf-8")
