@@ -65,6 +65,7 @@ class Swarm:
     canary_rate: float = 0.0
     score_of: Callable[[bytes, bytes], float] = lambda ex, ver: (ex[-1] % 90) / 100
     canary_score: Callable[[bytes], float] = lambda ver: 0.05
+    answer_of: Callable[[bytes], str] = lambda node: f"answer of {node[-3:].hex()}"
 
     def __post_init__(self) -> None:
         self.now = 0
@@ -169,9 +170,7 @@ class Swarm:
             if fail:
                 out = session.generation_failed("boom", self.now)
             else:
-                out = session.generation_done(
-                    f"answer of {item.node[-3:].hex()}", "sim", 5, self.now
-                )
+                out = session.generation_done(self.answer_of(item.node), "sim", 5, self.now)
         elif fail:
             out = session.judgement_failed(effect.label, "judge down", self.now)
         else:

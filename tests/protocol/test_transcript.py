@@ -231,3 +231,34 @@ def test_anything_else_is_not_a_bundle(data: bytes) -> None:
 
     with pytest.raises(ProtocolError):
         read_bundle(data)
+
+
+def test_an_answer_dropped_for_its_format_is_a_note_and_counting_one_fails() -> None:
+    """Issue 17 in the audit: the leader drops an answer that breaks the requested format (a
+    note, the session is sound); a result that counts such an answer is a problem."""
+    adv = dataclasses.replace(ADV, format="json")
+    answers = iter(['{"sum": 4}', *["four"] * 8])  # the first answer fits, the others do not
+    s = Swarm(
+        providers=4, auto_assign_at=4, advertise=adv, seed=3, answer_of=lambda n: next(answers)
+    )
+    s.run_to_end()
+    result = s.leader.result
+    assert s.leader.stage == Stage.DONE and result is not None and s.leader.invalid
+    dropped = next(iter(s.leader.invalid))
+    for node in (s.leader_id, dropped):  # the leader never stored it; its author did
+        report = verify_transcript(s.stored[node])
+        assert report.ok, report.problems
+    assert any("dropped" in n and "not valid JSON" in n for n in report.notes), report.notes
+    # a leader that counts the broken answer (its signed response digest in the commitments)
+    (env,) = [e for e in opened(s.stored[dropped]) if e.kind == "response"]
+    assert result.commits is not None
+    c = result.commits
+    commits = dataclasses.replace(
+        c,
+        responses={**c.responses, dropped: env.digest},
+        items={**c.items, s.leader.labels[dropped]: bytes(32)},
+    )
+    forged = dataclasses.replace(result, commits=commits)
+    raws = [r for r in s.stored[dropped] if open_envelope(r).kind != "result"]
+    report = verify_transcript([*raws, resign(s, forged)])
+    assert any("was counted: not valid JSON" in p for p in report.problems), report.problems
