@@ -84,7 +84,9 @@ the per-kind handlers then apply the role rules:
 
 * only the advertiser assigns, forwards items, reveals, finalizes or aborts (``not_leader``);
 * only assigned executors respond, once, before the execute deadline
-  (``not_executor`` / ``duplicate`` / ``late``);
+  (``not_executor`` / ``duplicate`` / ``late``); a response that breaks the advertised format or
+  tools (:func:`protocol.structured.answer_problem`) is dropped (``invalid_answer``): settled,
+  missing, never forwarded; the item of a kept one carries ``judged_answer`` (text + tool calls);
 * only assigned verifiers score, once per label they were sent, before the verify deadline
   (``not_verifier`` / ``unknown_label`` / ``duplicate`` / ``late``); roles are disjoint, so no
   one judges their own answer;
@@ -138,9 +140,9 @@ so ``next_deadline()`` is never ``None`` while a session is live: nothing waits 
 Leader, stage by stage: ADVERTISE collects joins (re-announcing while short); EXECUTE collects
 responses and forwards items (scores may overtake: a verifier judges an item as soon as it has
 it). When every executor responded, or at the execute deadline, VERIFY (no response at all ->
-abort). When every item has a score or failure report from every verifier, FINALIZE: with
-``auto_finalize`` the reveal and the result go out at once, else at ``finalize`` or the verify
-deadline, whichever comes first. The verify deadline always finalizes.
+abort; only dropped answers -> abort ``invalid_answers``). When every item has a score or
+failure report from every verifier, FINALIZE: with ``auto_finalize`` the reveal and the result go
+out at once, else at ``finalize`` or the verify deadline, whichever comes first. The verify deadline always finalizes.
 
 Participant: joins, waits for ``assign`` (items that overtake it are held), then an executor
 generates once and a verifier judges every item the moment it arrives (one ``Judge`` effect per
