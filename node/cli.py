@@ -19,12 +19,16 @@ HEADLESS_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bootstrap": ("node.cmd_bootstrap", "run the bootstrap node (fixed address, tracks the mesh)"),
     "node": ("node.cmd_node", "run a provider node"),
     "pipe": ("node.cmd_pipe", "run one swarm session as leader, print the result and exit"),
-    "eval": ("node.evaluate.command", "does the swarm beat one model? questions with known answers"),
+    "eval": (
+        "node.evaluate.command",
+        "does the swarm beat one model? questions with known answers",
+    ),
     "slm": ("node.cmd_slm", "ask this node's model one prompt and print the answer"),
     "serve": ("node.cmd_serve", "serve the swarm as an Ollama/OpenAI-compatible HTTP endpoint"),
     "sessions": ("node.cmd_audit", "list the sessions stored in a node's data dir"),
     "audit": ("node.cmd_audit", "re-verify a stored session's signatures and recompute its tally"),
     "keygen": ("node.keys", "print a new BOOTSTRAP_KEY and the matching BOOTSTRAP_NODE"),
+    "member": ("node.cmd_member", "add, list or remove the members of a closed swarm"),
 }
 
 DESCRIPTION = (

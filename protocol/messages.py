@@ -78,6 +78,7 @@ MAX_MESH_TOPICS = 256
 MAX_MESH_PEERS = 1_024
 MAX_TOPIC_CHARS = 128
 MAX_SLOTS = 256  # model slots one provider may announce
+MAX_CERT_BYTES = 512  # a membership certificate (protocol.membership)
 MAX_STAGE_MS = 3_600_000  # one hour: any longer is a typo, not a deadline
 MAX_GEN_MS = 24 * 3_600_000
 
@@ -523,9 +524,28 @@ class Presence(_Body):
     slots: int = 0
     slots_used: int = 0
     capabilities: tuple[str, ...] = ()  # issue 17: what the backend can do (tools, json)
+    # a membership certificate from the bootstrap (protocol.membership), b"" in an open swarm
+    cert: bytes = b""
+
+    def to_wire(self) -> dict[str, Any]:
+        # without a certificate the wire form is the one nodes before closed swarms send
+        wire = _Body.to_wire(self)
+        if not self.cert:
+            del wire["cert"]
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: object) -> Any:
+        if isinstance(data, Mapping) and "cert" not in data:
+            data = {**data, "cert": b""}
+        return cls(**_wire_fields(cls, data))
 
     def __post_init__(self) -> None:
         _set(self, "capabilities", check_capabilities(self.capabilities))
+        if not isinstance(self.cert, bytes):
+            raise _type_error("cert", "bytes", self.cert)
+        if len(self.cert) > MAX_CERT_BYTES:
+            raise OversizeError(f"{len(self.cert)} bytes > {MAX_CERT_BYTES}", field="cert")
         _text("name", self.name, MAX_NAME_CHARS)
         for name in ("slots", "slots_used"):
             value = getattr(self, name)

@@ -151,6 +151,7 @@ from protocol.messages import (
     ScoreEntry,
     Scores,
 )
+from protocol.newcomers import NewcomerRule
 from protocol.structured import answer_problem, judged_answer, judged_prompt
 from protocol.tally import SPLITS, Tally, split_roles, tally
 
@@ -515,6 +516,7 @@ class LeaderSession(_Session):
         auto_finalize: bool = True,
         split: str = "balanced",
         executors: int = 0,
+        newcomers: NewcomerRule | None = None,
     ) -> None:
         super().__init__(task, me, me, advertise)
         if executors < 0:
@@ -529,6 +531,7 @@ class LeaderSession(_Session):
         self.auto_finalize = auto_finalize
         self.split = split
         self.executors_wanted = executors
+        self.newcomers = newcomers  # fresh identities' verifier seats capped (protocol.newcomers)
 
     def start(self, now_ms: int) -> list[Effect]:
         if self.started:
@@ -632,6 +635,8 @@ class LeaderSession(_Session):
         executors, verifiers = split_roles(
             list(self.joined), self.rng, self.split, self.executors_wanted
         )
+        if self.newcomers is not None:
+            executors, verifiers = self.newcomers.apply(executors, verifiers, self.rng, now_ms)
         self.executors, self.verifiers = executors, verifiers
         self.exec_deadline = now_ms + self.advertise.exec_ms
         self.verify_deadline = self.exec_deadline + self.advertise.verify_ms

@@ -41,6 +41,9 @@ class PeersPane(CellTable):
                 else ""
             )
             state = Text("lost", style="bold red") if lost else Text("up", style="green")
+            if peer.rejected:
+                # what this node dropped from the peer (invalid, over its rate, refused)
+                state.append(f" ✗{peer.rejected}", style="bold yellow")
             put_row(
                 self,
                 peer.peer_id,

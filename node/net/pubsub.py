@@ -22,6 +22,8 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 
+from node.net.guarded import GuardedPubsub
+
 # Deep queues (pitfall 3/13): a hub relaying a session burst must not drop at 32.
 PEER_QUEUE_SIZE = 8192
 SUBSCRIPTION_QUEUE_SIZE = 8192
@@ -48,7 +50,7 @@ def deepen_pubsub_queues() -> None:
     _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE_SIZE
 
 
-class ObservedPubsub(Pubsub):
+class ObservedPubsub(GuardedPubsub):
     """Pubsub that reports subscription changes (for the bootstrap's event-driven mesh map),
     relays topics silently (the hub) and announces subscriptions to the hub only while a leaf
     is connected to it (see :class:`HubFirstFloodSub`)."""

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, replace
 
 from protocol.messages import AGGREGATORS, DEFAULT_EXEC_MS, DEFAULT_JOIN_MS, DEFAULT_VERIFY_MS
+from protocol.newcomers import DEFAULT_MAX_NEW_SHARE, DEFAULT_NEWCOMER_MS
+from protocol.slots import DEFAULT_MAX_SESSION_MS, DEFAULT_PER_LEADER, SlotPolicy
 from protocol.tally import SPLITS
 
 DEFAULT_PROMPT = "What is the capital of France?"
@@ -34,6 +36,12 @@ class SessionOptions:
     slots: int = 0
     # participant sessions at once, slots held or not (a bound on state; capacity is slots)
     max_sessions: int = 16
+    # sessions of one leader still gathering here at once (0: no cap), see protocol/slots.py
+    per_leader: int = DEFAULT_PER_LEADER
+    max_session_ms: int = DEFAULT_MAX_SESSION_MS  # longest advertised session joined
+    # leader: peers first seen less than newcomer_ms ago hold at most this share of verifiers
+    newcomer_ms: int = DEFAULT_NEWCOMER_MS
+    newcomer_share: float = DEFAULT_MAX_NEW_SHARE
     batch_scores: bool = True
     grace_ms: int = 5_000
 
@@ -50,8 +58,19 @@ class SessionOptions:
             raise ValueError("max sessions must be >= 0")
         if not 0 <= self.slots <= 256:
             raise ValueError("--slots must be within 1..256")
+        if self.per_leader < 0:
+            raise ValueError("--sessions-per-leader must be >= 0")
+        if self.max_session_ms < 1:
+            raise ValueError("--max-session must be a positive number of seconds")
+        if self.newcomer_ms < 0 or not 0.0 <= self.newcomer_share <= 1.0:
+            raise ValueError("--newcomer-age must be >= 0 and --newcomer-share within 0..1")
         if not 0 <= self.executors <= 64:
             raise ValueError("--executors must be between 0 (half the joiners) and 64")
+
+    @property
+    def slot_policy(self) -> SlotPolicy:
+        """Which advertisements this node joins at all (protocol.slots)."""
+        return SlotPolicy(self.max_sessions, self.per_leader, self.max_session_ms)
 
     @property
     def manual(self) -> SessionOptions:
@@ -123,6 +142,22 @@ def add_session_flags(
             help="role split: balanced (n//2 executors, default) or original (random index)",
         )
         g.add_argument(
+            "--newcomer-age",
+            type=float,
+            default=None,
+            metavar="S",
+            help=f"peers first seen less than S seconds ago are newcomers; once enough "
+            f"established peers joined, newcomers hold at most --newcomer-share of the verifier "
+            f"seats; 0: off (default: {DEFAULT_NEWCOMER_MS // 1000})",
+        )
+        g.add_argument(
+            "--newcomer-share",
+            type=float,
+            default=None,
+            metavar="F",
+            help=f"(see --newcomer-age) default: {DEFAULT_MAX_NEW_SHARE:.2f}",
+        )
+        g.add_argument(
             "--executors",
             type=int,
             default=None,
@@ -157,11 +192,27 @@ def add_session_flags(
         "a session holds it only while this node answers or judges in it (default: "
         "OLLAMA_NUM_PARALLEL or 1 for ollama, 4 for sim)",
     )
+    g.add_argument(
+        "--sessions-per-leader",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"at most N sessions of one leader gathering here at once (joined, not assigned "
+        f"yet); 0: no cap (default: {DEFAULT_PER_LEADER})",
+    )
+    g.add_argument(
+        "--max-session",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"decline sessions whose deadlines add up to more than S seconds "
+        f"(default: {DEFAULT_MAX_SESSION_MS // 1000})",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> SessionOptions:
     """SessionOptions from parsed flags (any missing flag keeps its default). ValueError if bad."""
-    kw: dict[str, int | str | bool] = {}
+    kw: dict[str, int | float | str | bool] = {}
     for flag, name in (
         ("join_deadline", "join_ms"),
         ("exec_deadline", "exec_ms"),
@@ -180,8 +231,20 @@ def options_from_args(args: argparse.Namespace) -> SessionOptions:
             kw[flag] = value
     if getattr(args, "no_auto_join", False):
         kw["auto_join"] = False
-    for flag in ("max_sessions", "executors", "slots"):
+    for flag, name in (
+        ("max_sessions", "max_sessions"),
+        ("executors", "executors"),
+        ("slots", "slots"),
+        ("sessions_per_leader", "per_leader"),
+        ("newcomer_share", "newcomer_share"),
+    ):
         value = getattr(args, flag, None)
         if value is not None:
-            kw[flag] = value
+            kw[name] = value
+    for flag, name in (("max_session", "max_session_ms"), ("newcomer_age", "newcomer_ms")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"--{flag.replace('_', '-')} must be a number of seconds >= 0")
+            kw[name] = int(value * 1000)
     return SessionOptions(**kw)
