@@ -4,7 +4,9 @@ The one place that subclasses py-libp2p's ``Pubsub``/``FloodSub`` and reaches in
 hooks (``_handle_dead_peer``, ``_is_subscribed_to_msg``, ``_get_peers_to_send``,
 ``_enqueue_or_retry_announce``, ``_peer_is_connected``, the module's ``RpcQueue``): py-libp2p
 0.8.1 has no public API for any of it. ``tests/node/test_libp2p_adapter.py`` fails if one of
-those names changes underneath (the version is pinned exactly in pyproject.toml).
+those names changes underneath (the version is pinned exactly in pyproject.toml). Its base,
+``node.net.guarded.GuardedPubsub``, holds the guard's hooks (``push_msg``,
+``handle_subscription``, ``continuously_read_stream``), pinned by the same test.
 """
 
 from __future__ import annotations
