@@ -109,14 +109,14 @@ class ConnectionGate:
     """The guard installed on a host: in front of its pubsub (above) and its connections (trio
     side): a refused connection is closed, a blocked
     peer is disconnected and its pubsub streams refused (libp2p's blacklist) until the block
-    ends. ``spawn`` starts a task in the host's nursery (None while the host is not running)."""
+    ends. ``nursery`` gives the host's nursery (None while the host is not running)."""
 
     def __init__(
         self,
         guard: NetworkGuard,
         pubsub: Pubsub,
         disconnect: Callable[[str], Awaitable[None]],
-        spawn: Callable[[Callable[[], Awaitable[None]]], None],
+        nursery: Callable[[], trio.Nursery | None],
     ) -> None:
         self.guard = guard
         if isinstance(pubsub, GuardedPubsub):
@@ -124,7 +124,12 @@ class ConnectionGate:
         count_oversize_frames(guard)
         self._pubsub = pubsub
         self._disconnect = disconnect
-        self._spawn = spawn
+        self._nursery = nursery
+
+    def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        nursery = self._nursery()
+        if nursery is not None:
+            nursery.start_soon(fn)
 
     def admit(self, peer: ID, what: str, conn: Any) -> bool:
         """A connection change; False when the connection is refused (not reported on)."""

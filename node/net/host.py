@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import multiaddr
 import trio
@@ -135,7 +135,9 @@ class SwarmHost:
         )
         # pitfall 5: a restarted peer must not reuse seqnos its old self already used
         self.pubsub.counter = time.time_ns()
-        self.gate = guard and ConnectionGate(guard, self.pubsub, self.disconnect, self._spawn)
+        self.gate = guard and ConnectionGate(
+            guard, self.pubsub, self.disconnect, lambda: self._nursery
+        )
         if on_topology_change is not None:
             self.pubsub.on_topology_change = on_topology_change
         self.host.get_network().register_notifee(Notifee(self._peer_changed))
@@ -254,17 +256,9 @@ class SwarmHost:
             pass
         return ""
 
-    def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
-        if self._nursery is not None:
-            self._nursery.start_soon(fn)
-
     def _peer_changed(self, peer: ID, what: str, conn: INetConn | None = None) -> None:
         if self.gate is None or self.gate.admit(peer, what, conn):
             self._on_peer_change(peer.to_base58(), what)
-
-    def block_peer(self, peer: bytes, seconds: float) -> None:
-        if self.gate is not None:  # the guard's block: disconnected, refused for a while
-            self.gate.block(peer, seconds)
 
     async def connect(self, maddr: str, *, timeout: float = 5.0) -> str:
         """Dial a ``/p2p/`` multiaddr; returns the peer id. HostError on failure."""

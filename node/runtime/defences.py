@@ -45,8 +45,8 @@ def make_guard(runtime: NodeRuntime) -> NetworkGuard:
 
     def block(peer: bytes, seconds: float, why: str) -> None:
         host = runtime.host_or_none
-        if host is not None:
-            host.block_peer(peer, seconds)
+        if host is not None and host.gate is not None:
+            host.gate.block(peer, seconds)  # disconnected, refused for a while
 
     return NetworkGuard(
         replace(runtime.guard_config, bind_origin=runtime.config.router == "floodsub"),
