@@ -242,8 +242,8 @@ def assemble(args: argparse.Namespace, config: NodeConfig) -> AssembledNode:
             backend,
             Store.in_data_dir(runtime.config.data_dir),
             options,
-            first_seen=runtime.directory.first_seen_ms,
         )
+        engine.first_seen = runtime.directory.first_seen.ms  # the leader's newcomer rule
         engine.slots.announce = runtime.set_slots
         runtime.set_slots(engine.slots.last)  # presence says what this provider offers
         engine.attach()

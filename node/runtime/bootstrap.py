@@ -76,7 +76,7 @@ class BootstrapRole:
                 "slots": p.slots,
                 "slots_used": p.slots_used,
                 "capabilities": list(p.capabilities),
-                "online_s": round(self.rt.directory.online_for(p.peer_id), 1),
+                "online_s": round(self.rt.directory.first_seen.online_for(p.peer_id), 1),
             }
             cert = membership.cert_text_for(p.peer_id)
             if cert:

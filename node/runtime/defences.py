@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Membership", "make_guard", "make_membership"]
+
 
 def make_membership(runtime: NodeRuntime, me: bytes) -> Membership:
     """The bootstrap keeps the member list (and signs with its own key); every other node

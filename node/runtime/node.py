@@ -32,7 +32,7 @@ from node.commands.network import register_network_commands
 from node.config import NodeConfig
 from node.errors import RuntimeError_
 from node.keys import DataDirLock, Libp2pSigner, keypair_from_seed
-from node.net.guard import GuardConfig, NetworkGuard
+from node.net.guard import GuardConfig
 from node.net.reach import startup_notes
 from node.runtime.bootstrap import BootstrapRole
 from node.runtime.bus import EventBus, EventSink
@@ -109,11 +109,8 @@ class NodeRuntime:
         self.capabilities: tuple[str, ...] = ()  # what the model can do, announced in presence
         self.router = TopicRouter(self)
         self.directory = PeerDirectory(self)
-        # defences (node.runtime.defences); node.assemble sets the two settings from the flags
-        self.guard_config = GuardConfig()
-        self.members_mode = "open"  # "required": a closed swarm
+        self.guard_config, self.members_mode = GuardConfig(), "open"  # "required": closed
         self.membership = Membership("open", b"", None, None)
-        self.guard: NetworkGuard | None = None
         self.role_impl: Role | None = None
         self._host: SwarmHost | None = None
         self._lock: DataDirLock | None = None
@@ -259,7 +256,6 @@ class NodeRuntime:
             ) from exc
         self._host_finished = finished = trio.Event()
         self.membership = make_membership(self, self.signer.peer_id if self.signer else b"")
-        self.guard = make_guard(self)
         host = SwarmHost(
             keypair,
             listen_host=cfg.host,
@@ -268,7 +264,7 @@ class NodeRuntime:
             router=cfg.router,
             on_peer_change=self.directory.on_peer_change,
             on_topology_change=self.directory.on_topology_change,
-            guard=self.guard,
+            guard=make_guard(self),
         )
         self._host = host
         host.set_hub(self.directory.bootstrap_id)
@@ -279,9 +275,7 @@ class NodeRuntime:
                 await host.run(task_status=task_status)
             finally:
                 finished.set()
-            if not self._closed:
-                # never a process that stays up and serves nothing: end the trio run (headless
-                # then exits non-zero with this cause, and a supervisor restarts the node)
+            if not self._closed:  # never a process that stays up and serves nothing
                 raise RuntimeError_("the network side stopped unexpectedly")
 
         await self.nursery.start(run_host)
@@ -296,7 +290,6 @@ class NodeRuntime:
         for level, note in startup_notes(cfg.host, host.announcer.bound_port(), host.addrs()):
             logger.log(level, "%s", note)
         await self.router.join_mesh()
-        self.nursery.start_soon(self.router.report_loop)
         self.directory.start()
         self.role_impl = self._role_factory(self)
         await self.role_impl.start()

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
 
 from node import events as ev
 from node.errors import HostError
+from node.runtime.logs import carry_on
+from node.runtime.seen import FirstSeen, own_presence
 from protocol.addresses import peer_addrs
 from protocol.envelope import Envelope
-from protocol.errors import ProtocolError
-from protocol.identity import peer_id_from_str, peer_id_to_str
-from protocol.messages import MESH_TOPIC, Presence
+from protocol.identity import peer_id_to_str
+from protocol.messages import MESH_TOPIC
 
 if TYPE_CHECKING:
     from node.runtime.node import NodeRuntime
@@ -38,7 +39,6 @@ ANNOUNCE_CHECK_S = 10.0  # how often the announced addresses are compared with t
 # Slot changes are re-announced at most this often: a busy provider changes them several times a
 # second, and each presence is a broadcast to every peer.
 SLOTS_ANNOUNCE_S = 1.0
-MAX_FIRST_SEEN = 100_000  # peers remembered for the newcomer rule (oldest forgotten first)
 
 
 @dataclass
@@ -57,7 +57,6 @@ class PeerRecord:
     slots: int = 0  # model slots offered (presence); 0: none announced
     slots_used: int = 0
     capabilities: tuple[str, ...] = ()  # from its presence (issue 17: tools, json)
-    first_seen: float = field(default_factory=time.monotonic)  # by this node, this run
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +91,7 @@ class PeerDirectory:
         self._peers_dirty: trio.Event | None = None
         self._topology_dirty: trio.Event | None = None
         self._slots_dirty: trio.Event | None = None
-        # peer -> epoch ms this node (or its bootstrap, which has watched longer) first saw
-        # it: the leader's newcomer rule reads it live (protocol.newcomers)
-        self.first_seen_ms: dict[bytes, int] = {}
+        self.first_seen = FirstSeen()  # the bootstrap's online_s, the newcomer rule
 
     def start(self) -> None:
         """Start the loops in the runtime's nursery (trio side, host running)."""
@@ -112,20 +109,8 @@ class PeerDirectory:
 
     async def publish_presence(self) -> None:
         rt = self.rt
-        body = Presence(
-            name=rt.config.name[:128],
-            role=rt.role,
-            model=rt.model[:128],
-            backend=rt.backend[:128],
-            addrs=tuple(rt.host.addrs()[:16]),
-            status=rt.status[:128],
-            slots=rt.slot_use.total,
-            slots_used=min(rt.slot_use.used, rt.slot_use.total),
-            capabilities=tuple(rt.capabilities)[:8],
-            cert=rt.membership.own_cert,  # closed swarms: what makes us a member
-        )
         try:
-            await rt.publish_envelope(MESH_TOPIC, body)
+            await rt.publish_envelope(MESH_TOPIC, own_presence(rt))
         except Exception as exc:
             logger.warning("presence not published: %s", exc)
 
@@ -146,26 +131,8 @@ class PeerDirectory:
         rec = self._peers.get(peer)
         if rec is None:
             rec = self._peers[peer] = PeerRecord(peer)
-            self.seen_since(peer, 0.0)
+            self.first_seen.note(peer)
         return rec
-
-    def seen_since(self, peer: str, seconds: float) -> None:
-        """``peer`` has been around for at least ``seconds`` (the earliest claim wins)."""
-        try:
-            key = peer_id_from_str(peer)
-        except ProtocolError:
-            return
-        when = time.time_ns() // 1_000_000 - int(max(0.0, seconds) * 1000)
-        if when < self.first_seen_ms.get(key, when + 1):
-            self.first_seen_ms[key] = when
-        if len(self.first_seen_ms) > MAX_FIRST_SEEN:
-            for old in sorted(self.first_seen_ms, key=self.first_seen_ms.__getitem__)[:1000]:
-                del self.first_seen_ms[old]
-
-    def online_for(self, peer: str) -> float:
-        """Seconds since this node first saw ``peer`` (this run)."""
-        rec = self._peers.get(peer)
-        return 0.0 if rec is None else max(0.0, time.monotonic() - rec.first_seen)
 
     def apply_presence(self, sender: str, env: Envelope) -> None:
         body = env.body
@@ -209,12 +176,11 @@ class PeerDirectory:
         online_s: float = 0.0,
     ) -> None:
         """What a third party (the bootstrap's peer list) says about a peer whose own presence
-        we have not received; a presence from the peer itself always wins. ``online_s``: how
-        long the bootstrap has known the peer (it has watched longer than we have)."""
+        we have not received (its own presence wins); ``online_s``: how long the bootstrap knows it."""
         if peer == self.rt.peer_id_str:
             return
         rec = self.record(peer)
-        self.seen_since(peer, online_s)
+        self.first_seen.note(peer, online_s)
         if rec.presence_seq >= 0:
             return
         new = (
@@ -362,25 +328,19 @@ class PeerDirectory:
             self._peers_dirty = trio.Event()
             # let libp2p finish its own bookkeeping of the connection change first
             await trio.sleep(0.01)
-            try:
-                self._update_known()
-            except Exception:
-                # a background loop logs and carries on: no peer input may end it
-                logger.exception("updating the peer list failed")
-
-    def _update_known(self) -> None:
-        known = self._known_now()
-        joined, left = known - self._known, self._known - known
-        self._known = known
-        for peer in sorted(joined):
-            rec = self.record(peer)
-            self.rt.emit(ev.PeerJoined(peer_id=peer, addr=self.rt.host.peer_addr(peer)))
-            self._emit_peer_info(rec, "connected")
-        for peer in sorted(left):
-            rec = self.record(peer)
-            rec.rtt_ms = None
-            self.rt.emit(ev.PeerLeft(peer_id=peer))
-            self._emit_peer_info(rec, "lost")
+            with carry_on("updating the peer list"):
+                known = self._known_now()
+                joined, left = known - self._known, self._known - known
+                self._known = known
+                for peer in sorted(joined):
+                    rec = self.record(peer)
+                    self.rt.emit(ev.PeerJoined(peer_id=peer, addr=self.rt.host.peer_addr(peer)))
+                    self._emit_peer_info(rec, "connected")
+                for peer in sorted(left):
+                    rec = self.record(peer)
+                    rec.rtt_ms = None
+                    self.rt.emit(ev.PeerLeft(peer_id=peer))
+                    self._emit_peer_info(rec, "lost")
 
     async def _topology_loop(self) -> None:
         assert self._topology_dirty is not None
@@ -389,7 +349,7 @@ class PeerDirectory:
             # debounce: a burst of subscription changes becomes one update
             await trio.sleep(TOPOLOGY_DEBOUNCE_S)
             self._topology_dirty = trio.Event()
-            try:
+            with carry_on("handling a topology change"):
                 role = self.rt.role_impl
                 if role is not None:
                     await role.on_topology()
@@ -397,9 +357,6 @@ class PeerDirectory:
                 if view != self._mesh_view:
                     self._mesh_view = view
                     self.rt.emit(ev.Mesh(topics=view))
-            except Exception:
-                # a background loop logs and carries on: no peer input may end it
-                logger.exception("handling a topology change failed")
 
     async def _announce_watch_loop(self) -> None:
         """Interfaces come and go (a VPN, DHCP) and observed addresses get confirmed as peers
@@ -420,11 +377,8 @@ class PeerDirectory:
         host = self.rt.host
 
         async def probe(peer: str) -> None:
-            try:
+            with carry_on(f"heartbeat to {peer[-6:]}"):
                 await probe_once(peer)
-            except Exception:
-                # a background loop logs and carries on: no peer input may end it
-                logger.exception("heartbeat to %s failed", peer[-6:])
 
         async def probe_once(peer: str) -> None:
             rec = self.record(peer)

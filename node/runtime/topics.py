@@ -54,6 +54,7 @@ class TopicRouter:
         self._seq = itertools.count(time.time_ns())
 
     async def join_mesh(self) -> None:
+        self.rt.nursery.start_soon(self.report_loop)
         await self.rt.host.subscribe(MESH_TOPIC, self.on_pubsub_message)
         self._topics[MESH_TOPIC] = _Topic(None)
 

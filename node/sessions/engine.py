@@ -36,15 +36,14 @@ from node.sessions.driver import SessionDriver
 from node.sessions.live import FailureCode, LiveSession, SessionFailed, StageCallback
 from node.sessions.options import SessionOptions
 from node.sessions.ports import SessionHost, mono_ms
-from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots
+from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots, pending_by_leader
 from node.sessions.transcript import Transcript
 from node.sessions.views import format_result, format_roles
-from protocol.effects import AbortCause, Role
+from protocol.effects import AbortCause
 from protocol.envelope import validate_task
 from protocol.errors import ProtocolError, StateError
 from protocol.identity import peer_id_to_str, short_id
 from protocol.messages import Advertise
-from protocol.newcomers import NewcomerRule
 from protocol.session import LeaderSession, ParticipantSession
 
 if TYPE_CHECKING:
@@ -71,13 +70,10 @@ class SessionEngine:
         backend: Backend | None,
         store: Store | None,
         options: SessionOptions | None = None,
-        *,
-        first_seen: Mapping[bytes, int] | None = None,
     ) -> None:
         self.runtime = runtime
         self.backend = backend
-        # peer -> epoch ms first seen (the node's live table): the leader's newcomer rule
-        self.first_seen: Mapping[bytes, int] = first_seen if first_seen is not None else {}
+        self.first_seen: Mapping[bytes, int] = {}  # the node's live table (newcomer rule)
         self.transcript = Transcript(store)
         self.options = options or SessionOptions()
         self.sessions: dict[str, LiveSession] = {}
@@ -157,9 +153,8 @@ class SessionEngine:
         if lacking:
             logger.info("not joining %s: this model does not support %s", env.task, lacking)
             return
-        # Too long a session, or a leader already gathering as many sessions here as allowed:
-        # declined (protocol/slots.py), or a few adverts would tie up every session of ours.
-        why = self.options.slot_policy.decline(adv, env.sender, self._pending_by_leader())
+        pending = pending_by_leader(self.sessions.values())  # declined? (protocol/slots.py)
+        why = self.options.slot_policy.decline(adv, env.sender, pending)
         if why is not None:
             logger.info("not joining %s: %s", env.task, why)
             return
@@ -221,17 +216,6 @@ class SessionEngine:
         if not live.is_leader:
             self._fill_slots()
 
-    def _pending_by_leader(self) -> dict[bytes, int]:
-        """Leader -> sessions of its we joined that are still gathering (no assignment yet):
-        what an advert flood piles up; an assigned session counts no more."""
-        pending: dict[bytes, int] = {}
-        for live in self.sessions.values():
-            machine = live.machine
-            if live.is_leader or live.finished or machine.role != Role.PENDING:
-                continue
-            pending[machine.leader] = pending.get(machine.leader, 0) + 1
-        return pending
-
     def _new_live(
         self, task: str, machine: LeaderSession | ParticipantSession, *, is_leader: bool
     ) -> LiveSession:
@@ -286,9 +270,7 @@ class SessionEngine:
             auto_finalize=auto_finalize,
             split=opts.split,
             executors=opts.executors,
-            newcomers=NewcomerRule(self.first_seen, opts.newcomer_ms, opts.newcomer_share)
-            if opts.newcomer_ms
-            else None,
+            newcomers=opts.newcomer_rule(self.first_seen),
         )
         live = self._new_live(task, machine, is_leader=True)
         live.on_stage = on_stage

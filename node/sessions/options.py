@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from protocol.messages import AGGREGATORS, DEFAULT_EXEC_MS, DEFAULT_JOIN_MS, DEFAULT_VERIFY_MS
-from protocol.newcomers import DEFAULT_MAX_NEW_SHARE, DEFAULT_NEWCOMER_MS
+from protocol.newcomers import DEFAULT_MAX_NEW_SHARE, DEFAULT_NEWCOMER_MS, NewcomerRule
 from protocol.slots import DEFAULT_MAX_SESSION_MS, DEFAULT_PER_LEADER, SlotPolicy
 from protocol.tally import SPLITS
 
@@ -66,6 +67,12 @@ class SessionOptions:
             raise ValueError("--newcomer-age must be >= 0 and --newcomer-share within 0..1")
         if not 0 <= self.executors <= 64:
             raise ValueError("--executors must be between 0 (half the joiners) and 64")
+
+    def newcomer_rule(self, first_seen: Mapping[bytes, int]) -> NewcomerRule | None:
+        """The leader's cap on newcomers' verifier seats (None: off), reading ``first_seen``."""
+        if not self.newcomer_ms:
+            return None
+        return NewcomerRule(first_seen, self.newcomer_ms, self.newcomer_share)
 
     @property
     def slot_policy(self) -> SlotPolicy:
