@@ -70,6 +70,7 @@ class Peer:
     status: str = ""  # why it takes no session role ("" = it can)
     slots: int = 0  # model slots it offers (0: none announced) and how many are in use
     slots_used: int = 0
+    rejected: int = 0  # messages this node rejected or dropped from the peer
 
 
 @dataclass
@@ -230,7 +231,14 @@ class ConsoleState:
         return set()
 
     def _on_rejected(self, e: ev.Rejected, now: float) -> set[str]:
-        self.rejected += 1
+        # one event per sender per interval: a summary line stands for the `repeats` messages
+        # that were not shown one by one
+        n = e.repeats if e.repeats > 0 else 1
+        self.rejected += n
+        changed = {"identity"}
+        if e.sender in self.peers:
+            self.peers[e.sender].rejected += n
+            changed.add("peers")
         detail = f" ({e.detail})" if e.detail else ""
         self._log(
             now,
@@ -238,7 +246,7 @@ class ConsoleState:
             "rejected",
             f"rejected {e.reason} from {short_id(e.sender)} on {e.topic}{detail}",
         )
-        return {"identity"}
+        return changed
 
     def _on_log(self, e: ev.Log, now: float) -> set[str]:
         level = (e.level or "info").lower()

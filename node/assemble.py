@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 from node import events as ev
 from node.commands.slm import register_slm_command
 from node.config import NodeConfig
-from node.errors import NodeError
+from node.errors import ConfigError, NodeError
 from node.gateway_settings import announce, gateway_settings
+from node.guard_flags import guard_config_from_args, members_mode_from_args
 from node.reputation import Book, register_reputation_command
 from node.runtime.node import NodeRuntime
 from node.sessions.engine import SessionEngine
@@ -221,6 +222,12 @@ def assemble(args: argparse.Namespace, config: NodeConfig) -> AssembledNode:
     """
     runtime = NodeRuntime(config)
     runtime.claim_identity()
+    try:
+        runtime.guard_config = guard_config_from_args(args)
+        runtime.members_mode = members_mode_from_args(args)
+    except ConfigError as exc:
+        runtime.release_identity()
+        raise NodeError(str(exc)) from exc
     if config.role == "bootstrap":
         return AssembledNode(runtime, args=args)
     try:
@@ -232,8 +239,12 @@ def assemble(args: argparse.Namespace, config: NodeConfig) -> AssembledNode:
         if not options.slots:
             options = replace(options, slots=default_slots(backend.backend, Environment()))
         engine = SessionEngine(
-            runtime, backend, Store.in_data_dir(runtime.config.data_dir), options
+            runtime,
+            backend,
+            Store.in_data_dir(runtime.config.data_dir),
+            options,
         )
+        engine.first_seen = runtime.directory.first_seen.ms  # the leader's newcomer rule
         engine.slots.announce = runtime.set_slots
         runtime.set_slots(engine.slots.last)  # presence says what this provider offers
         # the reputation book (issue 16): weights for the sessions led here, counted from

@@ -105,6 +105,11 @@ class TrioBridge:
         )
         await started
 
+    def run_ended(self) -> asyncio.Future[Any] | None:
+        """Resolves with the trio run's outcome once it ends, for whatever reason (None before
+        ``start``): an owner that did not ask for the end can notice it and stop."""
+        return self._done
+
     async def aclose(self) -> None:
         """Cancel every trio task and wait for the guest run to finish. Idempotent.
 

@@ -30,6 +30,7 @@ HEADLESS_SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("node.keys", "print a new BOOTSTRAP_KEY and the matching BOOTSTRAP_NODE"),
     "peers": ("node.cmd_peers", "the reputation of the peers a node judged with (its store)"),
     "sim": ("node.simulate", "the Byzantine experiment: thousands of simulated sessions"),
+    "member": ("node.cmd_member", "add, list or remove the members of a closed swarm"),
 }
 
 DESCRIPTION = (

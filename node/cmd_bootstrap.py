@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 
 from node.config import add_node_flags
+from node.guard_flags import add_guard_flags
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_node_flags(parser, role="bootstrap")
+    add_guard_flags(parser, bootstrap=True)
     parser.epilog = (
         "The key comes from BOOTSTRAP_KEY (environment or .env); without one the public demo key "
         "of .env.example is used. Make your own pair with `rnet keygen`."

@@ -10,11 +10,13 @@ import argparse
 
 from node.config import add_node_flags
 from node.gateway_settings import add_serve_flag
+from node.guard_flags import add_guard_flags
 from node.sessions.options import add_session_flags
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_node_flags(parser, role="provider")
+    add_guard_flags(parser, bootstrap=False)
     add_session_flags(parser)
     add_serve_flag(parser)
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import replace
 
 from node.config import ConfigError, NodeConfig, add_node_flags, resolve_node_config
+from node.guard_flags import add_guard_flags
 from node.sessions.options import DEFAULT_PROMPT, add_session_flags
 from node.settings import default_data_dir
 
@@ -50,6 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"give up after S seconds in all, start-up included (default: {DEFAULT_TIMEOUT_S:g})",
     )
     add_node_flags(parser)
+    add_guard_flags(parser, bootstrap=False)
     add_session_flags(parser, participant=False)
     parser.epilog = (
         "On a terminal the session is drawn live (stage, joined, answers, scores) on stderr, then "

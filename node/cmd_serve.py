@@ -15,6 +15,7 @@ import sys
 
 from node.config import add_node_flags
 from node.gateway_settings import add_gateway_flags, gateway_settings
+from node.guard_flags import add_guard_flags
 from node.sessions.options import add_session_flags
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_node_flags(parser, role="provider")
     add_session_flags(parser)  # --join-deadline ..., --aggregator, --no-auto-join
+    add_guard_flags(parser, bootstrap=False)  # --members
     add_gateway_flags(parser, aggregator=False)
 
 

@@ -143,6 +143,9 @@ class Rejected(Event):
     topic: str
     detail: str = ""
     count: int = 0  # total rejected so far on this node
+    # a summary line: this many more from the sender in the interval, per reason (rejects.py)
+    repeats: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from node import events as ev
 from node.assemble import assemble
@@ -22,6 +22,9 @@ from node.config import ConfigError, NodeConfig, resolve_node_config
 from node.errors import NodeError
 from node.runtime.logs import setup_logging
 from node.sessions.views import short_peer
+
+if TYPE_CHECKING:
+    from node.runtime.node import NodeRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -230,20 +233,49 @@ async def _main(args: argparse.Namespace, config: NodeConfig) -> int:
                 await runtime.execute(line)
 
     command_task = asyncio.create_task(commands())
+    code = 0
     try:
-        await stop.wait()
+        code = await _until_stopped(runtime, stop, printer, config.role)
     finally:
         command_task.cancel()
         checks.cancel()
         logger.info("stopping")
         await node.aclose()
         printer.flush()
-    return 0
+    return code
 
 
-def _fail(printer: EventPrinter, message: str, role: str) -> None:
+async def _until_stopped(
+    runtime: NodeRuntime, stop: asyncio.Event, printer: EventPrinter, role: str
+) -> int:
+    """Wait for SIGINT/SIGTERM (exit 0) or for the node's trio run to end by itself: then say
+    why and exit 1, so a supervisor restarts it -- never a process that stays up and serves
+    nothing."""
+    ended = runtime.bridge.run_ended()
+    stopping = asyncio.ensure_future(stop.wait())
+    waiting: set[asyncio.Future[Any]] = {stopping} if ended is None else {stopping, ended}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if stop.is_set() or ended is None or not ended.done():
+        return 0
+    error = getattr(ended.result(), "error", None)
+    cause = _cause(error) if error is not None else "it ended without an error"
+    logger.error("the node's network side stopped: %s", cause)
+    _fail(printer, f"the node's network side stopped: {cause}", role, source="node")
+    return 1
+
+
+def _cause(error: BaseException) -> str:
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
+
+
+def _fail(printer: EventPrinter, message: str, role: str, source: str = "startup") -> None:
     if printer.json_lines:
-        printer(ev.Error(message=message, source="startup"))
+        printer(ev.Error(message=message, source=source))
         printer.flush()
     else:
         print(f"rnet {role}: {message}", file=sys.stderr)

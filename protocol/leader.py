@@ -39,6 +39,7 @@ from protocol.messages import (
     Score,
     Scores,
 )
+from protocol.newcomers import NewcomerRule
 from protocol.result import Commitments
 from protocol.tally import SPLITS, Tally, split_roles, tally
 
@@ -73,6 +74,7 @@ class LeaderSession(Session):
         canary_rate: float = DEFAULT_CANARY_RATE,
         canary_texts: Sequence[str] = (),
         reannounce: int = DEFAULT_REANNOUNCE,
+        newcomers: NewcomerRule | None = None,
     ) -> None:
         super().__init__(task, me, me, advertise)
         if executors < 0:
@@ -83,10 +85,8 @@ class LeaderSession(Session):
             raise ValueError(f"cap must be in [2, {MAX_PARTICIPANTS}]")
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-        if not 0.0 <= canary_rate <= 1.0:
-            raise ValueError("canary_rate must be in [0, 1]")
-        if reannounce < 0:
-            raise ValueError("reannounce must be >= 0")
+        if not 0.0 <= canary_rate <= 1.0 or reannounce < 0:
+            raise ValueError("canary_rate must be in [0, 1] and reannounce >= 0")
         self.role = Role.LEADER
         self.rng = rng
         self.auto_assign_at = auto_assign_at
@@ -98,6 +98,7 @@ class LeaderSession(Session):
         self.aggregator_params = dict(aggregator_params) if aggregator_params else None
         self.selection_weights = selection_weights
         self.canary_rate = canary_rate
+        self.newcomers = newcomers  # fresh identities' verifier seats capped (protocol.newcomers)
         self.canary_texts = tuple(canary_texts)
         self.reannounce_left = reannounce if auto_assign_at else 0
         self.reannounce_at: list[int] = []
@@ -120,10 +121,8 @@ class LeaderSession(Session):
             raise StateError("session already started")
         self.started = True
         self.join_deadline = now_ms + self.advertise.join_ms
-        n = self.reannounce_left
-        self.reannounce_at = [
-            now_ms + self.advertise.join_ms * k // (n + 1) for k in range(1, n + 1)
-        ]
+        n, join_ms = self.reannounce_left, self.advertise.join_ms
+        self.reannounce_at = [now_ms + join_ms * k // (n + 1) for k in range(1, n + 1)]
         return [
             Subscribe(self.task),  # before advertising, so no join is missed
             Subscribe(leader_topic(self.task)),  # where joins, responses and scores come
@@ -306,6 +305,8 @@ class LeaderSession(Session):
             self.executors_wanted,
             weights=self.selection_weights,
         )
+        if self.newcomers is not None:
+            executors, verifiers = self.newcomers.apply(executors, verifiers, self.rng, now_ms)
         self.executors, self.verifiers = executors, verifiers
         self.requested = self.auto_assign_at or len(picked)
         self.joined_count = len(self.joined)
@@ -394,10 +395,8 @@ class LeaderSession(Session):
             commits=commits,
         )
         raw = [env.raw for env in self.responses.values()] + [env.raw for env in self.batches]
-        canary_items = [self.items[label] for label in canaries]
-        effects: list[Effect] = [
-            Publish(self.task, self.task, part) for part in reveal_parts(raw, canary_items)
-        ]
+        parts = reveal_parts(raw, [self.items[label] for label in canaries])
+        effects: list[Effect] = [Publish(self.task, self.task, part) for part in parts]
         effects.append(Publish(self.task, self.task, self.result))
         return [
             *effects,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from protocol.errors import OversizeError, RangeError
 from protocol.generation import check_capabilities
 from protocol.wire import (
     MAX_ADDR_CHARS,
     MAX_ADDRS,
+    MAX_CERT_BYTES,
     MAX_MESH_PEERS,
     MAX_MESH_TOPICS,
     MAX_NAME_CHARS,
@@ -24,6 +25,7 @@ from protocol.wire import (
     check_text,
     set_field,
     type_error,
+    wire_fields,
 )
 
 __all__ = ["Bootmesh", "Presence"]
@@ -46,9 +48,28 @@ class Presence(BodyBase):
     slots: int = 0
     slots_used: int = 0
     capabilities: tuple[str, ...] = ()  # issue 17: what the backend can do (tools, json)
+    # a membership certificate from the bootstrap (protocol.membership), b"" in an open swarm
+    cert: bytes = b""
+
+    def to_wire(self) -> dict[str, Any]:
+        # without a certificate the wire form is the one nodes before closed swarms send
+        wire = BodyBase.to_wire(self)
+        if not self.cert:
+            del wire["cert"]
+        return wire
+
+    @classmethod
+    def from_wire(cls, data: object) -> Any:
+        if isinstance(data, Mapping) and "cert" not in data:
+            data = {**data, "cert": b""}
+        return cls(**wire_fields(cls, data))
 
     def __post_init__(self) -> None:
         set_field(self, "capabilities", check_capabilities(self.capabilities))
+        if not isinstance(self.cert, bytes):
+            raise type_error("cert", "bytes", self.cert)
+        if len(self.cert) > MAX_CERT_BYTES:
+            raise OversizeError(f"{len(self.cert)} bytes > {MAX_CERT_BYTES}", field="cert")
         check_text("name", self.name, MAX_NAME_CHARS)
         for name in ("slots", "slots_used"):
             check_int(name, getattr(self, name), 0, MAX_SLOTS)

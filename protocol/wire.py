@@ -29,6 +29,7 @@ MAX_MESH_TOPICS = 256
 MAX_MESH_PEERS = 1_024
 MAX_TOPIC_CHARS = 128
 MAX_SLOTS = 256  # model slots one provider may announce
+MAX_CERT_BYTES = 512  # a membership certificate (protocol.membership)
 MAX_STAGE_MS = 3_600_000  # one hour: any longer is a typo, not a deadline
 MAX_GEN_MS = 24 * 3_600_000
 # A result carries a response text plus an n^2 score matrix; 256 KiB holds MAX_PARTICIPANTS.

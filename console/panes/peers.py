@@ -45,6 +45,9 @@ class PeersPane(CellTable):
             )
             state = Text("lost", style="bold red") if lost else Text("up", style="green")
             rep = f"{peer.reputation:.2f}" if peer.reputation is not None else "-"
+            if peer.rejected:
+                # what this node dropped from the peer (invalid, over its rate, refused)
+                state.append(f" ✗{peer.rejected}", style="bold yellow")
             put_row(
                 self,
                 peer.peer_id,

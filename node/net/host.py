@@ -40,6 +40,7 @@ from collections.abc import Callable
 import multiaddr
 import trio
 from libp2p import new_host
+from libp2p.abc import INetConn
 from libp2p.crypto.keys import KeyPair
 from libp2p.host.ping import ID as PING_PROTOCOL_ID
 from libp2p.host.ping import perform_ping_roundtrip
@@ -51,6 +52,8 @@ from libp2p.tools.anyio_service import background_trio_service
 from node.errors import DialError, HostError, PeerIdMismatch
 from node.net.addrs import parse_p2p_maddr, parse_peer_id
 from node.net.announcer import Announcer
+from node.net.guard import NetworkGuard
+from node.net.guarded import ConnectionGate
 from node.net.links import (
     Notifee,
     PubsubMessage,
@@ -92,6 +95,7 @@ class SwarmHost:
         router: str = "floodsub",
         on_peer_change: Callable[[str, str], None] | None = None,
         on_topology_change: Callable[[], None] | None = None,
+        guard: NetworkGuard | None = None,
     ) -> None:
         deepen_pubsub_queues()
         quiet_yamux_window_updates()
@@ -131,6 +135,9 @@ class SwarmHost:
         )
         # pitfall 5: a restarted peer must not reuse seqnos its old self already used
         self.pubsub.counter = time.time_ns()
+        self.gate = guard and ConnectionGate(
+            guard, self.pubsub, self.disconnect, lambda: self._nursery
+        )
         if on_topology_change is not None:
             self.pubsub.on_topology_change = on_topology_change
         self.host.get_network().register_notifee(Notifee(self._peer_changed))
@@ -249,8 +256,9 @@ class SwarmHost:
             pass
         return ""
 
-    def _peer_changed(self, peer: ID, what: str) -> None:
-        self._on_peer_change(peer.to_base58(), what)
+    def _peer_changed(self, peer: ID, what: str, conn: INetConn | None = None) -> None:
+        if self.gate is None or self.gate.admit(peer, what, conn):
+            self._on_peer_change(peer.to_base58(), what)
 
     async def connect(self, maddr: str, *, timeout: float = 5.0) -> str:
         """Dial a ``/p2p/`` multiaddr; returns the peer id. HostError on failure."""

@@ -25,9 +25,9 @@ TopicHandler = Callable[[PubsubMessage], Awaitable[None]]
 
 
 class Notifee:
-    """INotifee: connection changes -> a callback with the peer id."""
+    """INotifee: connection changes -> a callback with the peer id and the connection."""
 
-    def __init__(self, on_change: Callable[[ID, str], None]) -> None:
+    def __init__(self, on_change: Callable[[ID, str, INetConn], None]) -> None:
         self._on_change = on_change
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
@@ -37,10 +37,10 @@ class Notifee:
         pass
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
-        self._on_change(conn.muxed_conn.peer_id, "connected")
+        self._on_change(conn.muxed_conn.peer_id, "connected", conn)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        self._on_change(conn.muxed_conn.peer_id, "disconnected")
+        self._on_change(conn.muxed_conn.peer_id, "disconnected", conn)
 
     async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
         pass

@@ -11,6 +11,7 @@ from typing import Any
 
 from libp2p.abc import IHost
 from libp2p.request_response import JSONCodec, RequestResponse, RequestResponseConfig
+from libp2p.request_response.api import RequestContext
 
 from node.errors import HostError
 from node.net.addrs import parse_peer_id
@@ -25,11 +26,11 @@ class PeerListProtocol:
     def __init__(self, host: IHost) -> None:
         self._rr = RequestResponse(host)
 
-    def serve(self, produce: Callable[[], PeerList]) -> None:
-        """Bootstrap: answer every request with ``produce()``."""
+    def serve(self, produce: Callable[[str], PeerList]) -> None:
+        """Bootstrap: answer every request with ``produce(the requester's peer ID)``."""
 
-        async def handler(request: object, context: object) -> PeerList:
-            return produce()
+        async def handler(request: object, context: RequestContext) -> PeerList:
+            return produce(context.peer_id.to_base58())
 
         self._rr.set_handler(
             PEERS_PROTOCOL, handler, JSONCodec(), RequestResponseConfig(timeout=5.0)

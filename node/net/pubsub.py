@@ -4,7 +4,9 @@ The one place that subclasses py-libp2p's ``Pubsub``/``FloodSub`` and reaches in
 hooks (``_handle_dead_peer``, ``_is_subscribed_to_msg``, ``_get_peers_to_send``,
 ``_enqueue_or_retry_announce``, ``_peer_is_connected``, the module's ``RpcQueue``): py-libp2p
 0.8.1 has no public API for any of it. ``tests/node/test_libp2p_adapter.py`` fails if one of
-those names changes underneath (the version is pinned exactly in pyproject.toml).
+those names changes underneath (the version is pinned exactly in pyproject.toml). Its base,
+``node.net.guarded.GuardedPubsub``, holds the guard's hooks (``push_msg``,
+``handle_subscription``, ``continuously_read_stream``), pinned by the same test.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
+
+from node.net.guarded import GuardedPubsub
 
 # Deep queues (pitfall 3/13): a hub relaying a session burst must not drop at 32.
 PEER_QUEUE_SIZE = 8192
@@ -48,7 +52,7 @@ def deepen_pubsub_queues() -> None:
     _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE_SIZE
 
 
-class ObservedPubsub(Pubsub):
+class ObservedPubsub(GuardedPubsub):
     """Pubsub that reports subscription changes (for the bootstrap's event-driven mesh map),
     relays topics silently (the hub) and announces subscriptions to the hub only while a leaf
     is connected to it (see :class:`HubFirstFloodSub`)."""

@@ -42,8 +42,9 @@ from node.errors import RuntimeError_
 from node.runtime.logs import EventLogHandler, setup_logging, tame_libp2p_logging
 from node.runtime.node import PROCESS_START, NodeRuntime
 from node.runtime.peers import PeerRecord, PeerView
+from node.runtime.rejects import RejectCounter
 from node.runtime.roles import Role
-from node.runtime.topics import ROUTE_WAIT_S, EnvelopeHandler, RejectCounter
+from node.runtime.topics import ROUTE_WAIT_S, EnvelopeHandler
 
 __all__ = [
     "PROCESS_START",

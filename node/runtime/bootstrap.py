@@ -22,6 +22,7 @@ import trio
 from node.net.reach import with_seen_at
 from node.runtime.peers import PeerRecord
 from protocol.identity import peer_id_from_str
+from protocol.limits import fit_bootmesh
 from protocol.messages import MESH_TOPIC, Bootmesh
 
 if TYPE_CHECKING:
@@ -55,27 +56,37 @@ class BootstrapRole:
                 view[topic] = others
         return view
 
-    def peer_list(self) -> dict[str, Any]:
+    def peer_list(self, requester: str = "") -> dict[str, Any]:
+        """What a provider asks for: the peers (with how long we have known each, and, in a
+        closed swarm, their certificates), the topic map, and the requester's certificate."""
+        membership = self.rt.membership
         peers = []
         host = self.rt.host
         for p in self.rt.peers():
             # where the peer's connection to us comes from: the address others may need when
             # it sits behind a NAT (its own list has only the addresses it knows of)
             remote_ip = host.peer_addr(p.peer_id).rpartition(":")[0]
-            peers.append(
-                {
-                    "peer_id": p.peer_id,
-                    "name": p.name,
-                    "role": p.role,
-                    "model": p.model,
-                    "backend": p.backend,
-                    "addrs": with_seen_at(p.addrs, p.peer_id, remote_ip),
-                    "slots": p.slots,
-                    "slots_used": p.slots_used,
-                    "capabilities": list(p.capabilities),
-                }
-            )
-        return {"peers": peers, "topics": self.topics_map()}
+            entry = {
+                "peer_id": p.peer_id,
+                "name": p.name,
+                "role": p.role,
+                "model": p.model,
+                "backend": p.backend,
+                "addrs": with_seen_at(p.addrs, p.peer_id, remote_ip),
+                "slots": p.slots,
+                "slots_used": p.slots_used,
+                "capabilities": list(p.capabilities),
+                "online_s": round(self.rt.directory.first_seen.online_for(p.peer_id), 1),
+            }
+            cert = membership.cert_text_for(p.peer_id)
+            if cert:
+                entry["cert"] = cert
+            peers.append(entry)
+        reply: dict[str, Any] = {"peers": peers, "topics": self.topics_map()}
+        cert = membership.cert_text_for(requester)
+        if cert:
+            reply["cert"] = cert  # a closed swarm: the requester's own, to present
+        return reply
 
     # -- runtime callbacks -------------------------------------------------------------------
 
@@ -131,11 +142,17 @@ class BootstrapRole:
 
     async def _publish_bootmesh(self, view: dict[str, list[str]]) -> None:
         self._published = view
-        body = Bootmesh(
-            topics={t: tuple(peer_id_from_str(p) for p in ps) for t, ps in view.items()}
+        # Built to fit: whatever peers subscribed to, the map is cut to what one message holds
+        # (the guard already refuses bad names and topic floods; this is the last line).
+        topics, left_out = fit_bootmesh(
+            {t: tuple(peer_id_from_str(p) for p in ps) for t, ps in view.items()}
         )
-        self.rt.set_bootmesh(view)
+        if left_out:
+            logger.warning(
+                "bootmesh: %d of %d topics left out (too many to send)", left_out, len(view)
+            )
+        self.rt.set_bootmesh({t: ps for t, ps in view.items() if t in topics})
         try:
-            await self.rt.publish_envelope(MESH_TOPIC, body)
+            await self.rt.publish_envelope(MESH_TOPIC, Bootmesh(topics=topics))
         except Exception as exc:
             logger.warning("bootmesh not published: %s", exc)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from node import events as ev
@@ -89,3 +91,13 @@ def tame_libp2p_logging() -> None:
     for name, child in list(logging.root.manager.loggerDict.items()):
         if name.startswith("libp2p.") and isinstance(child, logging.Logger):
             child.setLevel(logging.NOTSET)  # some set their own level at import: ours governs
+
+
+@contextmanager
+def carry_on(what: str) -> Iterator[None]:
+    """One step of a background loop: an unexpected error is logged and the loop carries on
+    (no peer input may end a node's network side)."""
+    try:
+        yield
+    except Exception:
+        logging.getLogger("node.runtime").exception("%s failed", what)

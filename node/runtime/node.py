@@ -32,15 +32,19 @@ from node.commands.network import register_network_commands
 from node.config import NodeConfig
 from node.errors import RuntimeError_
 from node.keys import DataDirLock, Libp2pSigner, keypair_from_seed
+from node.net.guard import GuardConfig
 from node.net.reach import startup_notes
 from node.runtime.bootstrap import BootstrapRole
 from node.runtime.bus import EventBus, EventSink
+from node.runtime.defences import make_guard, make_membership
 from node.runtime.identity import claim_identity
 from node.runtime.logs import tame_libp2p_logging
+from node.runtime.members import Membership
 from node.runtime.peers import PeerDirectory, PeerView
 from node.runtime.provider import ProviderRole
+from node.runtime.rejects import RejectCounter
 from node.runtime.roles import Role
-from node.runtime.topics import EnvelopeHandler, RejectCounter, TopicRouter
+from node.runtime.topics import EnvelopeHandler, TopicRouter
 from protocol.capacity import SlotUse
 
 if TYPE_CHECKING:
@@ -105,6 +109,8 @@ class NodeRuntime:
         self.capabilities: tuple[str, ...] = ()  # what the model can do, announced in presence
         self.router = TopicRouter(self)
         self.directory = PeerDirectory(self)
+        self.guard_config, self.members_mode = GuardConfig(), "open"  # "required": closed
+        self.membership = Membership("open", b"", None, None)
         self.role_impl: Role | None = None
         self._host: SwarmHost | None = None
         self._lock: DataDirLock | None = None
@@ -249,6 +255,7 @@ class NodeRuntime:
                 f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc}"
             ) from exc
         self._host_finished = finished = trio.Event()
+        self.membership = make_membership(self, self.signer.peer_id if self.signer else b"")
         host = SwarmHost(
             keypair,
             listen_host=cfg.host,
@@ -257,6 +264,7 @@ class NodeRuntime:
             router=cfg.router,
             on_peer_change=self.directory.on_peer_change,
             on_topology_change=self.directory.on_topology_change,
+            guard=make_guard(self),
         )
         self._host = host
         host.set_hub(self.directory.bootstrap_id)
@@ -267,6 +275,8 @@ class NodeRuntime:
                 await host.run(task_status=task_status)
             finally:
                 finished.set()
+            if not self._closed:  # never a process that stays up and serves nothing
+                raise RuntimeError_("the network side stopped unexpectedly")
 
         await self.nursery.start(run_host)
         if not host.addrs():

@@ -17,10 +17,12 @@ import trio
 
 from node import events as ev
 from node.errors import HostError
+from node.runtime.logs import carry_on
+from node.runtime.seen import FirstSeen, own_presence
 from protocol.addresses import peer_addrs
 from protocol.envelope import Envelope
 from protocol.identity import peer_id_to_str
-from protocol.messages import MESH_TOPIC, Presence
+from protocol.messages import MESH_TOPIC
 
 if TYPE_CHECKING:
     from node.runtime.node import NodeRuntime
@@ -89,6 +91,7 @@ class PeerDirectory:
         self._peers_dirty: trio.Event | None = None
         self._topology_dirty: trio.Event | None = None
         self._slots_dirty: trio.Event | None = None
+        self.first_seen = FirstSeen()  # the bootstrap's online_s, the newcomer rule
 
     def start(self) -> None:
         """Start the loops in the runtime's nursery (trio side, host running)."""
@@ -106,19 +109,8 @@ class PeerDirectory:
 
     async def publish_presence(self) -> None:
         rt = self.rt
-        body = Presence(
-            name=rt.config.name[:128],
-            role=rt.role,
-            model=rt.model[:128],
-            backend=rt.backend[:128],
-            addrs=tuple(rt.host.addrs()[:16]),
-            status=rt.status[:128],
-            slots=rt.slot_use.total,
-            slots_used=min(rt.slot_use.used, rt.slot_use.total),
-            capabilities=tuple(rt.capabilities)[:8],
-        )
         try:
-            await rt.publish_envelope(MESH_TOPIC, body)
+            await rt.publish_envelope(MESH_TOPIC, own_presence(rt))
         except Exception as exc:
             logger.warning("presence not published: %s", exc)
 
@@ -139,10 +131,12 @@ class PeerDirectory:
         rec = self._peers.get(peer)
         if rec is None:
             rec = self._peers[peer] = PeerRecord(peer)
+            self.first_seen.note(peer)
         return rec
 
     def apply_presence(self, sender: str, env: Envelope) -> None:
         body = env.body
+        self.rt.membership.presented(env.sender, body.cert)
         rec = self.record(sender)
         if env.seq <= rec.presence_seq:
             return  # an older announcement delivered late
@@ -179,12 +173,14 @@ class PeerDirectory:
         slots: int = 0,
         slots_used: int = 0,
         capabilities: tuple[str, ...] = (),
+        online_s: float = 0.0,
     ) -> None:
         """What a third party (the bootstrap's peer list) says about a peer whose own presence
-        we have not received; a presence from the peer itself always wins."""
+        we have not received (its own presence wins); ``online_s``: how long the bootstrap knows it."""
         if peer == self.rt.peer_id_str:
             return
         rec = self.record(peer)
+        self.first_seen.note(peer, online_s)
         if rec.presence_seq >= 0:
             return
         new = (
@@ -332,18 +328,19 @@ class PeerDirectory:
             self._peers_dirty = trio.Event()
             # let libp2p finish its own bookkeeping of the connection change first
             await trio.sleep(0.01)
-            known = self._known_now()
-            joined, left = known - self._known, self._known - known
-            self._known = known
-            for peer in sorted(joined):
-                rec = self.record(peer)
-                self.rt.emit(ev.PeerJoined(peer_id=peer, addr=self.rt.host.peer_addr(peer)))
-                self._emit_peer_info(rec, "connected")
-            for peer in sorted(left):
-                rec = self.record(peer)
-                rec.rtt_ms = None
-                self.rt.emit(ev.PeerLeft(peer_id=peer))
-                self._emit_peer_info(rec, "lost")
+            with carry_on("updating the peer list"):
+                known = self._known_now()
+                joined, left = known - self._known, self._known - known
+                self._known = known
+                for peer in sorted(joined):
+                    rec = self.record(peer)
+                    self.rt.emit(ev.PeerJoined(peer_id=peer, addr=self.rt.host.peer_addr(peer)))
+                    self._emit_peer_info(rec, "connected")
+                for peer in sorted(left):
+                    rec = self.record(peer)
+                    rec.rtt_ms = None
+                    self.rt.emit(ev.PeerLeft(peer_id=peer))
+                    self._emit_peer_info(rec, "lost")
 
     async def _topology_loop(self) -> None:
         assert self._topology_dirty is not None
@@ -352,13 +349,14 @@ class PeerDirectory:
             # debounce: a burst of subscription changes becomes one update
             await trio.sleep(TOPOLOGY_DEBOUNCE_S)
             self._topology_dirty = trio.Event()
-            role = self.rt.role_impl
-            if role is not None:
-                await role.on_topology()
-            view = self.rt.host.mesh()
-            if view != self._mesh_view:
-                self._mesh_view = view
-                self.rt.emit(ev.Mesh(topics=view))
+            with carry_on("handling a topology change"):
+                role = self.rt.role_impl
+                if role is not None:
+                    await role.on_topology()
+                view = self.rt.host.mesh()
+                if view != self._mesh_view:
+                    self._mesh_view = view
+                    self.rt.emit(ev.Mesh(topics=view))
 
     async def _announce_watch_loop(self) -> None:
         """Interfaces come and go (a VPN, DHCP) and observed addresses get confirmed as peers
@@ -379,6 +377,10 @@ class PeerDirectory:
         host = self.rt.host
 
         async def probe(peer: str) -> None:
+            with carry_on(f"heartbeat to {peer[-6:]}"):
+                await probe_once(peer)
+
+        async def probe_once(peer: str) -> None:
             rec = self.record(peer)
             if not rec.last_ok:
                 rec.last_ok = time.monotonic()

@@ -122,6 +122,10 @@ class ProviderRole:
                     logger.warning("bootstrap did not subscribe to %s; reconnecting", MESH_TOPIC)
                     await host.disconnect(self.bootstrap_id)
                 continue
+            if self.rt.membership.closed:
+                # a closed swarm: our certificate (and the members') first, so our presence
+                # carries it and nobody sees a message of ours before knowing we are a member
+                await self._fetch_peer_list()
             self.rt.mark_ready()
             await self.rt.publish_presence()
             await self._fetch_peer_list()
@@ -138,6 +142,9 @@ class ProviderRole:
         if not isinstance(reply, dict):
             logger.warning("bootstrap sent a peer list that is not a map; ignored")
             return
+        if isinstance(reply.get("cert"), str) and self.rt.membership.set_own(reply["cert"]):
+            # our certificate (closed swarms): announced in our presence from now on
+            self.rt.set_presence(self.rt.model, self.rt.backend, self.rt.status)
         topics = reply.get("topics")
         if isinstance(topics, dict) and all(
             isinstance(k, str) and isinstance(v, list) and all(isinstance(p, str) for p in v)
@@ -150,6 +157,10 @@ class ProviderRole:
             peer, addrs = entry.get("peer_id"), entry.get("addrs")
             if not isinstance(peer, str) or not isinstance(addrs, list):
                 continue
+            if isinstance(entry.get("cert"), str):
+                self.rt.membership.listed(peer, entry["cert"])
+            online = entry.get("online_s")
+            online_s = float(online) if isinstance(online, int | float) and online >= 0 else 0.0
             info = {k: entry.get(k) for k in ("name", "role", "model", "backend")}
             slots = {k: entry.get(k, 0) for k in ("slots", "slots_used")}
             if not all(type(v) is int and 0 <= v <= MAX_SLOTS for v in slots.values()):
@@ -157,7 +168,14 @@ class ProviderRole:
             caps = entry.get("capabilities") or []
             caps = tuple(c for c in caps if isinstance(c, str) and len(c) <= 32)[:8]
             if all(isinstance(v, str) and len(v) <= 128 for v in info.values()):
-                self.rt.note_peer(peer, addrs=tuple(addrs), capabilities=caps, **info, **slots)
+                self.rt.directory.note_peer(
+                    peer,
+                    addrs=tuple(addrs),
+                    capabilities=caps,
+                    online_s=online_s,
+                    **info,
+                    **slots,
+                )
             self._maybe_dial(peer, addrs)
 
     # -- dialing learned peers (bounded) --------------------------------------------------------

@@ -12,13 +12,14 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
 
 from node import events as ev
 from node.errors import RuntimeError_
+from node.runtime.rejects import RejectCounter, RejectReporter
 from protocol.envelope import Envelope, ReplayGuard, open_envelope, seal
 from protocol.errors import ProtocolError
 from protocol.messages import MESH_TOPIC
@@ -40,30 +41,13 @@ class _Topic:
     relay_only: bool = False  # the bootstrap forwards it, takes no part: no decoding
 
 
-@dataclass
-class RejectCounter:
-    """Rejected messages: total, per reason, per sender (bounded)."""
-
-    total: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
-    by_sender: dict[str, int] = field(default_factory=dict)
-
-    def add(self, reason: str, sender: str = "") -> int:
-        self.total += 1
-        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
-        if len(self.by_sender) < 10_000 or sender in self.by_sender:
-            self.by_sender[sender] = self.by_sender.get(sender, 0) + 1
-        return self.total
-
-    def from_sender(self, sender: str) -> int:
-        return self.by_sender.get(sender, 0)
-
-
 class TopicRouter:
     def __init__(self, runtime: NodeRuntime) -> None:
         self.rt = runtime
         self.rejects = RejectCounter()
         self._other_versions: set[str] = set()  # peers told once that they speak another v
+        self._reporter = RejectReporter(self.rejects, runtime.emit)
+        self._reports_pending = trio.Event()
         self._topics: dict[str, _Topic] = {}
         self._mesh_handlers: dict[str, EnvelopeHandler] = {}
         self._replay = ReplayGuard()
@@ -71,6 +55,7 @@ class TopicRouter:
         self._seq = itertools.count(time.time_ns())
 
     async def join_mesh(self) -> None:
+        self.rt.nursery.start_soon(self.report_loop)
         await self.rt.host.subscribe(MESH_TOPIC, self.on_pubsub_message)
         self._topics[MESH_TOPIC] = _Topic(None)
 
@@ -187,21 +172,21 @@ class TopicRouter:
     # -- receiving --------------------------------------------------------------------------
 
     def reject(self, reason: str, sender: str, topic: str, detail: str = "") -> None:
-        """Count and report a message that failed validation (also usable by extensions)."""
-        total = self.rejects.add(reason, sender)
-        per_sender = self.rejects.from_sender(sender)
-        # A hostile peer must not flood the log: the first few per sender, then every 100th.
-        if per_sender <= 5 or per_sender % 100 == 0:
-            logger.info(
-                "rejected %s from %s on %s (%d from it so far): %s",
-                reason,
-                sender[-6:],
-                topic,
-                per_sender,
-                detail,
-            )
-        self.rt.emit(
-            ev.Rejected(reason=reason, sender=sender, topic=topic, detail=detail, count=total)
+        """Count and report a message that failed validation (also usable by extensions).
+
+        Counted always; reported as a ``rejected`` event at most once per sender per interval
+        (then one summary line, ``node.runtime.rejects``), so a hostile peer cannot flood the
+        log or ``--json``."""
+        if self._reporter.note(reason, sender, topic, detail, time.monotonic()) is None:
+            self._reports_pending.set()
+            return
+        logger.info(
+            "rejected %s from %s on %s (%d from it so far): %s",
+            reason,
+            sender[-6:],
+            topic or "-",
+            self.rejects.from_sender(sender),
+            detail,
         )
         if reason == "unknown_version" and sender not in self._other_versions:
             # A wire change bumps the version (protocol v2: blind judging): say so once per
@@ -214,6 +199,14 @@ class TopicRouter:
                     source="network",
                 )
             )
+
+    async def report_loop(self) -> None:
+        """Emit the per-sender rejection summaries once their interval is over."""
+        while True:
+            await self._reports_pending.wait()
+            self._reports_pending = trio.Event()
+            await trio.sleep(self._reporter.interval)
+            self._reporter.flush(time.monotonic(), force=True)
 
     async def on_pubsub_message(self, msg: PubsubMessage) -> None:
         topic = msg.topic
@@ -239,6 +232,12 @@ class TopicRouter:
             self._replay.check(env)
         except ProtocolError as exc:
             self.reject(exc.reason, msg.sender, topic, str(exc))
+            return
+        membership = self.rt.membership
+        session_kind = env.kind not in ("presence", "bootmesh")
+        if membership.closed and session_kind and not membership.is_member(env.sender):
+            # a closed swarm: no session message from a peer without a certificate counts
+            self.reject("not_member", msg.sender, topic, f"{env.kind} from a non-member")
             return
         if topic == MESH_TOPIC:
             await self._on_mesh_envelope(env, msg)

@@ -36,10 +36,10 @@ from node.sessions.driver import SessionDriver
 from node.sessions.live import FailureCode, LiveSession, SessionFailed, StageCallback, pipe_outcome
 from node.sessions.options import SessionOptions
 from node.sessions.ports import ReputationSource, SessionHost, mono_ms
-from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots
+from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots, pending_by_leader
 from node.sessions.transcript import Transcript
 from node.sessions.views import format_result, format_roles
-from protocol.admission import join_refusal, lacking_capabilities, session_ms
+from protocol.admission import join_refusal, lacking_capabilities
 from protocol.effects import Stage
 from protocol.envelope import validate_task
 from protocol.errors import ProtocolError, StateError
@@ -75,6 +75,7 @@ class SessionEngine:
     ) -> None:
         self.runtime = runtime
         self.backend = backend
+        self.first_seen: Mapping[bytes, int] = {}  # the node's live table (newcomer rule)
         self.transcript = Transcript(store)
         self.options = options or SessionOptions()
         self.sessions: dict[str, LiveSession] = {}
@@ -155,16 +156,14 @@ class SessionEngine:
         if self.unavailable:
             logger.info("not joining %s: %s", env.task, self.unavailable)
             return
-        if session_ms(adv) > self.options.max_session_ms:  # the join policy's deadline cap
-            logger.info(
-                "not joining %s: %s",
-                env.task,
-                join_refusal(adv, with_leader=0, free_slots=1, policy=self.options.join_policy),
-            )
-            return
         lacking = lacking_capabilities(adv, self._capabilities())
         if lacking:
             logger.info("not joining %s: this model does not support %s", env.task, lacking)
+            return
+        pending = pending_by_leader(self.sessions.values())  # declined? (protocol/slots.py)
+        why = self.options.slot_policy.decline(adv, env.sender, pending)
+        if why is not None:
+            logger.info("not joining %s: %s", env.task, why)
             return
         # Remembered first, then joined as slots allow: one path, round-robin per leader, so a
         # leader that advertises a lot cannot crowd the others out (protocol/capacity.py).
@@ -294,6 +293,7 @@ class SessionEngine:
             canary_texts=[t for p, t in self.transcript.recent_answers() if p != prompt],
             weights=self.reputation.verifier_weights() if self.reputation else None,
             selection_weights=self.reputation.selection_weights() if self.reputation else None,
+            newcomers=opts.newcomer_rule(self.first_seen),
         )
         live = self._new_live(task, machine, is_leader=True)
         live.on_stage = on_stage

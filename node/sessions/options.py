@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from protocol.admission import DEFAULT_MAX_PER_LEADER, DEFAULT_MAX_SESSION_MS, JoinPolicy
 from protocol.blind import DEFAULT_CANARY_RATE
 from protocol.messages import AGGREGATORS, DEFAULT_EXEC_MS, DEFAULT_JOIN_MS, DEFAULT_VERIFY_MS
+from protocol.newcomers import DEFAULT_MAX_NEW_SHARE, DEFAULT_NEWCOMER_MS, NewcomerRule
+from protocol.slots import DEFAULT_PER_LEADER, SlotPolicy
 from protocol.tally import DEFAULT_AGGREGATOR, SPLITS
 
 DEFAULT_PROMPT = "What is the capital of France?"
@@ -39,6 +42,11 @@ class SessionOptions:
     max_sessions: int = 16
     max_session_ms: int = DEFAULT_MAX_SESSION_MS  # join only sessions that end within this
     max_per_leader: int = DEFAULT_MAX_PER_LEADER  # sessions of one leader at once
+    # sessions of one leader still gathering here at once (0: no cap), see protocol/slots.py
+    per_leader: int = DEFAULT_PER_LEADER
+    # leader: peers first seen less than newcomer_ms ago hold at most this share of verifiers
+    newcomer_ms: int = DEFAULT_NEWCOMER_MS
+    newcomer_share: float = DEFAULT_MAX_NEW_SHARE
     batch_scores: bool = True
     grace_ms: int = 5_000
 
@@ -57,6 +65,12 @@ class SessionOptions:
             raise ValueError("--slots must be within 1..256")
         if self.max_per_leader < 1:
             raise ValueError("--max-per-leader must be >= 1")
+        if self.per_leader < 0:
+            raise ValueError("--sessions-per-leader must be >= 0")
+        if self.max_session_ms < 1:
+            raise ValueError("--max-session must be a positive number of seconds")
+        if self.newcomer_ms < 0 or not 0.0 <= self.newcomer_share <= 1.0:
+            raise ValueError("--newcomer-age must be >= 0 and --newcomer-share within 0..1")
         if not 0 <= self.executors <= 64:
             raise ValueError("--executors must be between 0 (half the joiners) and 64")
         if not (math.isfinite(self.canary_rate) and 0.0 <= self.canary_rate <= 1.0):
@@ -66,6 +80,17 @@ class SessionOptions:
     def join_policy(self) -> JoinPolicy:
         """Which advertisements this node joins (deadline cap, sessions per leader)."""
         return JoinPolicy(self.max_session_ms, self.max_per_leader)
+
+    def newcomer_rule(self, first_seen: Mapping[bytes, int]) -> NewcomerRule | None:
+        """The leader's cap on newcomers' verifier seats (None: off), reading ``first_seen``."""
+        if not self.newcomer_ms:
+            return None
+        return NewcomerRule(first_seen, self.newcomer_ms, self.newcomer_share)
+
+    @property
+    def slot_policy(self) -> SlotPolicy:
+        """Which advertisements this node joins at all (protocol.slots)."""
+        return SlotPolicy(self.max_sessions, self.per_leader, self.max_session_ms)
 
     @property
     def manual(self) -> SessionOptions:
@@ -137,6 +162,22 @@ def add_session_flags(
             help="role split: balanced (n//2 executors, default) or original (random index)",
         )
         g.add_argument(
+            "--newcomer-age",
+            type=float,
+            default=None,
+            metavar="S",
+            help=f"peers first seen less than S seconds ago are newcomers; once enough "
+            f"established peers joined, newcomers hold at most --newcomer-share of the verifier "
+            f"seats; 0: off (default: {DEFAULT_NEWCOMER_MS // 1000})",
+        )
+        g.add_argument(
+            "--newcomer-share",
+            type=float,
+            default=None,
+            metavar="F",
+            help=f"(see --newcomer-age) default: {DEFAULT_MAX_NEW_SHARE:.2f}",
+        )
+        g.add_argument(
             "--executors",
             type=int,
             default=None,
@@ -187,6 +228,22 @@ def add_session_flags(
         help="be in at most N sessions of one leader that are still gathering joins "
         f"(default: {DEFAULT_MAX_PER_LEADER})",
     )
+    g.add_argument(
+        "--sessions-per-leader",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"at most N sessions of one leader gathering here at once (joined, not assigned "
+        f"yet); 0: no cap (default: {DEFAULT_PER_LEADER})",
+    )
+    g.add_argument(
+        "--max-session",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"decline sessions whose deadlines add up to more than S seconds "
+        f"(default: {DEFAULT_MAX_SESSION_MS // 1000})",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> SessionOptions:
@@ -210,8 +267,22 @@ def options_from_args(args: argparse.Namespace) -> SessionOptions:
             kw[flag] = value
     if getattr(args, "no_auto_join", False):
         kw["auto_join"] = False
-    for flag in ("max_sessions", "max_per_leader", "executors", "slots", "canary_rate"):
+    for flag, name in (
+        ("max_sessions", "max_sessions"),
+        ("max_per_leader", "max_per_leader"),
+        ("executors", "executors"),
+        ("slots", "slots"),
+        ("canary_rate", "canary_rate"),
+        ("sessions_per_leader", "per_leader"),
+        ("newcomer_share", "newcomer_share"),
+    ):
         value = getattr(args, flag, None)
         if value is not None:
-            kw[flag] = value
+            kw[name] = value
+    for flag, name in (("max_session", "max_session_ms"), ("newcomer_age", "newcomer_ms")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"--{flag.replace('_', '-')} must be a number of seconds >= 0")
+            kw[name] = int(value * 1000)
     return SessionOptions(**kw)

@@ -96,3 +96,15 @@ class ProviderSlots:
 
     def next_waiting(self, now_ms: int) -> Envelope | None:
         return self.waiting.next(now_ms)
+
+
+def pending_by_leader(sessions: Iterable[LiveSession]) -> dict[bytes, int]:
+    """Leader -> its sessions this node joined that are still gathering (no assignment yet):
+    what an advert flood piles up (protocol/slots.py); an assigned session counts no more."""
+    pending: dict[bytes, int] = {}
+    for live in sessions:
+        machine = live.machine
+        if live.is_leader or live.finished or machine.role != Role.PENDING:
+            continue
+        pending[machine.leader] = pending.get(machine.leader, 0) + 1
+    return pending

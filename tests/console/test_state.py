@@ -191,3 +191,27 @@ def test_the_gateway_queue_is_kept_for_the_title() -> None:
     assert "peers" in dirty and state.gateway_queue == (5, 12, 5)
     state.apply({"event": "peer_info", "peer_id": "12D3KooWx", "slots": 4, "slots_used": 3})
     assert (state.peers["12D3KooWx"].slots, state.peers["12D3KooWx"].slots_used) == (4, 3)
+
+
+def test_rejections_count_per_peer_and_summary_lines_count_their_repeats() -> None:
+    state = ConsoleState()
+    peer = PEERS[0]
+    state.apply({"event": "peer_joined", "peer_id": peer, "addr": "1.2.3.4:5"})
+    state.apply({"event": "rejected", "reason": "not_msgpack", "sender": peer, "topic": "t"})
+    changed = state.apply(
+        {
+            "event": "rejected",
+            "reason": "not_msgpack",
+            "sender": peer,
+            "topic": "t",
+            "repeats": 49,
+            "reasons": {"not_msgpack": 49},
+        }
+    )
+    assert "peers" in changed
+    assert state.rejected == 50
+    (row,) = [p for p in state.peers_snapshot() if p.peer_id == peer]
+    assert row.rejected == 50
+    # a sender that is no peer of ours (a forged origin) is counted, but gets no row
+    state.apply({"event": "rejected", "reason": "bad_signature", "sender": "nobody", "topic": "t"})
+    assert state.rejected == 51 and "nobody" not in state.peers

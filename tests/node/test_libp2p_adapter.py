@@ -24,6 +24,12 @@ HOOKS = [
     (Pubsub, "handle_subscription", ["origin_id", "sub_message"]),
     (Pubsub, "get_hello_packet", []),
     (FloodSub, "_get_peers_to_send", ["topic_ids", "msg_forwarder", "origin"]),
+    # node/net/guarded.py (the guard's hooks)
+    (Pubsub, "push_msg", ["msg_forwarder", "msg"]),
+    (Pubsub, "continuously_read_stream", ["stream"]),
+    (Pubsub, "_is_msg_seen", ["msg"]),
+    (Pubsub, "add_to_blacklist", ["peer_id"]),
+    (Pubsub, "remove_from_blacklist", ["peer_id"]),
 ]
 
 
@@ -46,6 +52,22 @@ def test_pubsub_reads_its_queue_settings_from_the_module_at_call_time() -> None:
 def test_pubsub_state_the_adapter_reads_is_still_there() -> None:
     # Instance attributes set in Pubsub.__init__ (read by the adapter and node/net/host.py).
     init = inspect.getsource(Pubsub.__init__)
-    for attr in ("peer_queues", "peers", "peer_topics", "counter", "seen_messages"):
+    for attr in (
+        "peer_queues",
+        "peers",
+        "peer_topics",
+        "counter",
+        "seen_messages",
+        "_peer_subscription_count",  # the guard's per-peer topic count
+    ):
         assert f"self.{attr}" in init, f"Pubsub no longer sets self.{attr}"
     assert isinstance(inspect.getattr_static(Pubsub, "topic_ids"), property)
+
+
+def test_pubsub_reads_its_frame_reader_from_the_module_at_call_time() -> None:
+    # node/net/guarded.count_oversize_frames wraps this module attribute to count the frames
+    # libp2p refuses as too large (it raises MessageTooLarge from it, then resets the stream).
+    source = inspect.getsource(Pubsub.continuously_read_stream)
+    assert "read_varint_prefixed_bytes_limited(" in source
+    assert "MessageTooLarge" in source
+    assert callable(pubsub_module.read_varint_prefixed_bytes_limited)
