@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from protocol.messages import MAX_MESH_PEERS, MAX_MESH_TOPICS, MAX_TOPIC_CHARS, MESH_TOPIC
+from protocol.wire import MAX_MESH_PEERS, MAX_MESH_TOPICS, MAX_TOPIC_CHARS, MESH_TOPIC
 
 __all__ = [
     "MAX_TOPICS_PER_PEER",

@@ -177,17 +177,6 @@ class TopicRouter:
         Counted always; reported as a ``rejected`` event at most once per sender per interval
         (then one summary line, ``node.runtime.rejects``), so a hostile peer cannot flood the
         log or ``--json``."""
-        if self._reporter.note(reason, sender, topic, detail, time.monotonic()) is None:
-            self._reports_pending.set()
-            return
-        logger.info(
-            "rejected %s from %s on %s (%d from it so far): %s",
-            reason,
-            sender[-6:],
-            topic or "-",
-            self.rejects.from_sender(sender),
-            detail,
-        )
         if reason == "unknown_version" and sender not in self._other_versions:
             # A wire change bumps the version (protocol v2: blind judging): say so once per
             # peer, plainly; its messages keep being counted as rejected.
@@ -199,6 +188,17 @@ class TopicRouter:
                     source="network",
                 )
             )
+        if self._reporter.note(reason, sender, topic, detail, time.monotonic()) is None:
+            self._reports_pending.set()
+            return
+        logger.info(
+            "rejected %s from %s on %s (%d from it so far): %s",
+            reason,
+            sender[-6:],
+            topic or "-",
+            self.rejects.from_sender(sender),
+            detail,
+        )
 
     async def report_loop(self) -> None:
         """Emit the per-sender rejection summaries once their interval is over."""

@@ -12,7 +12,13 @@ from dataclasses import dataclass, replace
 
 from protocol.admission import DEFAULT_MAX_PER_LEADER, DEFAULT_MAX_SESSION_MS, JoinPolicy
 from protocol.blind import DEFAULT_CANARY_RATE
-from protocol.messages import AGGREGATORS, DEFAULT_EXEC_MS, DEFAULT_JOIN_MS, DEFAULT_VERIFY_MS
+from protocol.messages import (
+    AGGREGATORS,
+    DEFAULT_EXEC_MS,
+    DEFAULT_JOIN_MS,
+    DEFAULT_VERIFY_MS,
+    MAX_PARTICIPANTS,
+)
 from protocol.newcomers import DEFAULT_MAX_NEW_SHARE, DEFAULT_NEWCOMER_MS, NewcomerRule
 from protocol.slots import DEFAULT_PER_LEADER, SlotPolicy
 from protocol.tally import DEFAULT_AGGREGATOR, SPLITS
@@ -89,8 +95,10 @@ class SessionOptions:
 
     @property
     def slot_policy(self) -> SlotPolicy:
-        """Which advertisements this node joins at all (protocol.slots)."""
-        return SlotPolicy(self.max_sessions, self.per_leader, self.max_session_ms)
+        """Which advertisements this node joins at all (protocol.slots): the deadline and the
+        per-leader caps. --max-sessions is the engine's slots' (a declined advertisement waits
+        there for a free slot), so it does not refuse here."""
+        return SlotPolicy(MAX_PARTICIPANTS * 1024, self.per_leader, self.max_session_ms)
 
     @property
     def manual(self) -> SessionOptions:
