@@ -21,19 +21,8 @@ from node.gateway_settings import origins_from
 from protocol.structured import format_problem
 from tests.gateway.conftest import Served
 from tests.gateway.fake import FakeSwarm, answer_for
+from tests.tool_specs import WEATHER
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 PERSON = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},

@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.node.swarm import NodeProc, Swarm, free_port
+from tests.tool_specs import WEATHER
 
 pytestmark = pytest.mark.slow
 
@@ -118,20 +119,6 @@ def test_tags_and_show_list_the_swarm_with_its_capabilities(live: LiveSwarm) -> 
     shown = client.show("swarm")
     assert shown.modelinfo["swarm.providers"] == PROVIDERS
     assert shown.capabilities == ["completion", "tools"]
-
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 
 
 async def test_generation_fields_through_the_real_swarm(live: LiveSwarm) -> None:

@@ -12,21 +12,10 @@ from node.slm.ollama_backend import OllamaBackend
 from node.slm.sim import SimBackend
 from protocol.structured import format_problem, schema_problem
 from tests.ollama_double import OllamaDouble, Reply
+from tests.tool_specs import WEATHER
 
 from .conftest import MODEL
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 MAIL = {
     "type": "function",
     "function": {"name": "send_mail", "description": "send an email", "parameters": {}},
