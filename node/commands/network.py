@@ -13,6 +13,8 @@ from node.errors import HostError, RuntimeError_
 from protocol.messages import MESH_TOPIC
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from node.runtime.node import NodeRuntime
 
 
@@ -131,25 +133,25 @@ async def _fsub(runtime: NodeRuntime, args: list[str]) -> str:
     return f"floodsub stream open with {peer}"
 
 
-async def _join(runtime: NodeRuntime, args: list[str]) -> str:
-    usage = "join <topic>"
+async def _on_topic(
+    runtime: NodeRuntime, args: list[str], usage: str, change: Callable[[str], Awaitable[bool]]
+) -> bool:
+    """Run ``change`` (join or leave) on the one topic in ``args``; whether anything changed."""
     if len(args) != 1:
         raise usage_error(usage)
     try:
-        new = await runtime.call(runtime.join_topic, args[0])
+        return await runtime.call(change, args[0])
     except RuntimeError_ as exc:
         raise CommandError(str(exc)) from None
+
+
+async def _join(runtime: NodeRuntime, args: list[str]) -> str:
+    new = await _on_topic(runtime, args, "join <topic>", runtime.join_topic)
     return f"joined {args[0]}" if new else f"already joined {args[0]}"
 
 
 async def _leave(runtime: NodeRuntime, args: list[str]) -> str:
-    usage = "leave <topic>"
-    if len(args) != 1:
-        raise usage_error(usage)
-    try:
-        left = await runtime.call(runtime.leave_topic, args[0])
-    except RuntimeError_ as exc:
-        raise CommandError(str(exc)) from None
+    left = await _on_topic(runtime, args, "leave <topic>", runtime.leave_topic)
     return f"left {args[0]}" if left else f"not joined to {args[0]}"
 
 
