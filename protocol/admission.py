@@ -6,7 +6,10 @@ monopolise it: the advertised deadlines must fit in ``max_session_ms`` end to en
 sessions of one leader that are still gathering joins (where a slot sits idle: a leader cannot
 park this node's slots in sessions that never start; sessions already running do not count, so
 a gateway may run many at once), and it needs a free model slot. The node asks
-:func:`join_refusal` for each ``advertise`` it sees and joins when the answer is ``None``.
+:func:`advert_refusal` for each ``advertise`` it sees: a refused advert is dropped (it never
+fits); the others are remembered (:mod:`protocol.capacity`) and joined when a model slot is
+free and their leader is not among :func:`leaders_at_cap`: a leader at its cap, or no free slot,
+only means "not now".
 
 ``max_per_leader`` defaults to 4, not 1: with 1, concurrent sessions of one leader deadlock
 when providers see their advertisements in different orders (each joins a different one, none
@@ -15,6 +18,7 @@ fills up) until the leader queues instead of advertising them all at once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from protocol.messages import Advertise
@@ -23,8 +27,9 @@ __all__ = [
     "DEFAULT_MAX_PER_LEADER",
     "DEFAULT_MAX_SESSION_MS",
     "JoinPolicy",
-    "join_refusal",
+    "advert_refusal",
     "lacking_capabilities",
+    "leaders_at_cap",
     "session_ms",
 ]
 
@@ -57,26 +62,19 @@ def session_ms(advert: Advertise) -> int:
     return advert.join_ms + advert.exec_ms + advert.verify_ms
 
 
-def join_refusal(
-    advert: Advertise,
-    *,
-    with_leader: int,
-    free_slots: int,
-    policy: JoinPolicy = JoinPolicy(),
-) -> str | None:
-    """``None`` to join; otherwise the reason not to, fit for a log line.
-
-    ``with_leader``: sessions of this advert's leader this node is in that are still gathering
-    joins; ``free_slots``: model slots not held by any session.
-    """
+def advert_refusal(advert: Advertise, policy: JoinPolicy = JoinPolicy()) -> str | None:
+    """Why this node never joins ``advert`` (fit for a log line), or ``None``: its deadlines
+    add up to more than the policy accepts."""
     total = session_ms(advert)
     if total > policy.max_session_ms:
         return (
             f"the session may last {total / 1000:.0f} s end to end, more than the "
-            f"{policy.max_session_ms / 1000:.0f} s this node accepts"
+            f"{policy.max_session_ms / 1000:.0f} s this node accepts (--max-session)"
         )
-    if with_leader >= policy.max_per_leader:
-        return f"already in {with_leader} session(s) of this leader (limit {policy.max_per_leader})"
-    if free_slots <= 0:
-        return "no free model slot"
     return None
+
+
+def leaders_at_cap(gathering: Mapping[bytes, int], policy: JoinPolicy = JoinPolicy()) -> set[bytes]:
+    """Leaders whose adverts wait for now: this node is already in ``max_per_leader`` of their
+    sessions still gathering joins (``gathering``: leader -> such sessions here)."""
+    return {leader for leader, n in gathering.items() if n >= policy.max_per_leader}

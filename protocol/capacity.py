@@ -5,27 +5,38 @@ Theory of operation
 A provider offers ``slots`` model slots (``--slots``; 1 for a real Ollama model unless
 ``OLLAMA_NUM_PARALLEL`` says more). A session it joined holds one of them only while this node
 still has model work to do in it (:func:`holds_slot`): while the session gathers joins (it may
-be picked), while it is an executor that has not answered yet, while it is a verifier that may
-still receive or is still judging responses. A participant the assignment left out, an executor
-that answered, a verifier that has judged everything, a finished session: no slot. So a slot is
-busy for about one answer or one judgement, not for the whole session.
+be picked as an executor, which answers at once), while it is an executor that has not answered
+yet, while it is a verifier judging. A verifier waiting for the answers to judge holds none: the
+executors are answering meanwhile, and holding a slot for that wait would cap the swarm at one
+session per N slots whatever the model could do. A participant the assignment left out, an
+executor that answered, a verifier that has judged everything, a finished session: no slot. So a
+slot is busy for about one answer or one judgement, not for the whole session. Joining is
+optimistic, calling the model is not: model calls at once never exceed the slots (the node
+queues a judgement that finds every slot busy, within its deadline).
 
 A provider whose slots are all held does not join; it remembers the advertisement until its join
 deadline (:class:`GatheringAdverts`). When a slot frees, it joins one of the remembered sessions:
-the leader served longest ago (never served first), that leader's oldest advert first. Under
-sustained load from several leaders each therefore gets slots in turn, whatever the rate it
-advertises at: no leader starves (ARCHITECTURE §11, "Capacity is slots, held only while used").
+the leader served longest ago (never served first), that leader's oldest advert first, skipping
+leaders that already have as many sessions gathering here as the join policy allows
+(:mod:`protocol.admission`): their adverts wait, they are not dropped. Under sustained load from
+several leaders each therefore gets slots in turn, whatever the rate it advertises at: no leader
+starves (ARCHITECTURE §11, "Capacity is slots, held only while used"). A full memory drops the
+oldest advert of the leader with the most remembered, so a flooding leader evicts only its own.
+
+:func:`peak_slots` is what one session holds at its busiest, for a leader (the gateway) that
+sizes how many sessions to run at once from the slots its providers announce.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from protocol.effects import Role, Stage
 
-__all__ = ["MAX_REMEMBERED", "GatheringAdverts", "SlotUse", "holds_slot"]
+__all__ = ["MAX_REMEMBERED", "GatheringAdverts", "SlotUse", "holds_slot", "peak_slots"]
 
 # Adverts a full provider remembers (oldest dropped first): a flood cannot grow its memory.
 MAX_REMEMBERED = 256
@@ -55,9 +66,21 @@ def holds_slot(
     if role == Role.EXECUTOR:
         return not generated
     if role == Role.VERIFIER:
-        # responses may still arrive until the execute stage ends; then only running judgements
-        return stage in (Stage.ADVERTISE, Stage.EXECUTE) or judging > 0
+        return judging > 0  # waiting for the answers holds nothing (see above)
     return False
+
+
+def peak_slots(providers: int, executors: int = 0) -> int:
+    """The most model slots one session of ``providers`` participants holds at once.
+
+    Executors answer first (one slot each), then verifiers judge (one slot each): the peak is
+    the larger group. ``executors`` > 0 is a fixed executor count (the rest verify); 0 is the
+    balanced split, half the joiners (rounded down) answering.
+    """
+    if providers < 2:
+        return max(1, providers)
+    answering = min(executors, providers - 1) if executors > 0 else providers // 2
+    return max(answering, providers - answering)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +154,16 @@ class GatheringAdverts(Generic[T]):
                 else:
                     del self._by_leader[leader]
 
-    def next(self, now_ms: int) -> T | None:
-        """The advert to join with a slot that just freed (expired ones dropped), or None."""
+    def next(self, now_ms: int, skip: Container[bytes] = ()) -> T | None:
+        """The advert to join with a slot that just freed (expired ones dropped), or None.
+
+        ``skip``: leaders not to serve now (at their cap of gathering sessions); their adverts
+        stay remembered."""
         self._expire(now_ms)
-        if not self._by_leader:
+        leaders = [lead for lead in self._by_leader if lead not in skip]
+        if not leaders:
             return None
-        leader = min(self._by_leader, key=lambda lead: self._last_turn.get(lead, -1))
+        leader = min(leaders, key=lambda lead: self._last_turn.get(lead, -1))
         queue = self._by_leader[leader]
         picked = queue.popleft()
         self._count -= 1
@@ -163,8 +190,13 @@ class GatheringAdverts(Generic[T]):
                 del self._by_leader[leader]
 
     def _drop_oldest(self) -> None:
-        oldest = min(
-            (q[0] for q in self._by_leader.values()), key=lambda r: r.deadline_ms, default=None
-        )
-        if oldest is not None:
-            self.forget(oldest.task)
+        """Make room: the oldest advert of the leader with the most remembered (a flood
+        evicts its own adverts, not the others')."""
+        if not self._by_leader:
+            return
+        leader = max(self._by_leader, key=lambda lead: len(self._by_leader[lead]))
+        queue = self._by_leader[leader]
+        queue.popleft()
+        self._count -= 1
+        if not queue:
+            del self._by_leader[leader]

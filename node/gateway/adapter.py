@@ -11,6 +11,7 @@ from node.gateway.server import GatewayHandle, serve_swarm
 from node.gateway.swarm import Generation, StageCallback, SwarmResult, SwarmUnavailable
 from node.gateway_settings import DEFAULT_LISTEN
 from node.sessions.live import SessionFailed
+from protocol.capacity import peak_slots
 
 if TYPE_CHECKING:
     from node.sessions.engine import SessionEngine
@@ -74,15 +75,18 @@ class RuntimeSwarm:
 
     def capacity(self, providers: int) -> int:
         """Sessions of ``providers`` participants the swarm can run at once: the model slots
-        its providers announce (1 for one that announces none) over ``providers``, at least 1.
-        Requests beyond it wait in the gateway's queue (node/gateway/queue.py)."""
+        its providers announce (1 for one that announces none) over the slots one session
+        holds at its busiest (``protocol.capacity.peak_slots``: its executors answer, then its
+        verifiers judge; a slot is held only for that), at least 1. Requests beyond it wait in
+        the gateway's queue (node/gateway/queue.py)."""
         me = self.runtime.peer_id_str
         peers = [p for p in self.runtime.provider_peers() if p.model and p.peer_id != me]
         slots = sum(max(1, getattr(p, "slots", 0)) for p in peers)
         # a session needs that many *different* providers: slots beyond that do not help
         if len(peers) < providers:
             return 1
-        return max(1, slots // providers)
+        executors = self.engine.options.executors if self.engine is not None else 0
+        return max(1, slots // peak_slots(providers, executors))
 
     def queue_changed(self, running: int, waiting: int, capacity: int) -> None:
         """The gateway's queue moved: an event for the console and ``--json``."""

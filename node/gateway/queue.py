@@ -5,8 +5,8 @@ queue; only a full queue refuses (503 with ``Retry-After``). A request whose cli
 while waiting leaves the queue (aiohttp cancels its handler, the wait ends, the place is freed).
 
 How many sessions run at once: the swarm's capacity, ``capacity()`` (the providers' model slots
-divided by the providers a session needs, at least 1; see ``adapter.RuntimeSwarm.capacity``),
-never more than ``max_in_flight``. A session holding a turn that ends, for whatever reason,
+divided by the slots one session holds at its busiest, at least 1; see
+``adapter.RuntimeSwarm.capacity``), never more than ``max_in_flight``. A session holding a turn that ends, for whatever reason,
 hands the turn to the oldest waiting request.
 """
 

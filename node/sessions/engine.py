@@ -39,8 +39,7 @@ from node.sessions.ports import ReputationSource, SessionHost, mono_ms
 from node.sessions.slots import PENDING_HOLD_MS, ProviderSlots, default_slots, pending_by_leader
 from node.sessions.transcript import Transcript
 from node.sessions.views import format_result, format_roles
-from protocol.admission import join_refusal, lacking_capabilities
-from protocol.effects import Stage
+from protocol.admission import advert_refusal, lacking_capabilities, leaders_at_cap
 from protocol.envelope import validate_task
 from protocol.errors import ProtocolError, StateError
 from protocol.identity import peer_id_to_str, short_id
@@ -160,13 +159,13 @@ class SessionEngine:
         if lacking:
             logger.info("not joining %s: this model does not support %s", env.task, lacking)
             return
-        pending = pending_by_leader(self.sessions.values())  # declined? (protocol/slots.py)
-        why = self.options.slot_policy.decline(adv, env.sender, pending)
+        why = advert_refusal(adv, self.options.join_policy)
         if why is not None:
             logger.info("not joining %s: %s", env.task, why)
             return
-        # Remembered first, then joined as slots allow: one path, round-robin per leader, so a
-        # leader that advertises a lot cannot crowd the others out (protocol/capacity.py).
+        # Remembered first, then joined as slots and the per-leader cap allow: one path,
+        # round-robin per leader, so a leader that advertises a lot cannot crowd the others out
+        # (protocol/capacity.py, protocol/admission.py).
         self.slots.remember(env, mono_ms() + adv.join_ms)
         self._fill_slots()
 
@@ -188,24 +187,16 @@ class SessionEngine:
                         len(self.slots.waiting),
                     )
                 return
-            env = self.slots.next_waiting(now)
+            # at most --max-per-leader sessions of one leader gathering joins here (a leader
+            # cannot park this node in sessions that never start): its adverts wait meanwhile
+            gathering = pending_by_leader(self.sessions.values())
+            capped = leaders_at_cap(gathering, self.options.join_policy)
+            env = self.slots.next_waiting(now, skip=capped)
             if env is None:
                 return
             if env.task in self.sessions or self.transcript.has_session(env.task):
                 continue
-            refusal = self._policy_refusal(env)
-            if refusal is not None:
-                logger.info("not joining %s: %s", env.task, refusal)
-                continue  # a re-announcement brings it back
             self._join(env)
-
-    def _policy_refusal(self, env: Envelope) -> str | None:
-        """The join policy beyond slots: at most --max-per-leader sessions of one leader still
-        gathering joins here (a leader cannot park this node in sessions that never start)."""
-        assert isinstance(env.body, Advertise)
-        mine = [s.machine for s in self.sessions.values() if not s.is_leader and not s.finished]
-        n = sum(m.leader == env.sender and m.stage == Stage.ADVERTISE for m in mine)
-        return join_refusal(env.body, with_leader=n, free_slots=1, policy=self.options.join_policy)
 
     def _join(self, env: Envelope) -> None:
         assert self.backend is not None

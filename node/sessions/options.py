@@ -17,10 +17,8 @@ from protocol.messages import (
     DEFAULT_EXEC_MS,
     DEFAULT_JOIN_MS,
     DEFAULT_VERIFY_MS,
-    MAX_PARTICIPANTS,
 )
 from protocol.newcomers import DEFAULT_MAX_NEW_SHARE, DEFAULT_NEWCOMER_MS, NewcomerRule
-from protocol.slots import DEFAULT_PER_LEADER, SlotPolicy
 from protocol.tally import DEFAULT_AGGREGATOR, SPLITS
 
 DEFAULT_PROMPT = "What is the capital of France?"
@@ -47,9 +45,8 @@ class SessionOptions:
     # participant sessions at once, slots held or not (a bound on state; capacity is slots)
     max_sessions: int = 16
     max_session_ms: int = DEFAULT_MAX_SESSION_MS  # join only sessions that end within this
-    max_per_leader: int = DEFAULT_MAX_PER_LEADER  # sessions of one leader at once
-    # sessions of one leader still gathering here at once (0: no cap), see protocol/slots.py
-    per_leader: int = DEFAULT_PER_LEADER
+    # sessions of one leader still gathering joins here at once (protocol/admission.py)
+    max_per_leader: int = DEFAULT_MAX_PER_LEADER
     # leader: peers first seen less than newcomer_ms ago hold at most this share of verifiers
     newcomer_ms: int = DEFAULT_NEWCOMER_MS
     newcomer_share: float = DEFAULT_MAX_NEW_SHARE
@@ -71,8 +68,6 @@ class SessionOptions:
             raise ValueError("--slots must be within 1..256")
         if self.max_per_leader < 1:
             raise ValueError("--max-per-leader must be >= 1")
-        if self.per_leader < 0:
-            raise ValueError("--sessions-per-leader must be >= 0")
         if self.max_session_ms < 1:
             raise ValueError("--max-session must be a positive number of seconds")
         if self.newcomer_ms < 0 or not 0.0 <= self.newcomer_share <= 1.0:
@@ -92,13 +87,6 @@ class SessionOptions:
         if not self.newcomer_ms:
             return None
         return NewcomerRule(first_seen, self.newcomer_ms, self.newcomer_share)
-
-    @property
-    def slot_policy(self) -> SlotPolicy:
-        """Which advertisements this node joins at all (protocol.slots): the deadline and the
-        per-leader caps. --max-sessions is the engine's slots' (a declined advertisement waits
-        there for a free slot), so it does not refuse here."""
-        return SlotPolicy(MAX_PARTICIPANTS * 1024, self.per_leader, self.max_session_ms)
 
     @property
     def manual(self) -> SessionOptions:
@@ -230,19 +218,14 @@ def add_session_flags(
     )
     g.add_argument(
         "--max-per-leader",
-        type=int,
-        default=None,
-        metavar="N",
-        help="be in at most N sessions of one leader that are still gathering joins "
-        f"(default: {DEFAULT_MAX_PER_LEADER})",
-    )
-    g.add_argument(
         "--sessions-per-leader",
+        dest="max_per_leader",
         type=int,
         default=None,
         metavar="N",
-        help=f"at most N sessions of one leader gathering here at once (joined, not assigned "
-        f"yet); 0: no cap (default: {DEFAULT_PER_LEADER})",
+        help="be in at most N sessions of one leader that are still gathering joins (joined, "
+        "not assigned yet); its further adverts wait for one to start "
+        f"(default: {DEFAULT_MAX_PER_LEADER})",
     )
     g.add_argument(
         "--max-session",
@@ -281,7 +264,6 @@ def options_from_args(args: argparse.Namespace) -> SessionOptions:
         ("executors", "executors"),
         ("slots", "slots"),
         ("canary_rate", "canary_rate"),
-        ("sessions_per_leader", "per_leader"),
         ("newcomer_share", "newcomer_share"),
     ):
         value = getattr(args, flag, None)

@@ -11,7 +11,7 @@ once (1 unless set), a simulated one :data:`SIM_SLOTS`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from protocol.capacity import GatheringAdverts, SlotUse, holds_slot
@@ -94,13 +94,14 @@ class ProviderSlots:
         """An advert this node could not join now: join it if a slot frees before the deadline."""
         self.waiting.remember(env.task, env.sender, deadline_ms, env)
 
-    def next_waiting(self, now_ms: int) -> Envelope | None:
-        return self.waiting.next(now_ms)
+    def next_waiting(self, now_ms: int, skip: Container[bytes] = ()) -> Envelope | None:
+        """The remembered advert to join now (``skip``: leaders at their cap), or None."""
+        return self.waiting.next(now_ms, skip)
 
 
 def pending_by_leader(sessions: Iterable[LiveSession]) -> dict[bytes, int]:
     """Leader -> its sessions this node joined that are still gathering (no assignment yet):
-    what an advert flood piles up (protocol/slots.py); an assigned session counts no more."""
+    what an advert flood piles up (protocol/admission.py); an assigned session counts no more."""
     pending: dict[bytes, int] = {}
     for live in sessions:
         machine = live.machine

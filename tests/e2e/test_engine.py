@@ -131,6 +131,37 @@ def test_one_session_per_leader_and_no_overlong_session() -> None:
     assert [t for t in rt.joined if "/" not in t] == ["task-a"]
 
 
+def test_a_leader_at_its_cap_waits_and_its_advert_is_joined_when_one_starts() -> None:
+    """--max-per-leader 1: the leader's second advertisement is remembered, not dropped; once
+    the first session is assigned (it no longer gathers), the second is joined."""
+
+    async def feed() -> FakeRuntime:
+        rt = FakeRuntime()
+        engine = SessionEngine(rt, FakeBackend(), None, SessionOptions(max_per_leader=1))  # type: ignore[arg-type]
+        async with trio.open_nursery() as nursery:
+            rt.nursery = nursery
+            await engine._on_advertise(advertise(LEADERS[0], "task-a"))
+            await engine._on_advertise(advertise(LEADERS[0], "task-b"))  # at the cap: waits
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked()
+            assert [e.task for e in rt.published if e.kind == "join"] == ["task-a"]
+            assign = seal(
+                Assign((ME.peer_id,), (LEADERS[2].peer_id,), "p"),
+                task="task-a",
+                signer=LEADERS[0],
+                seq=2,
+                ts_ms=2,
+            )
+            await engine._driver.on_envelope(engine.sessions["task-a"], assign)
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        return rt
+
+    rt = trio.run(feed)
+    assert [e.task for e in rt.published if e.kind == "join"] == ["task-a", "task-b"]
+
+
 def test_a_joiner_not_picked_is_released_and_joins_a_declined_session() -> None:
     """--max-sessions 1: the second advertisement is declined; when the first session's
     assignment leaves this node out (Released), the declined one, still gathering, is joined."""

@@ -52,7 +52,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSwarm]:
         # Five concurrent gateway sessions need every provider in each of them; a model that
         # takes a little while to answer leaves a client time to hang up mid-session.
         # (and, all five led by one gateway, a per-leader cap to match: the default is 1)
-        flags = ["--max-sessions", "8", "--sessions-per-leader", "8", "--sim-gen-ms", str(GEN_MS)]
+        flags = ["--max-sessions", "8", "--max-per-leader", "8", "--sim-gen-ms", str(GEN_MS)]
         providers = swarm.start_providers(PROVIDERS - 1, flags, timeout=60)
         # The last provider also serves the API itself (`rnet node --serve`, the runtime's hook).
         providers.append(swarm.start_provider(None, [*flags, "--serve", "127.0.0.1:0"], timeout=60))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from protocol.slots import DEFAULT_PER_LEADER
+from protocol.admission import DEFAULT_MAX_PER_LEADER
 from tests.hostile.harness import attack, honest_pipe, start_attacker
 from tests.node.swarm import NodeProc, Swarm
 
@@ -92,7 +92,7 @@ def test_an_advert_flood_does_not_lock_providers_out(swarm: Swarm) -> None:
     pipe_completes(swarm, "during the advert flood")
     for provider in swarm.providers:
         joined = {e["task"] for e in provider.find_all(lambda e: e.get("event") == "session")}
-        assert len(joined & set(flood)) <= DEFAULT_PER_LEADER, f"{provider.name}: {joined}"
+        assert len(joined & set(flood)) <= DEFAULT_MAX_PER_LEADER, f"{provider.name}: {joined}"
     attacker.send(json.dumps({"do": "quit"}))
     attacker.wait_exit(20)
     pipe_completes(swarm, "after the advert flood")

@@ -1,35 +1,32 @@
-"""A provider's join policy: deadline cap, one session per leader, a free slot."""
+"""A provider's join policy: the deadline cap, sessions of one leader still gathering."""
 
 from __future__ import annotations
 
 import pytest
 
-from protocol.admission import JoinPolicy, join_refusal
+from protocol.admission import JoinPolicy, advert_refusal, leaders_at_cap
 from protocol.messages import Advertise
 
 QUICK = Advertise(prompt="p", join_ms=1_000, exec_ms=60_000, verify_ms=60_000)
 SLOW = Advertise(prompt="p", join_ms=60_000, exec_ms=3_600_000, verify_ms=60_000)
 
 
-def test_a_quick_session_with_a_free_slot_is_joined() -> None:
-    assert join_refusal(QUICK, with_leader=0, free_slots=1) is None
+def test_a_quick_session_is_acceptable() -> None:
+    assert advert_refusal(QUICK) is None
 
 
 def test_a_session_longer_than_ten_minutes_is_refused_unless_allowed() -> None:
-    reason = join_refusal(SLOW, with_leader=0, free_slots=1)
+    reason = advert_refusal(SLOW)
     assert reason is not None and "3720 s" in reason and "600 s" in reason
-    assert join_refusal(SLOW, with_leader=0, free_slots=1, policy=JoinPolicy(4_000_000)) is None
+    assert "--max-session" in reason
+    assert advert_refusal(SLOW, JoinPolicy(4_000_000)) is None
 
 
-def test_sessions_per_leader_still_gathering_are_capped() -> None:
-    assert "already in 4" in (join_refusal(QUICK, with_leader=4, free_slots=8) or "")
-    assert join_refusal(QUICK, with_leader=3, free_slots=8) is None
-    one = JoinPolicy(max_per_leader=1)
-    assert "limit 1" in (join_refusal(QUICK, with_leader=1, free_slots=3, policy=one) or "")
-
-
-def test_no_free_slot_no_join() -> None:
-    assert join_refusal(QUICK, with_leader=0, free_slots=0) == "no free model slot"
+def test_a_leader_with_max_per_leader_sessions_gathering_waits() -> None:
+    a, b = b"leader-a", b"leader-b"
+    assert leaders_at_cap({a: 4, b: 3}) == {a}  # default 4
+    assert leaders_at_cap({a: 1, b: 0}, JoinPolicy(max_per_leader=1)) == {a}
+    assert leaders_at_cap({}) == set()
 
 
 def test_policy_limits_are_validated() -> None:

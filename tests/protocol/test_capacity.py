@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.capacity import MAX_REMEMBERED, GatheringAdverts, SlotUse, holds_slot
+from protocol.capacity import MAX_REMEMBERED, GatheringAdverts, SlotUse, holds_slot, peak_slots
 from protocol.effects import Role, Stage
 
 A, B, C = b"leader-a", b"leader-b", b"leader-c"
@@ -20,7 +20,8 @@ def test_a_slot_is_held_only_while_this_node_may_answer_or_judge() -> None:
     assert _holds(Stage.ADVERTISE, Role.PENDING)  # may be picked
     assert _holds(Stage.EXECUTE, Role.EXECUTOR)  # answering
     assert not _holds(Stage.EXECUTE, Role.EXECUTOR, generated=True)  # answered: free
-    assert _holds(Stage.EXECUTE, Role.VERIFIER)  # answers still to come
+    assert not _holds(Stage.EXECUTE, Role.VERIFIER)  # waiting for answers: nothing to run
+    assert _holds(Stage.EXECUTE, Role.VERIFIER, judging=1)  # an answer came early: judging
     assert _holds(Stage.VERIFY, Role.VERIFIER, judging=2)  # judging
     assert not _holds(Stage.VERIFY, Role.VERIFIER)  # judged everything: free
     assert not _holds(Stage.EXECUTE, Role.OBSERVER)  # not picked: free at once
@@ -78,3 +79,32 @@ def test_memory_is_bounded() -> None:
         waiting.remember(f"t{i}", bytes([i % 7]), 10_000 + i, i)
     assert len(waiting) == MAX_REMEMBERED
     assert waiting.next(0) is not None
+
+
+def test_a_flooding_leader_evicts_only_its_own_adverts() -> None:
+    waiting: GatheringAdverts[str] = GatheringAdverts(limit=8)
+    waiting.remember("b0", B, 100, "b0")  # the honest advert is the oldest
+    for i in range(50):
+        waiting.remember(f"a{i}", A, 1_000 + i, f"a{i}")
+    assert len(waiting) == 8
+    got = [waiting.next(0) for _ in range(8)]
+    assert "b0" in got
+    assert [g for g in got if g != "b0"] == [f"a{i}" for i in range(43, 50)]  # A's newest kept
+
+
+def test_a_leader_at_its_cap_is_skipped_and_its_adverts_kept() -> None:
+    waiting: GatheringAdverts[str] = GatheringAdverts()
+    waiting.remember("a0", A, 1_000, "a0")
+    waiting.remember("b0", B, 1_000, "b0")
+    assert waiting.next(0, skip={A, B}) is None
+    assert waiting.next(0, skip={A}) == "b0"
+    assert len(waiting) == 1 and waiting.next(0, skip={B}) == "a0"
+
+
+def test_peak_slots_is_the_larger_group_of_a_session() -> None:
+    # balanced split: half the joiners (rounded down) answer, then the rest judge
+    assert [peak_slots(n) for n in (2, 3, 4, 5, 24)] == [1, 2, 2, 3, 12]
+    assert peak_slots(3, executors=2) == 2  # two answer, one judges
+    assert peak_slots(5, executors=1) == 4
+    assert peak_slots(5, executors=9) == 4  # at least one verifier remains
+    assert peak_slots(1) == 1
