@@ -6,13 +6,16 @@ sample is the time from writing that line to reading the leader's ``result`` eve
 own ``adv``->result timing is kept too). Floor broadcasts (``bench.floor``) are interleaved with
 the sessions, so both see the same machine load.
 
-A session needs 5 sequential broadcast rounds before the leader has its result: advertise,
-join, assign, response, scores (verifiers batch their scores into one message); the result's
-own broadcast makes 6 for the providers. The ratio is session wall time / (5 x floor).
-Three of those rounds have many senders at once: N joins and N/2 score batches, which go to the
-leader only (the session's leader topic), and N/2 responses, which go to everyone. So a second,
-message-weighted floor is measured too: 2 one-to-all broadcasts + rounds of those shapes
-(``FloorProbe.sample_to_one`` / ``sample_many``), with its own ratio.
+The first round's protocol needed 5 sequential broadcast rounds before the leader had its
+result: advertise, join, assign, response, scores (verifiers batch their scores into one
+message). Blind judging (protocol v2) adds a sixth: responses go to the leader only, which
+forwards them to the verifiers as labelled items; the reveal and the result follow. The ratio
+keeps the first round's denominator, session wall time / (5 x floor), so it stays comparable
+across rounds: a v2 session that cost exactly its broadcast rounds would show 1.2.
+Three rounds have many senders at once: N joins, N/2 responses and N/2 score batches, all to
+the leader only (the session's leader topic). The message-weighted floor (2 one-to-all
+broadcasts + rounds of those shapes, ``FloorProbe.sample_to_one`` / ``sample_many``, with its
+own ratio) predates blind judging and keeps its first-round shape for the same reason.
 
 Alone: ``python -m bench.session --providers 3 --sessions 20`` (``--providers 3,6,12,24``);
 ``--profile`` runs the bootstrap, the leader and one provider under cProfile and says where their

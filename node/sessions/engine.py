@@ -43,7 +43,7 @@ from protocol.admission import advert_refusal, lacking_capabilities, leaders_at_
 from protocol.envelope import validate_task
 from protocol.errors import ProtocolError, StateError
 from protocol.identity import peer_id_to_str, short_id
-from protocol.messages import Advertise
+from protocol.messages import MESH_TOPIC, Advertise
 from protocol.session import LeaderSession, ParticipantSession
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class SessionEngine:
         if not again:
             self.runtime.emit(
                 ev.Message(
-                    topic="swarm/mesh",
+                    topic=MESH_TOPIC,
                     sender=peer_id_to_str(env.sender),
                     kind="advertise",
                     text=f"session {env.task} by {short_id(env.sender)}: {adv.prompt[:120]}",
