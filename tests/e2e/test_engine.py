@@ -131,6 +131,14 @@ def test_one_session_per_leader_and_no_overlong_session() -> None:
     assert [t for t in rt.joined if "/" not in t] == ["task-a"]
 
 
+async def assign(engine: SessionEngine, task: str, executors: tuple, verifiers: tuple) -> None:
+    """LEADERS[0] assigns ``task`` (the engine's session of it), then everything settles."""
+    env = seal(Assign(executors, verifiers, "p"), task=task, signer=LEADERS[0], seq=2, ts_ms=2)
+    await engine._driver.on_envelope(engine.sessions[task], env)
+    with trio.fail_after(5):
+        await trio.testing.wait_all_tasks_blocked()
+
+
 def test_a_leader_at_its_cap_waits_and_its_advert_is_joined_when_one_starts() -> None:
     """--max-per-leader 1: the leader's second advertisement is remembered, not dropped; once
     the first session is assigned (it no longer gathers), the second is joined."""
@@ -145,16 +153,7 @@ def test_a_leader_at_its_cap_waits_and_its_advert_is_joined_when_one_starts() ->
             with trio.fail_after(5):
                 await trio.testing.wait_all_tasks_blocked()
             assert [e.task for e in rt.published if e.kind == "join"] == ["task-a"]
-            assign = seal(
-                Assign((ME.peer_id,), (LEADERS[2].peer_id,), "p"),
-                task="task-a",
-                signer=LEADERS[0],
-                seq=2,
-                ts_ms=2,
-            )
-            await engine._driver.on_envelope(engine.sessions["task-a"], assign)
-            with trio.fail_after(5):
-                await trio.testing.wait_all_tasks_blocked()
+            await assign(engine, "task-a", (ME.peer_id,), (LEADERS[2].peer_id,))
             nursery.cancel_scope.cancel()
         return rt
 
@@ -176,17 +175,7 @@ def test_a_joiner_not_picked_is_released_and_joins_a_declined_session() -> None:
             with trio.fail_after(5):
                 await trio.testing.wait_all_tasks_blocked()
             assert [e.task for e in rt.published] == ["task-a"]
-            others = (LEADERS[2].peer_id, LEADERS[1].peer_id)
-            assign = seal(
-                Assign(others[:1], others[1:], "p"),
-                task="task-a",
-                signer=LEADERS[0],
-                seq=2,
-                ts_ms=2,
-            )
-            await engine._driver.on_envelope(engine.sessions["task-a"], assign)
-            with trio.fail_after(5):
-                await trio.testing.wait_all_tasks_blocked()
+            await assign(engine, "task-a", (LEADERS[2].peer_id,), (LEADERS[1].peer_id,))
             nursery.cancel_scope.cancel()
         return rt, engine
 
