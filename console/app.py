@@ -28,7 +28,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from console.keys import KeyActions
+from console.lifeline import NETWORK_EXIT_DELAY_S, NetworkWatch
 from console.messages import CommandSubmitted, EventsArrived, SessionSelected, ShowText
 from console.modals import TextModal
 from console.panes import CommandInput, LogPane, MeshPane, PeersPane, ScoresPane, SessionsPane
@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 REFRESH_INTERVAL_S = 1 / 30
 
 
-class RnetConsole(KeyActions):
+class RnetConsole(NetworkWatch):
     """Main screen: peers, mesh, sessions, scores, log, command input."""
 
     CSS_PATH = TCSS_PATH
@@ -82,8 +82,10 @@ class RnetConsole(KeyActions):
         default_providers: int = 3,
         save_settings: bool = True,
         handle_signals: bool = False,
+        network_exit_delay_s: float = NETWORK_EXIT_DELAY_S,
     ) -> None:
         super().__init__()
+        self.network_exit_delay_s = network_exit_delay_s
         self.link = link
         self.role = role
         self.backend_label = backend
@@ -182,7 +184,7 @@ class RnetConsole(KeyActions):
         if self.handle_signals:
             # SIGTERM/SIGHUP (a supervisor, a closed terminal) quit like `q`: the node closes.
             for sig in (signal.SIGTERM, signal.SIGHUP):
-                self._loop.add_signal_handler(sig, self.exit, 0)
+                self._loop.add_signal_handler(sig, self.exit_now)
         self.link.subscribe(self._on_node_event)
         self.run_worker(self._start_node(), name="node-start", exit_on_error=False)
         self._request_refresh({"log"})
@@ -191,6 +193,7 @@ class RnetConsole(KeyActions):
         self.state.note("starting node…")
         self._request_refresh({"log"})
         await self.link.start()
+        self.follow_network()
         self.command_input.set_command_names(self.link.command_names())
         self.call_after_refresh(self._freeze_heap)
         preflight = getattr(self.link, "preflight", None)
@@ -318,7 +321,7 @@ class RnetConsole(KeyActions):
         state = self.state
         who = state.name or self.role
         self.title = f"rnet · {who} {short_id(state.peer_id)}" if state.peer_id else f"rnet · {who}"
-        parts = []
+        parts = ["NETWORK DOWN"] if self.network_down is not None else []
         if self.simulated:  # first, so a narrow header still says it
             parts.append(f"SIMULATED {self.backend_label or 'sim'}")
         elif self.backend_label:
@@ -360,6 +363,8 @@ class RnetConsole(KeyActions):
             return
         self.state.note(f"> {line}", "command", "you")
         self._request_refresh({"log"})
+        if self.refuses(line):
+            return
         self.run_worker(
             self.link.run_command(line),
             name=f"command `{line}`",
@@ -379,6 +384,7 @@ def make_app(
     default_providers: int = 3,
     save_settings: bool = True,
     handle_signals: bool = False,
+    network_exit_delay_s: float = NETWORK_EXIT_DELAY_S,
 ) -> RnetConsole:
     """Build the console for a node link (the CLI and the tests both come through here)."""
     return RnetConsole(
@@ -391,4 +397,5 @@ def make_app(
         default_providers=default_providers,
         save_settings=save_settings,
         handle_signals=handle_signals,
+        network_exit_delay_s=network_exit_delay_s,
     )

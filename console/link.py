@@ -7,6 +7,7 @@ benchmarks and demos drive with events (``node.events``) or their ``to_dict()`` 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shlex
 from collections.abc import Callable, Iterable
@@ -83,6 +84,13 @@ class NodeLink(Protocol):
     def command_names(self) -> list[str]:
         """Names of the registered commands (for completion and help)."""
 
+    async def network_lost(self) -> str | None:
+        """Wait until the node's network side stops; return why if it stopped by itself, None
+        if the console closed it (called once the node has started)."""
+
+    def offline_commands(self) -> frozenset[str]:
+        """Commands that work without the network side (still accepted once it is gone)."""
+
 
 class ScriptedLink:
     """A node stand-in: ``emit()`` pushes events; commands are recorded and answered with the
@@ -95,6 +103,7 @@ class ScriptedLink:
         self.closed = False
         self._initial = list(events)
         self._names = list(names) or list(SCRIPTED_USAGE)
+        self._lost: asyncio.Future[str | None] | None = None
 
     def subscribe(self, callback: EventCallback) -> None:
         self.callbacks.append(callback)
@@ -110,9 +119,33 @@ class ScriptedLink:
 
     async def aclose(self) -> None:
         self.closed = True
+        self._lost_future().cancel()
 
     def command_names(self) -> list[str]:
         return list(self._names)
+
+    def _lost_future(self) -> asyncio.Future[str | None]:
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+        return self._lost
+
+    async def network_lost(self) -> str | None:
+        try:
+            return await self._lost_future()
+        except asyncio.CancelledError:
+            if self.closed:
+                return None
+            raise
+
+    def lose_network(self, cause: str) -> None:
+        """Stand for a network side that stopped by itself: ``network_lost()`` returns
+        ``cause`` (call it on the App's loop)."""
+        future = self._lost_future()
+        if not future.done():
+            future.set_result(cause)
+
+    def offline_commands(self) -> frozenset[str]:
+        return frozenset({"help"})
 
     async def run_command(self, line: str) -> None:
         self.commands.append(line)

@@ -8,14 +8,17 @@ load Textual through this module.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Iterable
 
 from console.app import make_app
+from console.lifeline import exit_code, network_stopped
 from console.link import ExtraCommand
 from node import events as ev
 from node.assemble import AssembledNode, assemble
+from node.bridge import run_end_cause
 from node.config import ConfigError, resolve_node_config
 from node.errors import NodeError
 from node.runtime.logs import setup_logging
@@ -25,12 +28,16 @@ logger = logging.getLogger(__name__)
 
 class RuntimeLink:
     """``NodeLink`` over an assembled node: start/stop (the gateway too with ``--serve``),
-    commands through its interpreter, the backend probe for the banner."""
+    commands through its interpreter, the backend probe for the banner, the end of its network
+    side (its trio run)."""
 
-    def __init__(self, node: AssembledNode) -> None:
+    def __init__(self, node: AssembledNode, *, offline_commands: Iterable[str] = ()) -> None:
         self.node = node
         self.runtime = node.runtime
         self.closed = False
+        # `help` is answered by the interpreter alone; the others are the console's own
+        # (`rnet up`'s children and logs look at local processes).
+        self._offline = frozenset({"help", *offline_commands})
         self._unsubscribe: list[Callable[[], None]] = []
 
     def subscribe(self, callback: Callable[[ev.Event], None]) -> None:
@@ -69,6 +76,18 @@ class RuntimeLink:
     def command_names(self) -> list[str]:
         return sorted(self.runtime.interpreter.commands)
 
+    def offline_commands(self) -> frozenset[str]:
+        return self._offline
+
+    async def network_lost(self) -> str | None:
+        ended = self.runtime.bridge.run_ended()
+        if ended is None:
+            raise RuntimeError("the node has not started")
+        result = await asyncio.shield(ended)  # the App's cancel must not touch the run's end
+        if self.closed:
+            return None  # we asked for it (q, SIGTERM): nothing to report
+        return run_end_cause(result)
+
 
 def run_console(
     args: argparse.Namespace,
@@ -87,6 +106,7 @@ def run_console(
         print(f"rnet {role}: {exc}", file=sys.stderr)
         return 2
     runtime = node.runtime
+    extra_commands = list(extra_commands)
     for command in extra_commands:
         runtime.interpreter.register(command.name, command.usage, command.help, command.handler)
     # Every log record (libp2p's too) goes to the log pane and a file, never raw to the terminal.
@@ -94,7 +114,7 @@ def run_console(
     log_file = runtime.config.data_dir / "console.log"
     setup_logging(config.log_level, runtime=runtime, log_file=str(log_file))
     app = make_app(
-        RuntimeLink(node),
+        RuntimeLink(node, offline_commands=[command.name for command in extra_commands]),
         role=role,
         backend=node.backend_label(),
         simulated=node.simulated,
@@ -102,6 +122,8 @@ def run_console(
         default_providers=default_providers,
         handle_signals=True,
     )
-    code = app.run()
+    app.run()
+    if app.network_down is not None:
+        logger.error("%s", network_stopped(app.network_down))
     logger.info("console closed (log file %s)", log_file)
-    return int(code or 0)
+    return exit_code(app, role, sys.stderr)

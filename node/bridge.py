@@ -213,6 +213,18 @@ class TrioBridge:
         return task.result()
 
 
+def run_end_cause(result: outcome.Outcome[Any]) -> str:
+    """One line saying why a trio run ended (its outcome from :meth:`TrioBridge.run_ended`):
+    the innermost error of single-error groups, as ``Type: message``. What the headless node
+    and the console print when the network side stops by itself."""
+    error = getattr(result, "error", None)
+    if error is None:
+        return "it ended without an error"
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"
+
+
 def _only_cancelled(error: BaseException) -> bool:
     if isinstance(error, trio.Cancelled):
         return True

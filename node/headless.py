@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from node import events as ev
 from node.assemble import assemble
+from node.bridge import run_end_cause
 from node.config import ConfigError, NodeConfig, resolve_node_config
 from node.errors import NodeError
 from node.runtime.logs import setup_logging
@@ -260,17 +261,10 @@ async def _until_stopped(
         stopping.cancel()
     if stop.is_set() or ended is None or not ended.done():
         return 0
-    error = getattr(ended.result(), "error", None)
-    cause = _cause(error) if error is not None else "it ended without an error"
+    cause = run_end_cause(ended.result())
     logger.error("the node's network side stopped: %s", cause)
     _fail(printer, f"the node's network side stopped: {cause}", role, source="node")
     return 1
-
-
-def _cause(error: BaseException) -> str:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return f"{type(error).__name__}: {error}"
 
 
 def _fail(printer: EventPrinter, message: str, role: str, source: str = "startup") -> None:

@@ -1,0 +1,129 @@
+"""The console over a real node whose network side dies (its trio run ends by itself): it says
+why, refuses what needs the network, and exits non-zero with the cause on stderr -- never a
+console that looks alive and serves nothing (issue 13; the headless node does the same)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+from textual.widgets import Static
+
+from console.app import RnetConsole, make_app
+from console.lifeline import exit_code
+from console.link import ScriptedLink
+from console.runtime_link import RuntimeLink
+from node.assemble import AssembledNode, assemble
+from node.cmd_bootstrap import configure
+from node.config import resolve_node_config
+from tests.console.helpers import wait_for
+from tests.node.swarm import free_port
+
+SIZE = (120, 40)
+CLOSED_HOST = "NodeError: the network side stopped unexpectedly"
+
+
+def bootstrap_node(data_dir: Path) -> AssembledNode:
+    parser = argparse.ArgumentParser()
+    configure(parser)  # exactly the flags of `rnet bootstrap`
+    args = parser.parse_args(
+        ["--host", "127.0.0.1", "--port", str(free_port()), "--data-dir", str(data_dir)]
+    )
+    return assemble(args, resolve_node_config(args, "bootstrap"))
+
+
+def logged(app: RnetConsole, text: str, level: str | None = None) -> bool:
+    return any(text in e.text and level in (None, e.level) for e in app.state.log)
+
+
+def banner(app: RnetConsole) -> str:
+    return str(app.query_one("#banner", Static).render())
+
+
+def toasts(app: RnetConsole) -> str:
+    return " ".join(str(toast.render()) for toast in app.screen.query("Toast"))
+
+
+async def test_a_closed_host_is_said_commands_are_refused_and_q_exits_1(tmp_path: Path) -> None:
+    link = RuntimeLink(bootstrap_node(tmp_path / "boot"))
+    app = make_app(link, role="bootstrap", save_settings=False, network_exit_delay_s=120)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await wait_for(pilot, lambda: app.state.peer_id != "", 30, "the bootstrap ready")
+        runtime = link.runtime
+        assert app.network_down is None and app.sub_title.startswith("bootstrap")
+        # The libp2p host stops under the node (not asked by the console): its trio run ends.
+        runtime.bridge.start_soon(runtime.host.close)
+        await wait_for(pilot, lambda: app.network_down is not None, 15, "the loss noticed")
+        assert app.network_down == CLOSED_HOST
+        # Said plainly: the log pane, a notification, the banner (with the countdown), the title.
+        await wait_for(pilot, lambda: logged(app, f"network side stopped: {CLOSED_HOST}", "error"))
+        await wait_for(pilot, lambda: CLOSED_HOST in toasts(app), what="the notification")
+        await wait_for(pilot, lambda: "exiting with code 1 in 1" in banner(app), what="countdown")
+        assert CLOSED_HOST in banner(app)
+        assert app.sub_title.startswith("NETWORK DOWN")
+        # A command that needs the network is refused and says why; `help` still answers.
+        await pilot.press("colon", *"topics", "enter")
+        await wait_for(pilot, lambda: logged(app, "refused `topics`: the node's network side"))
+        assert logged(app, "the console exits with code 1 in", "error")
+        await pilot.press(*"help", "enter")
+        await wait_for(pilot, lambda: logged(app, "bootmesh"), 10, "help's output")
+        assert not logged(app, "refused `help`")
+        await pilot.press("escape", "q")
+    assert app.return_code == 1 and app.return_value == 1
+    assert link.closed and not link.runtime.bridge.running
+    stderr = io.StringIO()
+    assert exit_code(app, "bootstrap", stderr) == 1
+    assert stderr.getvalue() == f"rnet bootstrap: the node's network side stopped: {CLOSED_HOST}\n"
+
+
+async def test_an_error_in_the_trio_run_ends_the_console_after_its_countdown(
+    tmp_path: Path,
+) -> None:
+    link = RuntimeLink(bootstrap_node(tmp_path / "boot"))
+    app = make_app(link, role="bootstrap", save_settings=False, network_exit_delay_s=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.state.peer_id != "", 30, "the bootstrap ready")
+
+        async def listener_breaks() -> None:
+            raise OSError("injected: the listener broke")
+
+        link.runtime.bridge.start_soon(listener_breaks)  # an error escapes a trio task
+        # Nobody presses a key (a console under a supervisor): it exits by itself.
+        await wait_for(pilot, lambda: app.return_code is not None, 15, "the exit")
+    assert app.network_down == "OSError: injected: the listener broke"
+    assert app.return_code == 1
+    assert link.closed and not link.runtime.bridge.running
+    stderr = io.StringIO()
+    assert exit_code(app, "bootstrap", stderr) == 1
+    assert "network side stopped: OSError: injected: the listener broke" in stderr.getvalue()
+
+
+async def test_a_console_closed_by_q_exits_0_and_reports_nothing(tmp_path: Path) -> None:
+    link = RuntimeLink(bootstrap_node(tmp_path / "boot"))
+    app = make_app(link, role="bootstrap", save_settings=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.state.peer_id != "", 30, "the bootstrap ready")
+        await pilot.press("q")
+    assert app.network_down is None and app.return_code == 0
+    stderr = io.StringIO()
+    assert exit_code(app, "bootstrap", stderr) == 0 and stderr.getvalue() == ""
+
+
+async def test_keys_that_need_the_network_are_disabled_and_nothing_reaches_the_node() -> None:
+    link = ScriptedLink()
+    app = make_app(link, save_settings=False, network_exit_delay_s=120)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: link.started)
+        assert app.check_action("pipe", ()) is True
+        link.lose_network("OSError: injected")
+        await wait_for(pilot, lambda: app.network_down == "OSError: injected")
+        assert app.check_action("pipe", ()) is None  # greyed in the footer
+        assert app.check_action("help", ()) is True
+        await pilot.press("p")
+        await pilot.press("colon", *"pipe 3 hi", "enter")
+        await wait_for(pilot, lambda: logged(app, "refused `pipe 3 hi`"))
+        assert app.screen.__class__.__name__ == "Screen"  # `p` opened no modal
+        assert link.commands == []
+        await pilot.press("escape", "q")
+    assert app.return_code == 1
