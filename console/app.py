@@ -6,7 +6,8 @@ on unmount. Runtime events land in an inbox; a coalescing ``EventsArrived`` wake
 into ``ConsoleState`` and a throttled refresh assigns snapshots to reactives whose watchers fan
 them out to the panes (posting's model). Panes post Messages up; every action that touches the
 node runs an interpreter command line through the link — keys (``console.keys``), modals and
-the command input share that one path.
+the command input share that one path. If the node's network side dies by itself, the App
+says so and exits with code 1 (``console.lifeline``).
 """
 
 from __future__ import annotations

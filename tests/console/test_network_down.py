@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 from pathlib import Path
 
+import pytest
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from console.app import RnetConsole, make_app
 from console.lifeline import exit_code
 from console.link import ScriptedLink
-from console.runtime_link import RuntimeLink
+from console.runtime_link import RuntimeLink, run_console
 from node.assemble import AssembledNode, assemble
 from node.cmd_bootstrap import configure
 from node.config import resolve_node_config
@@ -24,12 +27,16 @@ SIZE = (120, 40)
 CLOSED_HOST = "NodeError: the network side stopped unexpectedly"
 
 
-def bootstrap_node(data_dir: Path) -> AssembledNode:
+def bootstrap_args(data_dir: Path) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     configure(parser)  # exactly the flags of `rnet bootstrap`
-    args = parser.parse_args(
+    return parser.parse_args(
         ["--host", "127.0.0.1", "--port", str(free_port()), "--data-dir", str(data_dir)]
     )
+
+
+def bootstrap_node(data_dir: Path) -> AssembledNode:
+    args = bootstrap_args(data_dir)
     return assemble(args, resolve_node_config(args, "bootstrap"))
 
 
@@ -127,3 +134,43 @@ async def test_keys_that_need_the_network_are_disabled_and_nothing_reaches_the_n
         assert link.commands == []
         await pilot.press("escape", "q")
     assert app.return_code == 1
+
+
+def test_rnet_bootstrap_console_exits_1_with_the_cause_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole `rnet bootstrap` console path (``run_console``): Textual runs headless (no
+    terminal here) with an autopilot that breaks the network side once the node is up; the
+    exit code and the cause come back after the App closed, the cause on stderr."""
+    real_run = RnetConsole.run
+
+    async def break_the_network(pilot: Pilot[int]) -> None:
+        app = pilot.app
+        assert isinstance(app, RnetConsole) and isinstance(app.link, RuntimeLink)
+        await wait_for(pilot, lambda: app.state.peer_id != "", 30, "the bootstrap ready")
+        runtime = app.link.runtime
+        runtime.bridge.start_soon(runtime.host.close)
+
+    def run_headless(self: RnetConsole, **kwargs: object) -> int | None:
+        self.network_exit_delay_s = 0.5
+        return real_run(self, headless=True, size=SIZE, auto_pilot=break_the_network)
+
+    monkeypatch.setattr(RnetConsole, "run", run_headless)
+    args = bootstrap_args(tmp_path / "boot")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        code = run_console(args, role="bootstrap")
+    finally:  # run_console routes logging to its log file: give pytest its handlers back
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"rnet bootstrap: the node's network side stopped: {CLOSED_HOST}"
+    log = (tmp_path / "boot" / "console.log").read_text(encoding="utf-8")
+    assert f"network side stopped: {CLOSED_HOST}" in log
