@@ -104,3 +104,24 @@ async def test_twenty_requests_at_once_through_the_openai_client_all_succeed(
     assert all(answers) and len(answers) == AT_ONCE
     results = capacity.gateway.find_all(lambda e: e.get("event") == "result" and e.get("winner"))
     assert len(results) >= 2 * AT_ONCE  # both tests' sessions, every one with a winner
+
+
+def test_presence_shows_the_slots_in_use_and_free_again_once_idle(capacity: Capacity) -> None:
+    """After the bursts above, the gateway's view (peer_info, from the providers' presences)
+    saw slots in use, and shows every provider idle again once the sessions are over."""
+    ids = {p.peer_id for p in capacity.providers}
+    infos = [
+        e
+        for e in capacity.gateway.find_all(lambda e: e.get("event") == "peer_info")
+        if e.get("peer_id") in ids and e.get("slots")
+    ]
+    assert any(e.get("slots_used", 0) > 0 for e in infos), "no provider announced a busy slot"
+
+    def idle() -> bool:
+        last: dict[str, int] = {}
+        for e in capacity.gateway.find_all(lambda e: e.get("event") == "peer_info"):
+            if e.get("peer_id") in ids and e.get("slots"):
+                last[e["peer_id"]] = e.get("slots_used", 0)
+        return set(last) == ids and not any(last.values())
+
+    capacity.swarm.wait_until(idle, 30, "every provider announcing 0 slots in use")
