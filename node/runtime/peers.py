@@ -121,10 +121,9 @@ class PeerDirectory:
             self._slots_dirty.set()
 
     async def _slots_loop(self) -> None:
-        """Slot use goes out on a trailing edge, paced by the swarm's size (protocol/slot_pacing:
-        a presence per change from every provider made the N = 24 sessions 6x slower)."""
+        """Slot use goes out settled and paced by the swarm's size (protocol/slot_pacing.py)."""
+        assert self._slots_dirty is not None
         while True:
-            assert self._slots_dirty is not None
             await self._slots_dirty.wait()
             now = int(trio.current_time() * 1000)
             due = self._slots_pacer.due_ms(now, nodes=len(self._known) + 1)
