@@ -157,13 +157,14 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("sessions"):
         lines += [
             "**Protocol overhead** (sim backend, zero model time; 1 leader + N providers, each a "
-            "process; floor = one floodsub broadcast to all N, interleaved with the sessions; "
+            "process; floor = one floodsub broadcast to all N, interleaved with the sessions, "
+            "sampled once the nodes are idle (not in the previous session's tail); "
             "session = `pipe N` on the leader's stdin -> its `result` line; ratio = median "
             "session / (5 sequential broadcast rounds x median floor); the weighted floor "
             "gives each round its real shape: 2 one-to-all rounds (advertise, assign) + the "
             "measured rounds of N joins and N/2 score batches sent to the leader only (the "
-            "session's leader topic) and N/2 responses sent to everyone, all senders publishing "
-            "at once):",
+            "session's leader topic) and N/2 many-to-all rounds (the first round's response "
+            "broadcasts), all senders publishing at once):",
             "",
             md_table(session.SESSION_HEADERS, session.session_rows(results["sessions"])),
             "",

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 # Upper bounds for a loaded 2-core machine, not sleeps.
 START_TIMEOUT_S = 90.0
 DEFAULT_TIMEOUT_S = 60.0
+# Idle: the nodes together used at most this share of one core over the window (wait_quiet).
+QUIET_WINDOW_S = 0.1
+QUIET_SHARE = 0.1
 # Event kinds every node keeps parsed (the rest are only counted unless asked for).
 BASE_KINDS = frozenset({"ready", "command_output", "error", "result"})
 
@@ -331,6 +334,43 @@ class Cluster:
 
     def wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
         wait_on(self.cond, check, timeout, lambda: what, BenchError)
+
+    def wait_quiet(
+        self,
+        window_s: float = QUIET_WINDOW_S,
+        max_share: float = QUIET_SHARE,
+        timeout: float = 10.0,
+    ) -> float:
+        """Wait until the nodes are idle: their CPU time together grew by at most ``max_share``
+        of one core over the last ``window_s``. Returns the seconds waited (``timeout`` when
+        they never were: the caller measures on a busy swarm then, and a warning says so).
+
+        What a node does after a session (its transcript stored, the session re-verified and
+        counted by its reputation book) takes the CPU for a while after the result line; a floor
+        broadcast sampled in that tail measures the tail, not the network (at N=24 it read
+        ~200 ms instead of ~40). Idle nodes use next to nothing (heartbeats), so this is quick.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        last = self._cpu_total()
+        while True:
+            time.sleep(window_s)  # the window the CPU is measured over, not a settle delay
+            now_cpu = self._cpu_total()
+            if now_cpu - last <= max_share * window_s:
+                return time.monotonic() - started
+            if time.monotonic() >= deadline:
+                logger.warning("the nodes stayed busy for %.0f s; measuring anyway", timeout)
+                return timeout
+            last = now_cpu
+
+    def _cpu_total(self) -> float:
+        total = 0.0
+        for node in self.nodes:
+            try:
+                total += node.cpu_seconds() if node.alive else 0.0
+            except OSError:
+                pass  # it just exited
+        return total
 
     # -- starting nodes --------------------------------------------------------------------------
 

@@ -4,7 +4,10 @@ For each N the providers run as separate processes (the swarm grows 3 -> 6 -> 12
 restarting the bootstrap and the leader); the leader runs ``pipe N <prompt>`` on its stdin and a
 sample is the time from writing that line to reading the leader's ``result`` event (the leader's
 own ``adv``->result timing is kept too). Floor broadcasts (``bench.floor``) are interleaved with
-the sessions, so both see the same machine load.
+the sessions, so both see the same machine load; each round of floor samples first waits until
+the nodes are idle (``Cluster.wait_quiet``): after a result line every node still stores the
+transcript and re-verifies the session for its reputation book, and a floor sampled in that
+tail measured the tail (at N=24, ~200 ms instead of ~40, which made the N=24 ratio look met).
 
 The first round's protocol needed 5 sequential broadcast rounds before the leader had its
 result: advertise, join, assign, response, scores (verifiers batch their scores into one
@@ -170,6 +173,7 @@ def measure_size(
     spies: list[Any] = []
     try:
         if spy is not None:
+            cluster.wait_quiet()
             for _ in range(sessions):
                 for _ in range(floor_per_session):
                     probe.sample()
@@ -182,6 +186,7 @@ def measure_size(
                 logger.warning("N=%d: stopping after %d sessions (time budget)", n, i)
                 break
             if spy is None:
+                cluster.wait_quiet()  # the last session's tail is not the network's floor
                 for _ in range(floor_per_session):
                     probe.sample()
                 sample_round_shapes(probe, n)
