@@ -12,7 +12,12 @@ session per N slots whatever the model could do. A participant the assignment le
 executor that answered, a verifier that has judged everything, a finished session: no slot. So a
 slot is busy for about one answer or one judgement, not for the whole session. Joining is
 optimistic, calling the model is not: model calls at once never exceed the slots (the node
-queues a judgement that finds every slot busy, within its deadline).
+queues a judgement that finds every slot busy, within its deadline). How far ahead it may
+promise is bounded too: a provider joins only while the sessions that still owe work from it
+(:func:`owes_work`: gathering, answering, judging, or a verifier waiting for answers) number
+under :data:`PROMISE_FACTOR` x its slots, so a judgement waits behind at most about one other
+model call per slot (with one slot and a real model, one generation), not behind a queue built
+by many leaders at once.
 
 A provider whose slots are all held does not join; it remembers the advertisement until its join
 deadline (:class:`GatheringAdverts`). When a slot frees, it joins one of the remembered sessions:
@@ -31,17 +36,27 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from protocol.effects import Role, Stage
 
-__all__ = ["MAX_REMEMBERED", "GatheringAdverts", "SlotUse", "holds_slot", "peak_slots"]
+__all__ = [
+    "MAX_REMEMBERED",
+    "PROMISE_FACTOR",
+    "GatheringAdverts",
+    "SlotUse",
+    "holds_slot",
+    "owes_work",
+    "peak_slots",
+]
 
 # Adverts a full provider remembers (oldest dropped first): a flood cannot grow its memory.
 MAX_REMEMBERED = 256
 # Leaders whose last turn is remembered (the longest-ago forgotten first).
 MAX_LEADERS_SERVED = 1024
+# Sessions that still owe model work from a provider, per slot, beyond which it does not join.
+PROMISE_FACTOR = 2
 
 T = TypeVar("T")
 
@@ -70,6 +85,25 @@ def holds_slot(
     return False
 
 
+def owes_work(
+    *,
+    finished: bool,
+    stage: Stage,
+    role: Role,
+    generated: bool,
+    judging: int,
+) -> bool:
+    """Whether a session this node joined may still ask its model for something: what
+    :func:`holds_slot` says, plus a verifier whose answers to judge may still come."""
+    if finished:
+        return False
+    if role == Role.VERIFIER and stage in (Stage.ADVERTISE, Stage.EXECUTE):
+        return True
+    return holds_slot(
+        finished=finished, stage=stage, role=role, generated=generated, judging=judging
+    )
+
+
 def peak_slots(providers: int, executors: int = 0) -> int:
     """The most model slots one session of ``providers`` participants holds at once.
 
@@ -85,17 +119,24 @@ def peak_slots(providers: int, executors: int = 0) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SlotUse:
-    """A provider's slots as it announces them (presence) and shows them (console)."""
+    """A provider's slots as it announces them (presence) and shows them (console).
+
+    ``owed``: sessions that still owe model work from it (:func:`owes_work`); not announced,
+    and not part of equality (a change of it alone is no news for presence)."""
 
     total: int
     used: int
+    owed: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
-        if self.total < 0 or self.used < 0:
+        if self.total < 0 or self.used < 0 or self.owed < 0:
             raise ValueError("slots must be >= 0")
 
     @property
     def free(self) -> int:
+        """Slots this provider may join sessions with now (0 once it promised enough)."""
+        if self.owed >= PROMISE_FACTOR * self.total:
+            return 0
         return max(0, self.total - self.used)
 
     def __str__(self) -> str:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Container, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from protocol.capacity import GatheringAdverts, SlotUse, holds_slot
+from protocol.capacity import GatheringAdverts, SlotUse, holds_slot, owes_work
 from protocol.effects import Role, Stage
 from protocol.session import ParticipantSession
 
@@ -46,21 +46,23 @@ def default_slots(backend: str, environ: Mapping[str, str]) -> int:
     return min(MAX_SLOTS, value) if value > 0 else 1
 
 
-def session_holds_slot(live: LiveSession, now_ms: int) -> bool:
-    """Whether one of this node's sessions holds a model slot now."""
+def session_slot(live: LiveSession, now_ms: int) -> tuple[bool, bool]:
+    """Whether one of this node's sessions holds a model slot now, and whether it still owes
+    model work (protocol.capacity: holds_slot, owes_work)."""
     machine = live.machine
     if live.is_leader or not isinstance(machine, ParticipantSession) or not machine.join:
-        return False
+        return False, False
     pending = machine.role == Role.PENDING and machine.stage == Stage.ADVERTISE
     if pending and now_ms - live.created_ms >= PENDING_HOLD_MS:
-        return False
-    return holds_slot(
-        finished=machine.finished,
-        stage=machine.stage,
-        role=machine.role,
-        generated=machine.generated,
-        judging=len(machine.judging),
-    )
+        return False, False
+    state = {
+        "finished": machine.finished,
+        "stage": machine.stage,
+        "role": machine.role,
+        "generated": machine.generated,
+        "judging": len(machine.judging),
+    }
+    return holds_slot(**state), owes_work(**state)
 
 
 class ProviderSlots:
@@ -79,8 +81,12 @@ class ProviderSlots:
 
     def use(self, sessions: Iterable[LiveSession], now_ms: int) -> SlotUse:
         """The slots in use now; announces a change."""
-        used = sum(1 for live in sessions if session_holds_slot(live, now_ms))
-        current = SlotUse(self.total, used)
+        used = owed = 0
+        for live in sessions:
+            holds, owes = session_slot(live, now_ms)
+            used += holds
+            owed += owes
+        current = SlotUse(self.total, used, owed)
         if current != self.last:
             self.last = current
             if self.announce is not None:

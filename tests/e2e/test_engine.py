@@ -161,6 +161,29 @@ def test_a_leader_at_its_cap_waits_and_its_advert_is_joined_when_one_starts() ->
     assert [e.task for e in rt.published if e.kind == "join"] == ["task-a", "task-b"]
 
 
+def test_a_one_slot_verifier_waiting_joins_one_more_session_not_a_queue_of_them() -> None:
+    """--slots 1: a verifier waiting for answers holds no slot, so the provider joins the next
+    advert; once two sessions owe it work (PROMISE_FACTOR x 1 slot) it joins no third."""
+
+    async def feed() -> FakeRuntime:
+        rt = FakeRuntime()
+        engine = SessionEngine(rt, FakeBackend(), None, SessionOptions(slots=1))  # type: ignore[arg-type]
+        async with trio.open_nursery() as nursery:
+            rt.nursery = nursery
+            for task in ("task-a", "task-b", "task-c"):
+                await engine._on_advertise(advertise(LEADERS[0], task))
+            with trio.fail_after(5):
+                await trio.testing.wait_all_tasks_blocked()
+            assert [e.task for e in rt.published if e.kind == "join"] == ["task-a"]  # 1 slot
+            for task in ("task-a", "task-b"):
+                await assign(engine, task, (LEADERS[2].peer_id,), (ME.peer_id,))
+            nursery.cancel_scope.cancel()
+        return rt
+
+    rt = trio.run(feed)
+    assert [e.task for e in rt.published if e.kind == "join"] == ["task-a", "task-b"]
+
+
 def test_a_joiner_not_picked_is_released_and_joins_a_declined_session() -> None:
     """--max-sessions 1: the second advertisement is declined; when the first session's
     assignment leaves this node out (Released), the declined one, still gathering, is joined."""

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.capacity import MAX_REMEMBERED, GatheringAdverts, SlotUse, holds_slot, peak_slots
+from protocol.capacity import (
+    MAX_REMEMBERED,
+    PROMISE_FACTOR,
+    GatheringAdverts,
+    SlotUse,
+    holds_slot,
+    owes_work,
+    peak_slots,
+)
 from protocol.effects import Role, Stage
 
 A, B, C = b"leader-a", b"leader-b", b"leader-c"
@@ -27,6 +35,31 @@ def test_a_slot_is_held_only_while_this_node_may_answer_or_judge() -> None:
     assert not _holds(Stage.EXECUTE, Role.OBSERVER)  # not picked: free at once
     assert not _holds(Stage.ABORTED, Role.PENDING, finished=True)
     assert not _holds(Stage.EXECUTE, Role.EXECUTOR, finished=True)
+
+
+def test_a_verifier_waiting_for_answers_owes_work_without_holding_a_slot() -> None:
+    def owes(stage: Stage, role: Role, *, generated=False, judging=0, finished=False) -> bool:
+        return owes_work(
+            finished=finished, stage=stage, role=role, generated=generated, judging=judging
+        )
+
+    assert owes(Stage.EXECUTE, Role.VERIFIER) and not _holds(Stage.EXECUTE, Role.VERIFIER)
+    assert owes(Stage.ADVERTISE, Role.PENDING)
+    assert owes(Stage.EXECUTE, Role.EXECUTOR) and not owes(
+        Stage.EXECUTE, Role.EXECUTOR, generated=True
+    )
+    assert owes(Stage.VERIFY, Role.VERIFIER, judging=1) and not owes(Stage.VERIFY, Role.VERIFIER)
+    assert not owes(Stage.EXECUTE, Role.VERIFIER, finished=True)
+    assert not owes(Stage.EXECUTE, Role.OBSERVER)
+
+
+def test_a_provider_promises_at_most_promise_factor_sessions_per_slot() -> None:
+    assert PROMISE_FACTOR == 2
+    assert SlotUse(1, 0, owed=1).free == 1  # one verifier waiting: may still join
+    assert SlotUse(1, 0, owed=2).free == 0  # two sessions owe work from one slot: no more
+    assert SlotUse(4, 1, owed=7).free == 3
+    assert SlotUse(4, 1, owed=8).free == 0
+    assert SlotUse(4, 1, owed=8) == SlotUse(4, 1)  # not announced: no news for presence
 
 
 def test_slot_use() -> None:
