@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import fairness
 from bench.cluster import START_TIMEOUT_S, BenchError, Cluster
 from bench.common import machine, machine_line, percentile, progress, say, table
 
@@ -86,6 +87,27 @@ def _slots_known(gateway: Any, providers: Sequence[Any], slots: int) -> bool:
     return ids <= seen
 
 
+def _start_gateway(
+    cluster: Cluster, name: str, providers: Sequence[Any], slots: int, per_session: int
+) -> tuple[Any, str]:
+    """An ``rnet serve`` leader, once it has seen every provider's slots; it and its URL."""
+    gateway = cluster.spawn(
+        "serve",
+        name,
+        [
+            *("--listen", "127.0.0.1:0", "--providers", str(per_session)),
+            *("--timeout", str(REQUEST_TIMEOUT_S), "--join-deadline", "20"),
+            *("--exec-deadline", "60", "--verify-deadline", "60"),
+        ],
+        role="gateway",
+    )
+    url = gateway.wait_event("gateway", START_TIMEOUT_S)["url"]
+    cluster.wait(
+        lambda: _slots_known(gateway, providers, slots), START_TIMEOUT_S, "the providers' slots"
+    )
+    return gateway, url
+
+
 def run(
     loads: Sequence[int] = LOADS,
     *,
@@ -94,7 +116,10 @@ def run(
     per_session: int = PER_SESSION,
     gen_ms: int = GEN_MS,
     judge_ms: int = JUDGE_MS,
+    fairness_k: int = fairness.AT_ONCE,
 ) -> dict[str, Any]:
+    """The K loads through one gateway; then, unless ``fairness_k`` is 0, a second gateway
+    joins and both are sent ``fairness_k`` requests at once (bench/fairness.py)."""
     session_s = (gen_ms + judge_ms) / 1000
     rows: list[dict[str, Any]] = []
     with Cluster(kinds={"gateway", "peer_info", "rejected"}) as cluster:
@@ -109,20 +134,7 @@ def run(
             str(judge_ms),
         ]
         nodes = cluster.add_providers(providers, model)
-        gateway = cluster.spawn(
-            "serve",
-            "gateway",
-            [
-                *("--listen", "127.0.0.1:0", "--providers", str(per_session)),
-                *("--timeout", str(REQUEST_TIMEOUT_S), "--join-deadline", "20"),
-                *("--exec-deadline", "60", "--verify-deadline", "60"),
-            ],
-            role="gateway",
-        )
-        url = gateway.wait_event("gateway", START_TIMEOUT_S)["url"]
-        cluster.wait(
-            lambda: _slots_known(gateway, nodes, slots), START_TIMEOUT_S, "the providers' slots"
-        )
+        gateway, url = _start_gateway(cluster, "gateway", nodes, slots, per_session)
         warm, _ = asyncio.run(_fire(url, 1, "warm-up"))
         if not warm[0]["ok"]:
             raise BenchError(f"capacity: the warm-up request failed: {warm[0]['error']}")
@@ -158,6 +170,16 @@ def run(
                     "cpu_share": cpu / wall / (os.cpu_count() or 1),
                 }
             )
+        fair = None
+        if fairness_k > 0:
+            progress(f"capacity: a second gateway; {fairness_k} requests to each at once")
+            _, url2 = _start_gateway(cluster, "gateway2", nodes, slots, per_session)
+            warm, _ = asyncio.run(_fire(url2, 1, "warm-up"))
+            if not warm[0]["ok"]:
+                raise BenchError(
+                    f"capacity: the second gateway's warm-up failed: {warm[0]['error']}"
+                )
+            fair = fairness.measure([url, url2], fairness_k)
     return {
         "providers": providers,
         "slots": slots,
@@ -166,6 +188,7 @@ def run(
         "judge_ms": judge_ms,
         "session_s": session_s,
         "rows": rows,
+        "fairness": fair,
     }
 
 
@@ -233,6 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--loads", default=",".join(map(str, LOADS)), help="K values, comma-separated"
     )
+    parser.add_argument(
+        "--fairness",
+        type=int,
+        default=fairness.AT_ONCE,
+        help="requests to each of two gateways at once, for the fairness measurement (0: none)",
+    )
     parser.add_argument("--quick", action="store_true", help="K = 1, 5 only (smoke test)")
     args = parser.parse_args(argv)
     loads = (1, 5) if args.quick else tuple(int(k) for k in args.loads.split(","))
@@ -244,13 +273,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_session=args.per_session,
         gen_ms=args.gen_ms,
         judge_ms=args.judge_ms,
+        fairness_k=5 if args.quick else args.fairness,
     )
     say(describe(r))
     say(table(CAPACITY_HEADERS, capacity_rows(r)))
     for row in r["rows"]:
         if row["errors"]:
             say(f"K={row['k']} errors: {'; '.join(row['errors'])}")
-    return 0 if all(row["success"] == 1.0 for row in r["rows"]) else 1
+    fair = r["fairness"]
+    if fair:
+        say(f"fairness: {fairness.describe(fair)}")
+        say(table(fairness.FAIRNESS_HEADERS, fairness.fairness_rows(fair)))
+        for lead in fair["leaders"]:
+            if lead["errors"]:
+                say(f"leader {lead['leader']} errors: {'; '.join(lead['errors'])}")
+    answered = all(row["success"] == 1.0 for row in r["rows"])
+    if fair:
+        answered = answered and all(lead["ok"] == lead["k"] for lead in fair["leaders"])
+    return 0 if answered else 1
 
 
 if __name__ == "__main__":
