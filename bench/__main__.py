@@ -2,7 +2,8 @@
 
 Parts (each also runnable alone): console responsiveness (``bench.ui``), model-time overlap
 (``bench.overlap``), capacity through the gateway for K = 1, 5, 20, 100 requests at once
-(``bench.capacity``), protocol overhead against the floodsub floor for N = 3, 6, 12, 24
+(``bench.capacity``; then fairness: two gateways sent 40 requests each at the same moment,
+``bench.fairness``), protocol overhead against the floodsub floor for N = 3, 6, 12, 24
 (``bench.session`` with ``bench.floor``) and, on the first (N = 3) swarm of that run, resources
 over 100 sessions (``bench.resources``). Results: ``bench/results/latest.json`` and
 ``bench/results/latest.md`` (a markdown table and one line per goal, for the README).
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, overlap, resources, session, ui
+from bench import capacity, fairness, overlap, resources, session, ui
 from bench.common import (
     RESULTS_DIR,
     goal,
@@ -41,6 +42,8 @@ from node.localswarm import REPO_ROOT as ROOT
 logger = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_S = 285.0
+# Two leaders loading the same providers: each gets at least this share (fair = 0.5).
+FAIR_SHARE_MIN = 0.4
 # Time kept for the parts that run after the session sizes (none now; the margin for teardown).
 RESERVE_S = 10.0
 
@@ -102,6 +105,26 @@ def build_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         g["note"] = (
             f"{row['per_s']:.2f} vs {row['ideal']['per_s']:.2f} sessions/s, "
             f"CPU {row['cpu_s_per_request']:.2f} s per request over all nodes"
+        )
+        goals.append(g)
+    fair = cap.get("fairness") if cap else None
+    # a few requests each are over in a round or two: which leader's land first is a race
+    if fair and fair["k"] >= 20:
+        # two leaders: the lesser share >= 0.4 means both within 0.4-0.6 of the contended window
+        least = min(fair["leaders"], key=lambda lead: lead["share"])
+        g = goal(
+            "fairness: the smaller leader share while both were busy",
+            least["share"],
+            FAIR_SHARE_MIN,
+            lower_is_better=False,
+        )
+        g["note"] = (
+            f"{fair['k']} requests to each of 2 gateways at once; "
+            + ", ".join(
+                f"leader {lead['leader']} {lead['in_window']} sessions ({lead['share']:.2f})"
+                for lead in fair["leaders"]
+            )
+            + f" in the first {fair['window_s']:.1f} s"
         )
         goals.append(g)
     res = results.get("resources")
@@ -214,6 +237,15 @@ def markdown(results: dict[str, Any]) -> str:
             md_table(capacity.CAPACITY_HEADERS, capacity.capacity_rows(cap)),
             "",
         ]
+        fair = cap.get("fairness")
+        if fair:
+            lines += [
+                f"**Fairness** ({fairness.describe(fair)}; same swarm; latency includes the "
+                "wait in each gateway's queue):",
+                "",
+                md_table(fairness.FAIRNESS_HEADERS, fairness.fairness_rows(fair)),
+                "",
+            ]
     res = results.get("resources")
     if res:
         lines += [
@@ -264,7 +296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sizes, sessions_per_size, res_sessions, ov_sessions = (2,), 2, 3, 1
         ui_kw: dict[str, Any] = {"reps": 1, "bursts": 1, "events": 100, "pty_start": False}
         ov_kw: dict[str, Any] = {"gen_ms": 100, "judge_ms": 50}
-        cap_kw: dict[str, Any] = {"loads": (1, 5), "gen_ms": 100, "judge_ms": 50}
+        cap_kw: dict[str, Any] = {
+            "loads": (1, 5),
+            "gen_ms": 100,
+            "judge_ms": 50,
+            "fairness_k": 5,
+        }
     else:
         sizes, sessions_per_size, res_sessions, ov_sessions = session.DEFAULT_SIZES, 20, 100, 8
         ui_kw, ov_kw, cap_kw = {}, {}, {}
@@ -284,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["capacity"] = capacity.run(**cap_kw)
         say(capacity.describe(results["capacity"]))
         say(table(capacity.CAPACITY_HEADERS, capacity.capacity_rows(results["capacity"])))
+        fair = results["capacity"].get("fairness")
+        if fair:
+            say(f"fairness: {fairness.describe(fair)}")
+            say(table(fairness.FAIRNESS_HEADERS, fairness.fairness_rows(fair)))
 
     def run_resources(cluster: Any, leader: Any, providers: Any) -> None:
         say("\n== resources ==")

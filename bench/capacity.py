@@ -17,6 +17,10 @@ for the answer holds none), so the gateway runs P * S / peak_slots(N) sessions a
 not 5). The model-time bound, printed too, is what the slots allow when every slot is busy all
 the time: P * S / (E * gen_ms + V * E * judge_ms) sessions per second (E executors, V verifiers).
 
+Fairness (bench/fairness.py), on the same swarm after the K loads: a second gateway (a second
+leader) starts and both are sent ``--fairness`` requests (40) at the same moment; per leader its
+answers, p50/p95 and its share of the sessions completed while both were busy (fair = 0.5).
+
 Alone: ``python -m bench.capacity`` (``--quick`` for a tiny run).
 """
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bench import __main__ as bench_main
-from bench import capacity, overlap, resources, session, ui
+from bench import capacity, fairness, overlap, resources, session, ui
 from bench.cluster import Cluster, proc_cpu_seconds, proc_rss_bytes
 from bench.common import p95, percentile, summary, write_results
 from bench.floor import measure_floor
@@ -39,6 +39,17 @@ def test_statistics_helpers() -> None:
     assert math.isnan(p95([]))
     s = summary([3.0, 1.0, 2.0])
     assert (s["n"], s["median"], s["min"], s["max"]) == (3, 2.0, 1.0, 3.0)
+
+
+def test_fairness_window_ends_at_the_first_leader_done() -> None:
+    def outs(*ends: float) -> list[dict[str, Any]]:
+        return [{"ok": True, "end": t} for t in ends]
+
+    # A done at 3.0; B finished 2 of its answers by then (its 4.0 and 5.0 came after)
+    assert fairness.shares([outs(1.0, 2.0, 3.0), outs(0.5, 3.0, 4.0, 5.0)]) == (3.0, [3, 2])
+    # a leader with no answer at all: the window is the whole run, and it has none of it
+    starved = [{"ok": False, "end": 9.0}]
+    assert fairness.shares([outs(1.0, 2.0), starved]) == (2.0, [2, 0])
 
 
 def test_floor_session_resources_and_overlap_on_one_swarm(
@@ -85,7 +96,9 @@ def test_floor_session_resources_and_overlap_on_one_swarm(
 
 
 def test_capacity_through_the_gateway(tmp_path: Any) -> None:
-    r = capacity.run((1, 3), providers=3, slots=1, per_session=2, gen_ms=50, judge_ms=20)
+    r = capacity.run(
+        (1, 3), providers=3, slots=1, per_session=2, gen_ms=50, judge_ms=20, fairness_k=3
+    )
     assert [row["k"] for row in r["rows"]] == [1, 3]
     assert all(row["success"] == 1.0 for row in r["rows"]), r["rows"]
     # 3 providers x 1 slot, 2 per session: one session at once; 3 requests = 2 rounds at least
@@ -93,12 +106,22 @@ def test_capacity_through_the_gateway(tmp_path: Any) -> None:
     assert r["rows"][1]["ideal"]["wall_s"] == pytest.approx(3 * 0.07)
     assert all(row["ratio"] > 0 and row["p95_s"] >= row["p50_s"] > 0 for row in r["rows"])
     assert len(capacity.capacity_rows(r)) == 2 and "floor(3 x 1 / 2)" in capacity.describe(r)
-    goals = bench_main.build_goals({"capacity": {**r, "rows": [{**r["rows"][1], "k": 20}]}})
+    fair = r["fairness"]
+    scaled = {**r, "rows": [{**r["rows"][1], "k": 20}], "fairness": {**fair, "k": 40}}
+    goals = bench_main.build_goals({"capacity": scaled})
     assert [g["name"] for g in goals] == [
         "capacity K=20: requests answered",
         "capacity K=20: throughput / ideal",
+        "fairness: the smaller leader share while both were busy",
     ]
     assert goals[0]["met"] is True
+    # two gateways, 3 requests each at once: every one answered, shares of the window sum to 1
+    assert [lead["ok"] for lead in fair["leaders"]] == [3, 3], fair
+    assert sum(lead["share"] for lead in fair["leaders"]) == pytest.approx(1.0)
+    assert fair["window_s"] > 0 and len(fairness.fairness_rows(fair)) == 2
+    assert "Fairness" in bench_main.markdown({"machine": bench_main.machine(), "capacity": r})
+    # 3 requests each are a race, not a share: no goal line for them
+    assert not [g for g in bench_main.build_goals({"capacity": r}) if "fairness" in g["name"]]
 
 
 def test_console_burst_headless() -> None:
