@@ -6,8 +6,8 @@ on unmount. Runtime events land in an inbox; a coalescing ``EventsArrived`` wake
 into ``ConsoleState`` and a throttled refresh assigns snapshots to reactives whose watchers fan
 them out to the panes (posting's model). Panes post Messages up; every action that touches the
 node runs an interpreter command line through the link — keys (``console.keys``), modals and
-the command input share that one path. If the node's network side dies by itself, the App
-says so and exits with code 1 (``console.lifeline``).
+the command input share that one path. If the node cannot start, or its network side dies by
+itself, the App says so and exits with code 1 (``console.lifeline``).
 """
 
 from __future__ import annotations
@@ -193,7 +193,11 @@ class RnetConsole(NetworkWatch):
     async def _start_node(self) -> None:
         self.state.note("starting node…")
         self._request_refresh({"log"})
-        await self.link.start()
+        try:
+            await self.link.start()
+        except Exception as exc:  # a node that cannot start ends the console too (exit 1)
+            self.start_failed(exc)
+            return
         self.follow_network()
         self.command_input.set_command_names(self.link.command_names())
         self.call_after_refresh(self._freeze_heap)
@@ -238,8 +242,6 @@ class RnetConsole(NetworkWatch):
             error = event.worker.error
             what = "node start" if event.worker.name == "node-start" else event.worker.name
             self.state.note(f"{what} failed: {error}", "error")
-            if event.worker.name == "node-start":
-                self._show_banner(f"The node could not start: {error}", error=True)
             self._request_refresh({"log"})
 
     # -- events from the node ------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""When the node's network side dies by itself, the console says so and exits non-zero.
+"""When the node's network side dies by itself, or never starts, the console says so and exits
+non-zero.
 
 The network side is the node's trio run (the libp2p host, on the App's asyncio loop). If it ends
-without being asked (the host stopped under the node, an error escaped a trio task), the node
-sends and receives nothing any more, while the panes would still look alive. So, like the
-headless node (``node.headless``), the console ends the process with exit code 1 and the cause,
-and a supervisor restarts it. :class:`NetworkWatch` is the App layer that does it:
+without being asked (the host stopped under the node, an error escaped a trio task), or the node
+could not start (its port is taken), the node sends and receives nothing, while the panes would
+still look alive. So, like the headless node (``node.headless``), the console ends the process
+with exit code 1 and the cause, and a supervisor restarts it. :class:`NetworkWatch` is the App
+layer that does it (:meth:`~NetworkWatch.network_lost`, :meth:`~NetworkWatch.start_failed`):
 
 - the cause goes to the log pane, a notification, the error banner and the title;
 - a command that needs the network is refused and says why (``help``, and under ``rnet up`` the
@@ -22,11 +24,13 @@ stderr and in ``console.log``.
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from typing import TYPE_CHECKING, TextIO
 
 from console.keys import KeyActions
+from node.errors import NodeError
 
 if TYPE_CHECKING:
     from textual.timer import Timer
@@ -42,11 +46,35 @@ def network_stopped(cause: str) -> str:
     return f"the node's network side stopped: {cause}"
 
 
+def start_cause(error: BaseException) -> str:
+    """Why the node could not start, in one line: the node's own errors are written for a user
+    (said as they are), anything else keeps its type."""
+    if isinstance(error, NodeError) and str(error):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def start_hint(error: BaseException) -> str:
+    """What to change when the node could not listen (from the OS error under ``error``)."""
+    cause = error.__cause__ if isinstance(error.__cause__, OSError) else error
+    code = cause.errno if isinstance(cause, OSError) else None
+    if code == errno.EADDRINUSE:
+        return "Another process holds this port: stop it, or start the node with another --port."
+    if code == errno.EADDRNOTAVAIL:
+        return "--host must be an address of this machine (0.0.0.0: all of them)."
+    return ""
+
+
 class NetworkWatch(KeyActions):
     """The App layer that follows the node's network side (see the module docstring)."""
 
-    #: Why the network side stopped by itself; None while it runs (or was stopped by us).
+    #: Why the network side stopped by itself (or never started); None while it runs (or was
+    #: stopped by us).
     network_down: str | None = None
+    #: The one line that says it (log, stderr): "the node's network side stopped: <cause>" or
+    #: "the node could not start: <cause>".
+    down_line = ""
+    _down_banner = ""
     network_exit_delay_s: float = NETWORK_EXIT_DELAY_S
     _exit_at = 0.0
     _countdown: Timer | None = None
@@ -60,7 +88,8 @@ class NetworkWatch(KeyActions):
 
     @property
     def exit_status(self) -> int:
-        """The process's exit code if the console closed now: 1 once the network side died."""
+        """The process's exit code if the console closed now: 1 once the network side died (or
+        never started)."""
         return 0 if self.network_down is None else 1
 
     def follow_network(self) -> None:
@@ -74,15 +103,36 @@ class NetworkWatch(KeyActions):
 
     def network_lost(self, cause: str) -> None:
         """Say that the network side stopped, refuse what needs it, and start the countdown."""
-        if self.network_down is not None:
-            return
-        self.network_down = cause
+        self._go_down(
+            cause,
+            network_stopped(cause),
+            "The node's network side stopped",
+            f"The node's network side stopped: {cause}. This node sends and receives nothing "
+            "any more",
+        )
+
+    def start_failed(self, error: BaseException) -> None:
+        """The node could not start: the same as a lost network side (it never had one)."""
+        cause = start_cause(error)
+        hint = start_hint(error)
+        self._go_down(
+            cause,
+            f"the node could not start: {cause}",
+            "The node could not start",
+            f"The node could not start: {cause}. {hint + ' ' if hint else ''}It runs nothing",
+        )
+
+    def _go_down(self, cause: str, line: str, title: str, banner: str) -> None:
+        """Say ``line`` everywhere, refuse what needs the network, and count down to exit 1."""
+        if self.network_down is not None or not self.is_running:
+            return  # said already, or the console is closing anyway (q, SIGTERM)
+        self.network_down, self.down_line, self._down_banner = cause, line, banner
         delay = self.network_exit_delay_s
-        self.state.note(network_stopped(cause), "error", "node")
+        self.state.note(line, "error", "node")
         self._request_refresh({"log"})
         self.notify(
             f"{cause}\nThe console exits with code 1 in {math.ceil(delay)} s (q: now).",
-            title="The node's network side stopped",
+            title=title,
             severity="error",
             timeout=max(delay, 1.0),
             markup=False,  # the cause is an error text, not markup
@@ -97,9 +147,7 @@ class NetworkWatch(KeyActions):
     def _show_countdown(self) -> None:
         left = max(0, math.ceil(self._exit_at - time.monotonic()))
         self._show_banner(
-            f"The node's network side stopped: {self.network_down}. This node sends and "
-            f"receives nothing any more: exiting with code 1 in {left} s (q: now).",
-            error=True,
+            f"{self._down_banner}: exiting with code 1 in {left} s (q: now).", error=True
         )
 
     def refuses(self, line: str) -> bool:
@@ -111,8 +159,7 @@ class NetworkWatch(KeyActions):
             return False
         left = max(0, math.ceil(self._exit_at - time.monotonic()))
         self.state.note(
-            f"refused `{line}`: {network_stopped(self.network_down)}; "
-            f"the console exits with code 1 in {left} s",
+            f"refused `{line}`: {self.down_line}; the console exits with code 1 in {left} s",
             "error",
         )
         self._request_refresh({"log"})
@@ -136,9 +183,10 @@ class NetworkWatch(KeyActions):
 
 
 def exit_code(app: NetworkWatch, role: str, stderr: TextIO) -> int:
-    """The process's exit code once the App closed; a dead network side is also one line on
-    ``stderr`` (after the TUI, so a supervisor's log shows it), as the headless node prints it."""
+    """The process's exit code once the App closed; a dead (or never started) network side is
+    also one line on ``stderr`` (after the TUI, so a supervisor's log shows it), as the headless
+    node prints it."""
     if app.network_down is not None:
-        print(f"rnet {role}: {network_stopped(app.network_down)}", file=stderr, flush=True)
+        print(f"rnet {role}: {app.down_line}", file=stderr, flush=True)
         return 1
     return int(app.return_value or app.return_code or 0)

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterable
 
 from console.app import make_app
-from console.lifeline import exit_code, network_stopped
+from console.lifeline import exit_code
 from console.link import ExtraCommand
 from node import events as ev
 from node.assemble import AssembledNode, assemble
@@ -124,6 +124,6 @@ def run_console(
     )
     app.run()
     if app.network_down is not None:
-        logger.error("%s", network_stopped(app.network_down))
+        logger.error("%s", app.down_line)
     logger.info("console closed (log file %s)", log_file)
     return exit_code(app, role, sys.stderr)

@@ -4,52 +4,28 @@ console that looks alive and serves nothing (issue 13; the headless node does th
 
 from __future__ import annotations
 
-import argparse
 import io
-import logging
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Static
 
 from console.app import RnetConsole, make_app
 from console.lifeline import exit_code
 from console.link import ScriptedLink
-from console.runtime_link import RuntimeLink, run_console
-from node.assemble import AssembledNode, assemble
-from node.cmd_bootstrap import configure
-from node.config import resolve_node_config
+from console.runtime_link import RuntimeLink
 from tests.console.helpers import wait_for
-from tests.node.swarm import free_port
+from tests.console.real_node import (
+    SIZE,
+    bootstrap_args,
+    bootstrap_node,
+    exited_1_saying,
+    logged,
+    run_console_headless,
+    says_it_refuses_and_quits,
+)
 
-SIZE = (120, 40)
 CLOSED_HOST = "NodeError: the network side stopped unexpectedly"
-
-
-def bootstrap_args(data_dir: Path) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    configure(parser)  # exactly the flags of `rnet bootstrap`
-    return parser.parse_args(
-        ["--host", "127.0.0.1", "--port", str(free_port()), "--data-dir", str(data_dir)]
-    )
-
-
-def bootstrap_node(data_dir: Path) -> AssembledNode:
-    args = bootstrap_args(data_dir)
-    return assemble(args, resolve_node_config(args, "bootstrap"))
-
-
-def logged(app: RnetConsole, text: str, level: str | None = None) -> bool:
-    return any(text in e.text and level in (None, e.level) for e in app.state.log)
-
-
-def banner(app: RnetConsole) -> str:
-    return str(app.query_one("#banner", Static).render())
-
-
-def toasts(app: RnetConsole) -> str:
-    return " ".join(str(toast.render()) for toast in app.screen.query("Toast"))
 
 
 async def test_a_closed_host_is_said_commands_are_refused_and_q_exits_1(tmp_path: Path) -> None:
@@ -63,25 +39,10 @@ async def test_a_closed_host_is_said_commands_are_refused_and_q_exits_1(tmp_path
         runtime.bridge.start_soon(runtime.host.close)
         await wait_for(pilot, lambda: app.network_down is not None, 15, "the loss noticed")
         assert app.network_down == CLOSED_HOST
-        # Said plainly: the log pane, a notification, the banner (with the countdown), the title.
-        await wait_for(pilot, lambda: logged(app, f"network side stopped: {CLOSED_HOST}", "error"))
-        await wait_for(pilot, lambda: CLOSED_HOST in toasts(app), what="the notification")
-        await wait_for(pilot, lambda: "exiting with code 1 in 1" in banner(app), what="countdown")
-        assert CLOSED_HOST in banner(app)
-        assert app.sub_title.startswith("NETWORK DOWN")
-        # A command that needs the network is refused and says why; `help` still answers.
-        await pilot.press("colon", *"topics", "enter")
-        await wait_for(pilot, lambda: logged(app, "refused `topics`: the node's network side"))
-        assert logged(app, "the console exits with code 1 in", "error")
-        await pilot.press(*"help", "enter")
-        await wait_for(pilot, lambda: logged(app, "bootmesh"), 10, "help's output")
-        assert not logged(app, "refused `help`")
-        await pilot.press("escape", "q")
-    assert app.return_code == 1 and app.return_value == 1
-    assert link.closed and not link.runtime.bridge.running
-    stderr = io.StringIO()
-    assert exit_code(app, "bootstrap", stderr) == 1
-    assert stderr.getvalue() == f"rnet bootstrap: the node's network side stopped: {CLOSED_HOST}\n"
+        await says_it_refuses_and_quits(
+            pilot, app, f"the node's network side stopped: {CLOSED_HOST}"
+        )
+    exited_1_saying(app, link, f"the node's network side stopped: {CLOSED_HOST}")
 
 
 async def test_an_error_in_the_trio_run_ends_the_console_after_its_countdown(
@@ -142,7 +103,6 @@ def test_rnet_bootstrap_console_exits_1_with_the_cause_on_stderr(
     """The whole `rnet bootstrap` console path (``run_console``): Textual runs headless (no
     terminal here) with an autopilot that breaks the network side once the node is up; the
     exit code and the cause come back after the App closed, the cause on stderr."""
-    real_run = RnetConsole.run
 
     async def break_the_network(pilot: Pilot[int]) -> None:
         app = pilot.app
@@ -151,24 +111,7 @@ def test_rnet_bootstrap_console_exits_1_with_the_cause_on_stderr(
         runtime = app.link.runtime
         runtime.bridge.start_soon(runtime.host.close)
 
-    def run_headless(self: RnetConsole, **kwargs: object) -> int | None:
-        self.network_exit_delay_s = 0.5
-        return real_run(self, headless=True, size=SIZE, auto_pilot=break_the_network)
-
-    monkeypatch.setattr(RnetConsole, "run", run_headless)
-    args = bootstrap_args(tmp_path / "boot")
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        code = run_console(args, role="bootstrap")
-    finally:  # run_console routes logging to its log file: give pytest its handlers back
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-            if handler not in handlers:
-                handler.close()
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
+    code = run_console_headless(monkeypatch, bootstrap_args(tmp_path / "boot"), break_the_network)
     assert code == 1
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == f"rnet bootstrap: the node's network side stopped: {CLOSED_HOST}"
