@@ -199,9 +199,10 @@ def chart(summary: dict[str, Any], path: Path) -> Path:
 
     methods = list(summary["methods"].values())
     acc = [100 * (m["accuracy"] or 0) for m in methods]
+    # error bars from the interval; never negative (matplotlib refuses those)
     err = [
-        [a - 100 * m["ci95"][0] for a, m in zip(acc, methods, strict=True)],
-        [100 * m["ci95"][1] - a for a, m in zip(acc, methods, strict=True)],
+        [max(0.0, a - 100 * m["ci95"][0]) for a, m in zip(acc, methods, strict=True)],
+        [max(0.0, 100 * m["ci95"][1] - a) for a, m in zip(acc, methods, strict=True)],
     ]
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     xs = range(len(methods))

@@ -23,6 +23,16 @@ def test_wilson_matches_published_values() -> None:
         wilson(11, 10)
 
 
+def test_wilson_contains_its_own_estimate_at_the_extremes() -> None:
+    # in floating point the upper bound of 10/10 came out 0.9999999999999999: the report's
+    # chart then drew a negative error bar and matplotlib refused it ('yerr' ... negative)
+    for n in range(1, 200):
+        assert wilson(n, n)[1] == 1.0 and wilson(0, n)[0] == 0.0
+        for k in (1, n // 2, n - 1):
+            lo, hi = wilson(k, n)
+            assert lo <= k / n <= hi
+
+
 def test_exact_mcnemar() -> None:
     assert mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(5, 5) == 1.0
