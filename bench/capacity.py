@@ -30,11 +30,8 @@ import argparse
 import asyncio
 import math
 import os
-import time
 from collections.abc import Sequence
 from typing import Any
-
-import aiohttp
 
 from bench import fairness
 from bench.cluster import START_TIMEOUT_S, BenchError, Cluster
@@ -58,27 +55,11 @@ def ideal(k: int, providers: int, slots: int, per_session: int, session_s: float
     return {"at_once": at_once, "wall_s": wall, "per_s": k / wall}
 
 
-async def _fire(url: str, k: int, tag: str) -> tuple[list[dict[str, Any]], float]:
-    """``k`` requests at once; each one's status, latency and answer length; the wall time."""
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-
-        async def one(i: int) -> dict[str, Any]:
-            body = {"model": "swarm", "prompt": f"{tag} question {i}?", "stream": False}
-            started = time.perf_counter()
-            try:
-                async with http.post(f"{url}/api/generate", json=body) as reply:
-                    data = await reply.json(content_type=None)
-                    ok = reply.status == 200 and bool(data.get("response"))
-                    error = "" if ok else str(data.get("error", reply.status))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                ok, error = False, f"{type(exc).__name__}: {exc}"
-            return {"ok": ok, "s": time.perf_counter() - started, "error": error}
-
-        started = time.perf_counter()
-        outcomes = await asyncio.gather(*(one(i) for i in range(k)))
-        return list(outcomes), time.perf_counter() - started
+async def _fire(url: str, k: int) -> tuple[list[dict[str, Any]], float]:
+    """``k`` requests at once; each one's status and latency; the wall time (first sent to
+    last answered)."""
+    (outcomes,) = await fairness.contend([url], [k], REQUEST_TIMEOUT_S)
+    return outcomes, max((o["end"] for o in outcomes), default=0.0)
 
 
 def _slots_known(gateway: Any, providers: Sequence[Any], slots: int) -> bool:
@@ -139,14 +120,14 @@ def run(
         ]
         nodes = cluster.add_providers(providers, model)
         gateway, url = _start_gateway(cluster, "gateway", nodes, slots, per_session)
-        warm, _ = asyncio.run(_fire(url, 1, "warm-up"))
+        warm, _ = asyncio.run(_fire(url, 1))
         if not warm[0]["ok"]:
             raise BenchError(f"capacity: the warm-up request failed: {warm[0]['error']}")
         for k in loads:
             progress(f"capacity: {k} requests at once")
             mark = len(gateway.events)
             cpu = sum(n.cpu_seconds() for n in cluster.nodes)
-            outcomes, wall = asyncio.run(_fire(url, k, f"k{k}"))
+            outcomes, wall = asyncio.run(_fire(url, k))
             cpu = sum(n.cpu_seconds() for n in cluster.nodes) - cpu
             late = sum(
                 1
@@ -178,7 +159,7 @@ def run(
         if fairness_k > 0:
             progress(f"capacity: a second gateway; {fairness_k} requests to each at once")
             _, url2 = _start_gateway(cluster, "gateway2", nodes, slots, per_session)
-            warm, _ = asyncio.run(_fire(url2, 1, "warm-up"))
+            warm, _ = asyncio.run(_fire(url2, 1))
             if not warm[0]["ok"]:
                 raise BenchError(
                     f"capacity: the second gateway's warm-up failed: {warm[0]['error']}"
