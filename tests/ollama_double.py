@@ -131,6 +131,11 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"[A-Za-z]+\s*|\d|\s+|[^\sA-Za-z\d]", text) or [""]
 
 
+def _resolve(future: asyncio.Future[Any], value: object) -> None:
+    if not future.done():  # (it may have timed out meanwhile)
+        future.set_result(value)
+
+
 @dataclass
 class _State:
     models: dict[str, ModelSpec] = field(default_factory=dict)
@@ -162,6 +167,8 @@ class OllamaDouble:
         self.port = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # wait_request's waiters: (path, their loop, their future)
+        self._waiters: list[tuple[str, asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
 
     # --- configuration (any thread) ---------------------------------------------------------------
 
@@ -193,6 +200,19 @@ class OllamaDouble:
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path]
+
+    async def wait_request(self, path: str, timeout: float = 10.0) -> RecordedRequest:
+        """The first request to ``path`` (at once if one came already), woken when it arrives,
+        bounded by ``timeout``; from any thread's event loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[RecordedRequest] = loop.create_future()
+        with self._lock:
+            seen = [r for r in self._state.requests if r.path == path]
+            if not seen:
+                self._waiters.append((path, loop, future))
+        if seen:
+            return seen[0]
+        return await asyncio.wait_for(future, timeout)
 
     def reset(self) -> None:
         with self._lock:
@@ -320,8 +340,13 @@ class OllamaDouble:
             return _error(400, "invalid JSON body")
         if not isinstance(body, dict):
             return _error(400, "invalid JSON body")
+        recorded = RecordedRequest(request.method, request.path, body)
         with self._lock:
-            self._state.requests.append(RecordedRequest(request.method, request.path, body))
+            self._state.requests.append(recorded)
+            ready = [w for w in self._waiters if w[0] == request.path]
+            self._waiters = [w for w in self._waiters if w[0] != request.path]
+        for _, loop, future in ready:  # a waiter may sit on another thread's loop
+            loop.call_soon_threadsafe(_resolve, future, recorded)
         return body
 
     async def _complete(self, request: web.Request, *, chat: bool) -> web.StreamResponse:

@@ -4,7 +4,6 @@ simulation's predictions; the multi-process tests cover the real wiring."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
 
@@ -34,7 +33,6 @@ class InProcessSimSwarm:
             for e in executors
         }
         result = tally(executors, verifiers, scores)
-        await asyncio.sleep(0)
         return SwarmOutcome(
             task=f"task-{self.sessions}",
             winner=result.winner.hex() if result.winner else None,

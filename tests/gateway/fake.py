@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from node.gateway import StageCallback, SwarmResult, SwarmUnavailable
@@ -56,6 +56,10 @@ class FakeSwarm:
         self._ids = itertools.count(1)
         self.call_started = asyncio.Event()
         self._calls_changed = asyncio.Condition()
+        # (running, waiting, capacity) each time the gateway's queue moves, as the node adapter
+        # is told (for the console); wait_queue wakes on each report
+        self.reports: list[tuple[int, int, int]] = []
+        self._queue_moved = asyncio.Event()
 
     async def wait_calls(self, n: int, timeout: float = 10.0) -> None:
         """Wait until exactly ``n`` calls were made (woken by each new call, bounded)."""
@@ -63,6 +67,20 @@ class FakeSwarm:
             await asyncio.wait_for(
                 self._calls_changed.wait_for(lambda: len(self.calls) == n), timeout
             )
+
+    def queue_changed(self, running: int, waiting: int, capacity: int) -> None:
+        self.reports.append((running, waiting, capacity))
+        self._queue_moved.set()
+
+    async def wait_queue(
+        self, check: Callable[[tuple[int, int, int]], bool], timeout: float = 10.0
+    ) -> None:
+        """Wait until the queue's last report (running, waiting, capacity) passes ``check``,
+        woken by each report, bounded."""
+        async with asyncio.timeout(timeout):
+            while not (self.reports and check(self.reports[-1])):
+                self._queue_moved.clear()  # (one loop: no report can slip in between)
+                await self._queue_moved.wait()
 
     def provider_models(self) -> Mapping[str, str]:
         return dict(self.models)

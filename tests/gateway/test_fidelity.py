@@ -357,24 +357,26 @@ async def test_slow_client_body_is_cut_off_with_408(start) -> None:
     )
     writer.write(head.encode())
 
-    async def trickle() -> None:
-        for byte in body:  # the attack itself: one byte every half second
-            writer.write(bytes([byte]))
-            await writer.drain()
-            await asyncio.sleep(0.5)
-
-    async def read_reply() -> bytes:
+    async def trickle_until_answered() -> bytes:
+        """The attack: one byte, then up to half a second waiting for the server's answer
+        before the next byte; once it answers, read until it closes."""
         data = b""
         with contextlib.suppress(ConnectionResetError):  # closed while the client still sends
+            for byte in body:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                try:
+                    data = await asyncio.wait_for(reader.read(4096), timeout=0.5)
+                except TimeoutError:
+                    continue
+                break
             while chunk := await reader.read(4096):
                 data += chunk
         return data
 
-    sender = asyncio.ensure_future(trickle())
     try:
-        reply = await asyncio.wait_for(read_reply(), timeout=10)  # closed: not held open
+        reply = await asyncio.wait_for(trickle_until_answered(), timeout=10)  # closed, not held
     finally:
-        sender.cancel()
         writer.close()
     status, _, rest = reply.partition(b"\r\n")
     assert b" 408 " in status and b"too slow" in rest

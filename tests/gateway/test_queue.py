@@ -7,25 +7,12 @@ import asyncio
 
 import httpx
 
-from node.gateway.config import STATE_KEY
-from node.gateway.queue import SessionQueue
 from tests.gateway.conftest import Served
 from tests.gateway.fake import FakeSwarm, answer_for
 
 
 def _request(prompt: str) -> dict:
     return {"model": "swarm", "prompt": prompt, "stream": False}
-
-
-async def _until(condition, timeout: float = 10.0) -> None:
-    """Wait for ``condition()`` on the gateway's own loop, woken by each scheduling round."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0)
-
-
-def _queue(served: Served) -> SessionQueue:
-    return served.handle.runner.app[STATE_KEY].queue
 
 
 async def test_requests_beyond_the_sessions_in_flight_wait_and_all_succeed(start) -> None:
@@ -37,7 +24,7 @@ async def test_requests_beyond_the_sessions_in_flight_wait_and_all_succeed(start
             for i in range(6)
         ]
         await served.fake.wait_calls(2)
-        await _until(lambda: _queue(served).waiting == 4)
+        await served.fake.wait_queue(lambda r: r[1] == 4)
         assert len(served.fake.calls) == 2  # the others wait, none failed
         served.fake.hold.set()
         done = await asyncio.gather(*replies)
@@ -54,7 +41,7 @@ async def test_a_full_queue_is_503_with_retry_after(start) -> None:
         running = asyncio.ensure_future(client.post("/api/generate", json=_request("a")))
         await served.fake.wait_calls(1)
         waiting = asyncio.ensure_future(client.post("/api/generate", json=_request("b")))
-        await _until(lambda: _queue(served).waiting == 1)
+        await served.fake.wait_queue(lambda r: r[1] == 1)
         refused = await client.post("/v1/completions", json={"model": "swarm", "prompt": "c"})
         assert refused.status_code == 503
         assert int(refused.headers["Retry-After"]) >= 1
@@ -72,9 +59,9 @@ async def test_a_client_that_leaves_while_waiting_leaves_the_queue(start) -> Non
         await served.fake.wait_calls(1)
         async with httpx.AsyncClient(base_url=served.url, timeout=30) as leaving:
             gone = asyncio.ensure_future(leaving.post("/api/generate", json=_request("gone")))
-            await _until(lambda: _queue(served).waiting == 1)
+            await served.fake.wait_queue(lambda r: r[1] == 1)
             gone.cancel()  # the client hangs up while queued
-        await _until(lambda: _queue(served).waiting == 0)
+        await served.fake.wait_queue(lambda r: r[1] == 0)
         served.fake.hold.set()
         assert (await running).status_code == 200
         reply = await client.post("/api/generate", json=_request("after"))
@@ -106,25 +93,14 @@ async def test_sessions_at_once_follow_the_swarms_capacity(start) -> None:
             for i in range(5)
         ]
         await fake.wait_calls(3)
-        await _until(lambda: _queue(served).waiting == 2)
+        await fake.wait_queue(lambda r: r[1] == 2)
         assert fake.asked and set(fake.asked) == {3}
         fake.hold.set()
         assert [r.status_code for r in await asyncio.gather(*replies)] == [200] * 5
 
 
-class _ReportingSwarm(FakeSwarm):
-    """A fake swarm that is told how the queue moves, as the node adapter is (for the console)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.reports: list[tuple[int, int, int]] = []
-
-    def queue_changed(self, running: int, waiting: int, capacity: int) -> None:
-        self.reports.append((running, waiting, capacity))
-
-
 async def test_the_queue_reports_running_and_waiting_requests(start) -> None:
-    fake = _ReportingSwarm()
+    fake = FakeSwarm()
     served: Served = await start(fake, max_in_flight=1)
     fake.hold = asyncio.Event()
     async with httpx.AsyncClient(base_url=served.url, timeout=30) as client:
@@ -132,7 +108,7 @@ async def test_the_queue_reports_running_and_waiting_requests(start) -> None:
             asyncio.ensure_future(client.post("/api/generate", json=_request(f"q{i}")))
             for i in range(3)
         ]
-        await _until(lambda: (1, 2, 1) in fake.reports)
+        await fake.wait_queue(lambda r: r == (1, 2, 1))
         fake.hold.set()
         assert [r.status_code for r in await asyncio.gather(*replies)] == [200] * 3
-    await _until(lambda: fake.reports[-1] == (0, 0, 1))
+    await fake.wait_queue(lambda r: r == (0, 0, 1))

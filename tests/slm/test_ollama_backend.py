@@ -151,11 +151,7 @@ async def test_server_error_mid_stream_error_and_dropped_connection(
 async def test_a_generation_is_cancellable(double: OllamaDouble, backend: OllamaBackend) -> None:
     double.model(MODEL).delay_s = 60
     task = asyncio.create_task(backend.generate("slow"))
-    # Wait on the condition "the request reached the server", not a fixed time.
-    deadline = time.monotonic() + 10
-    while not double.requests_to("/api/chat"):
-        assert time.monotonic() < deadline, "request never arrived"
-        await asyncio.sleep(0.01)
+    await double.wait_request("/api/chat")  # the request reached the server
     task.cancel()
     started = time.monotonic()
     with pytest.raises(asyncio.CancelledError):
