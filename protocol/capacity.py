@@ -35,9 +35,9 @@ sizes how many sessions to run at once from the slots its providers announce.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Container
+from collections.abc import Collection, Container
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from protocol.effects import Role, Stage
 
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_REMEMBERED",
     "PROMISE_FACTOR",
     "GatheringAdverts",
+    "ModelWork",
     "SlotUse",
     "holds_slot",
     "owes_work",
@@ -61,47 +62,40 @@ PROMISE_FACTOR = 2
 T = TypeVar("T")
 
 
-def holds_slot(
-    *,
-    finished: bool,
-    stage: Stage,
-    role: Role,
-    generated: bool,
-    judging: int,
-) -> bool:
-    """Whether a session this node joined holds one of its model slots now (see above).
+class ModelWork(Protocol):
+    """What the slot rules read of a participant's session (a
+    :class:`~protocol.session.ParticipantSession` is one): ``judging`` = its running judgements."""
 
-    The fields are a :class:`~protocol.session.ParticipantSession`'s: ``judging`` is how many of
-    its judgements are running.
-    """
-    if finished or role == Role.OBSERVER:
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def stage(self) -> Stage: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def generated(self) -> bool: ...
+    @property
+    def judging(self) -> Collection[str]: ...
+
+
+def holds_slot(s: ModelWork) -> bool:
+    """Whether a session this node joined holds one of its model slots now (see above)."""
+    if s.finished or s.role == Role.OBSERVER:
         return False
-    if role == Role.PENDING:
-        return stage == Stage.ADVERTISE
-    if role == Role.EXECUTOR:
-        return not generated
-    if role == Role.VERIFIER:
-        return judging > 0  # waiting for the answers holds nothing (see above)
+    if s.role == Role.PENDING:
+        return s.stage == Stage.ADVERTISE
+    if s.role == Role.EXECUTOR:
+        return not s.generated
+    if s.role == Role.VERIFIER:
+        return bool(s.judging)  # waiting for the answers holds nothing (see above)
     return False
 
 
-def owes_work(
-    *,
-    finished: bool,
-    stage: Stage,
-    role: Role,
-    generated: bool,
-    judging: int,
-) -> bool:
+def owes_work(s: ModelWork) -> bool:
     """Whether a session this node joined may still ask its model for something: what
     :func:`holds_slot` says, plus a verifier whose answers to judge may still come."""
-    if finished:
-        return False
-    if role == Role.VERIFIER and stage in (Stage.ADVERTISE, Stage.EXECUTE):
-        return True
-    return holds_slot(
-        finished=finished, stage=stage, role=role, generated=generated, judging=judging
-    )
+    waiting = s.role == Role.VERIFIER and s.stage in (Stage.ADVERTISE, Stage.EXECUTE)
+    return not s.finished and (waiting or holds_slot(s))
 
 
 def peak_slots(providers: int, executors: int = 0) -> int:

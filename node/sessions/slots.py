@@ -55,14 +55,7 @@ def session_slot(live: LiveSession, now_ms: int) -> tuple[bool, bool]:
     pending = machine.role == Role.PENDING and machine.stage == Stage.ADVERTISE
     if pending and now_ms - live.created_ms >= PENDING_HOLD_MS:
         return False, False
-    state = {
-        "finished": machine.finished,
-        "stage": machine.stage,
-        "role": machine.role,
-        "generated": machine.generated,
-        "judging": len(machine.judging),
-    }
-    return holds_slot(**state), owes_work(**state)
+    return holds_slot(machine), owes_work(machine)
 
 
 class ProviderSlots:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
 from protocol.capacity import (
@@ -18,10 +21,16 @@ from protocol.effects import Role, Stage
 A, B, C = b"leader-a", b"leader-b", b"leader-c"
 
 
-def _holds(stage: Stage, role: Role, *, generated=False, judging=0, finished=False) -> bool:
-    return holds_slot(
-        finished=finished, stage=stage, role=role, generated=generated, judging=judging
+def _work(stage: Stage, role: Role, *, generated=False, judging=0, finished=False) -> Any:
+    """A participant's session as the slot rules read it; ``judging``: running judgements."""
+    labels = {chr(ord("A") + i) for i in range(judging)}
+    return SimpleNamespace(
+        finished=finished, stage=stage, role=role, generated=generated, judging=labels
     )
+
+
+def _holds(stage: Stage, role: Role, **kw: Any) -> bool:
+    return holds_slot(_work(stage, role, **kw))
 
 
 def test_a_slot_is_held_only_while_this_node_may_answer_or_judge() -> None:
@@ -38,10 +47,8 @@ def test_a_slot_is_held_only_while_this_node_may_answer_or_judge() -> None:
 
 
 def test_a_verifier_waiting_for_answers_owes_work_without_holding_a_slot() -> None:
-    def owes(stage: Stage, role: Role, *, generated=False, judging=0, finished=False) -> bool:
-        return owes_work(
-            finished=finished, stage=stage, role=role, generated=generated, judging=judging
-        )
+    def owes(stage: Stage, role: Role, **kw: Any) -> bool:
+        return owes_work(_work(stage, role, **kw))
 
     assert owes(Stage.EXECUTE, Role.VERIFIER) and not _holds(Stage.EXECUTE, Role.VERIFIER)
     assert owes(Stage.ADVERTISE, Role.PENDING)
