@@ -1,148 +1,38 @@
-"""A test double of Ollama's HTTP API (aiohttp), faithful enough for the official ``ollama`` client.
-
-Endpoints: ``/api/chat`` and ``/api/generate`` (NDJSON streaming, or one JSON object with
-``"stream": false``), ``/api/tags``, ``/api/show``, ``/api/version``, ``/api/pull``, ``/api/ps``.
-It honours the gotchas in ARCHITECTURE §11: streaming is the default when ``stream`` is absent, no
-blank lines between records, every chat chunk (the last too) carries ``message``, ``/api/show``
-includes ``model_info``, ``/api/tags`` entries have ``model`` and ``name``, errors are
-``{"error": ...}`` with the HTTP status (404 for an unknown model).
-
-Three ways to run it:
-
-* In a test's event loop (asyncio)::
-
-      async with OllamaDouble(models=["qwen2.5:1.5b"]) as double:
-          client = ollama.AsyncClient(host=double.url)
-
-* In a background thread (for sync or trio tests)::
-
-      with OllamaDouble(models=["m"]).in_thread() as double: ...
-
-* As a process, so that provider *subprocesses* can point ``--ollama-host`` at it::
-
-      python -m tests.ollama_double --port 0 --model qwen2.5:1.5b --model llama3.2:1b
-      # prints "ollama-double listening on http://127.0.0.1:PORT", serves until SIGTERM
-
-  or from a test: ``with spawn_double("--model", "m") as url: ...``.
-
-Behaviour per model (:class:`ModelSpec`): a default answer (``{model}`` and ``{prompt}`` are
-substituted), a default judge score, delays. Per request, scripted :class:`Reply` objects queue up
-per (model, kind), kind ``"judge"`` for requests that carry ``format`` with a ``score`` property
-(the judge's schema) or while judge replies are queued, ``"answer"`` otherwise; they are consumed in order, then the model's defaults apply. A reply can
-set an HTTP error, a delay before the first byte, a delay between chunks, an error record after N
-chunks (``error_after``), a dropped connection after N chunks (``drop_after``), logprobs and
-``tool_calls``. Generation fields are honoured as Ollama does: ``options.num_predict`` cuts the
-reply to that many tokens (``done_reason: "length"``), ``options.stop`` cuts at a stop sequence,
-``format`` (``"json"`` or a schema) makes the default answer JSON that fits, ``tools`` make the
-default answer a call of the best-matching tool, and a request with ``tools`` to a model whose
-spec has ``tools=False`` gets Ollama's 400 "... does not support tools"; ``/api/show`` reports
-``capabilities`` accordingly.
-A process double is scripted over HTTP: ``POST /_double/script`` with
-``{"model": ..., "kind": "answer"|"judge", "reply": {<Reply fields>}}``, ``POST /_double/models``
-with ``{<ModelSpec fields>}``, ``GET /_double/requests``, ``POST /_double/reset``.
-"""
+"""The double itself (:class:`OllamaDouble`): Ollama's endpoints, its lifecycle in a loop or
+a thread, and the control endpoints of the process mode."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
-import os
-import random
-import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from node.evaluate.check import check, checker_for
-from node.evaluate.templates import solve
-
-log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parents[1]
-VERSION = "0.6.5"
-
-
-@dataclass
-class Reply:
-    """One scripted reply. ``text`` is the content; with ``logprobs`` given and ``text`` empty, the
-    content is the logprobs' tokens joined (so chunks and tokens line up)."""
-
-    text: str = ""
-    status: int = 200
-    error: str = "internal error"
-    delay_s: float = 0.0
-    chunk_delay_s: float = 0.0
-    error_after: int | None = None
-    drop_after: int | None = None
-    logprobs: list[dict[str, Any]] | None = None
-    tool_calls: list[dict[str, Any]] | None = None  # [{"name", "arguments"}]
-    scripted: bool = True  # False: the model's default (then format/tools shape it)
-
-
-@dataclass
-class ModelSpec:
-    """A model the double serves, and how it behaves when no scripted reply is queued."""
-
-    name: str
-    answer: str = "{model} answers: {prompt}"
-    judge_score: float = 0.8
-    judge_reason: str = "Accurate and concise."
-    judge: str | None = None  # raw judge reply text; overrides judge_score/judge_reason
-    delay_s: float = 0.0
-    chunk_delay_s: float = 0.0
-    family: str = "qwen2"
-    parameter_size: str = "1.5B"
-    logprobs: bool = True  # False: ignore the request's logprobs, as servers before 0.12 do
-    # `rnet eval` questions (node.evaluate.templates): answered right with this probability
-    # (deterministic per model and prompt), else with a plausible slip; judged exactly.
-    solves: float | None = None
-    tools: bool = True  # False: a model whose template has no tools (400 on a tools request)
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    body: Any
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _tokens(text: str) -> list[str]:
-    # Word-ish pieces keep streaming realistic without a tokenizer; digits and punctuation split
-    # one by one as Qwen's tokenizer does, so logprob alignment tests see per-digit tokens.
-    return re.findall(r"[A-Za-z]+\s*|\d|\s+|[^\sA-Za-z\d]", text) or [""]
+from tests.ollama_double.spec import (
+    VERSION,
+    ModelSpec,
+    RecordedRequest,
+    Reply,
+    _error,
+    _eval_reply,
+    _now,
+    _shape,
+    _State,
+    _tokens,
+)
 
 
 def _resolve(future: asyncio.Future[Any], value: object) -> None:
     if not future.done():  # (it may have timed out meanwhile)
         future.set_result(value)
-
-
-@dataclass
-class _State:
-    models: dict[str, ModelSpec] = field(default_factory=dict)
-    pullable: set[str] = field(default_factory=set)
-    scripts: dict[tuple[str, str], deque[Reply]] = field(default_factory=dict)
-    requests: list[RecordedRequest] = field(default_factory=list)
-    loaded: set[str] = field(default_factory=set)
 
 
 class OllamaDouble:
@@ -598,157 +488,3 @@ class OllamaDouble:
     async def _ctl_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})
-
-
-def _eval_reply(spec: ModelSpec, kind: str, prompt: str) -> str | None:
-    """A plausible model on generated evaluation questions (None: not one of those)."""
-    solved = solve(prompt)
-    if solved is None:
-        return None
-    if kind == "judge":
-        answer = prompt.split("ANSWER:\n<<<\n", 1)[-1].split("\n>>>", 1)[0]
-        right = check(checker_for(solved.kind, solved.answer), solved.answer, answer).correct
-        reason = "The final answer is right." if right else "The final answer is wrong."
-        return json.dumps({"reason": reason, "score": 0.9 if right else 0.1})
-    digest = hashlib.sha256(f"{spec.name}\x00{prompt}".encode()).digest()
-    draw = int.from_bytes(digest[:8], "big") / 2**64
-    value = solved.answer if draw < spec.solves else solved.wrong[digest[8] % len(solved.wrong)]
-    return f"Let me work through it step by step.\nAnswer: {value}"
-
-
-def _shape(
-    reply: Reply, body: dict[str, Any], prompt: str, tools: list[Any], calls: Any
-) -> tuple[Reply, list[dict[str, Any]] | None]:
-    """Apply format, tools and stop to an answer as Ollama's sampler would (defaults only:
-    a scripted text is kept, so tests can send what a misbehaving model sends)."""
-    from node.slm.shaping import apply_stop, json_answer, tool_call
-
-    text = reply.text
-    if tools and calls is None and not reply.scripted:
-        calls = [tool_call(prompt, tools, "auto", True, random.Random(0))]
-        text = ""
-    elif body.get("format") and not reply.scripted:
-        text = json_answer(body["format"], text)
-    stop = (body.get("options") or {}).get("stop")
-    if stop:
-        text = apply_stop(text, stop)
-    return dataclasses.replace(reply, text=text), calls
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-# --- process mode ---------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def spawn_double(*args: str, timeout: float = 30.0) -> Iterator[str]:
-    """Run ``python -m tests.ollama_double --port 0 *args`` and yield its URL; stop it after."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.ollama_double", "--port", "0", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = _read_url(proc, timeout)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-
-
-def _read_url(proc: subprocess.Popen[str], timeout: float) -> str:
-    # readline() blocks; a watchdog thread bounds the wait by killing a double that never starts.
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-    finally:
-        timer.cancel()
-    match = re.search(r"listening on (http://\S+)", line)
-    if not match:
-        err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
-        raise RuntimeError(f"ollama double did not start: {line!r} {err[-500:]}")
-    return match.group(1)
-
-
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.ollama_double", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 = a free port (printed)")
-    parser.add_argument("--model", action="append", default=[], help="a served model (repeat)")
-    parser.add_argument("--pullable", action="append", default=[], help="a model /api/pull adds")
-    parser.add_argument("--answer", default=None, help="default answer ({model}, {prompt})")
-    parser.add_argument("--judge-score", type=float, default=None, help="default judge score")
-    parser.add_argument(
-        "--solves", type=float, default=None, help="answer rnet eval questions right with P"
-    )
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay before each reply")
-    parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between chunks")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help='JSON: {"models": [{ModelSpec fields}], "pullable": [...]}',
-    )
-    return parser.parse_args(argv)
-
-
-def build_from_args(args: argparse.Namespace) -> OllamaDouble:
-    double = OllamaDouble(models=[], pullable=args.pullable)
-    behaviour: dict[str, Any] = {
-        "delay_s": args.delay_ms / 1000,
-        "chunk_delay_s": args.chunk_delay_ms / 1000,
-    }
-    if args.answer is not None:
-        behaviour["answer"] = args.answer
-    if args.judge_score is not None:
-        behaviour["judge_score"] = args.judge_score
-    if args.solves is not None:
-        behaviour["solves"] = args.solves
-    for name in args.model:
-        double.add_model(name, **behaviour)
-    if args.config is not None:
-        config = json.loads(args.config.read_text())
-        for spec in config.get("models", []):
-            double.add_model(**spec)
-        double._state.pullable.update(config.get("pullable", []))
-    if not double._state.models:
-        double.add_model("qwen2.5:1.5b", **behaviour)
-    return double
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    double = build_from_args(args)
-    url = await double.start(args.host, args.port)
-    print(f"ollama-double listening on {url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await double.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    asyncio.run(_serve(_parse_args(argv)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
