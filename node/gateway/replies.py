@@ -202,6 +202,7 @@ def _finish_reason(result: SwarmResult) -> str:
 class OpenAIChat(Dialect):
     content_type = "text/event-stream"
     openai = True
+    id_prefix = "chatcmpl"  # of the response ``id``
 
     def __init__(
         self,
@@ -212,7 +213,7 @@ class OpenAIChat(Dialect):
         include_usage: bool = False,
     ) -> None:
         super().__init__(model, prompt, generation, ignored)
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.id = f"{self.id_prefix}-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.include_usage = include_usage
 
@@ -284,16 +285,7 @@ class OpenAIChat(Dialect):
 class OpenAICompletion(OpenAIChat):
     """Legacy ``/v1/completions``: the same stream, with ``text`` instead of message deltas."""
 
-    def __init__(
-        self,
-        model: str,
-        prompt: str,
-        generation: Generation | None = None,
-        ignored: list[str] | None = None,
-        include_usage: bool = False,
-    ) -> None:
-        super().__init__(model, prompt, generation, ignored, include_usage)
-        self.id = f"cmpl-{uuid.uuid4().hex}"
+    id_prefix = "cmpl"
 
     def _text(self, text: str, finish: str | None) -> dict[str, Any]:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
