@@ -36,7 +36,10 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swarm]:
 
 def pipe_completes(swarm: Swarm, what: str) -> dict[str, Any]:
     run = honest_pipe(swarm, 3, 30)
-    assert run.returncode == 0, f"honest pipe {what}: {run.lines}\n{run.stderr[-2000:]}"
+    hub = swarm.bootstrap.tail(40) if swarm.bootstrap is not None else "(no hub)"
+    assert run.returncode == 0, (
+        f"honest pipe {what}: {run.lines}\n{run.stderr[-2000:]}\nthe hub's last events:\n{hub}"
+    )
     return run.result
 
 
